@@ -1,0 +1,33 @@
+"""q2l-rs: Query2Label for PyTorch, with its heavy lifting in Rust.
+
+Public parts (each a drop-in for the usual PyTorch piece):
+
+* :mod:`q2l.loss` -- the asymmetric loss (:class:`AsymmetricLoss`) and its single-label
+  variant, fused forward+backward kernels.
+
+``import torch`` happens first: the native module resolves libtorch's symbols from it.
+"""
+
+import torch  # noqa: F401  (must precede the native import)
+
+from . import _native
+from .loss import (
+    PRESETS,
+    AsymmetricLoss,
+    AsymmetricLossOptimized,
+    AsymmetricLossSingleLabel,
+    asymmetric_loss,
+    asymmetric_loss_single_label,
+)
+
+__version__ = _native.__version__
+
+__all__ = [
+    "PRESETS",
+    "AsymmetricLoss",
+    "AsymmetricLossOptimized",
+    "AsymmetricLossSingleLabel",
+    "asymmetric_loss",
+    "asymmetric_loss_single_label",
+    "__version__",
+]

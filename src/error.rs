@@ -1,0 +1,70 @@
+//! The one error type of the crate, and its conversions.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in q2l's core.
+///
+/// The Python bindings map each variant to one Python exception class
+/// (see `python::errors`): `Value` to `ValueError`, `Torch` to `RuntimeError`,
+/// `Io` to the matching `OSError` subclass.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad shapes, dtypes, devices, values or arguments supplied by the caller.
+    Value(String),
+    /// A libtorch operation failed.
+    Torch(String),
+    /// A file could not be read or written.
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Result alias used throughout the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A `Value` error from anything printable.
+    pub fn value(msg: impl Into<String>) -> Self {
+        Error::Value(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Value(msg) => f.write_str(msg),
+            Error::Torch(msg) => write!(f, "libtorch error: {msg}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<tch::TchError> for Error {
+    fn from(err: tch::TchError) -> Self {
+        match err {
+            tch::TchError::Shape(msg) | tch::TchError::Kind(msg) => Error::Value(msg),
+            // libtorch appends a C++ backtrace that says nothing to a Python user.
+            other => {
+                let msg = other.to_string();
+                let head = msg.split("\nException raised from").next().unwrap_or(&msg);
+                Error::Torch(head.trim_end().to_string())
+            }
+        }
+    }
+}
+
+/// Returns `Err(Error::Value(..))` with a formatted message.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err($crate::error::Error::Value(format!($($arg)*)))
+    };
+}

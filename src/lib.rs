@@ -1,0 +1,17 @@
+//! q2l: Query2Label for PyTorch, in Rust.
+//!
+//! The core is free of Python: every public function takes `tch` tensors and returns
+//! `Result<_, Error>`. The `python` feature adds the `q2l._native` extension module,
+//! a thin layer of `#[pyfunction]` shims over this core.
+
+pub mod error;
+pub mod loss;
+pub mod math;
+pub mod parallel;
+pub mod simd;
+pub mod tensor;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

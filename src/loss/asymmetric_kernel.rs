@@ -1,0 +1,374 @@
+//! The fused CPU kernel of the asymmetric loss: one pass over the logits and targets that
+//! writes the per-element gradient and returns the loss sum, with no autograd intermediates.
+//!
+//! Data are processed in blocks of `BLOCK` elements, converted to the compute type in
+//! stack arrays and run through a few short, branch-free loops (so that LLVM vectorises
+//! them); loop-invariant choices (gamma values, clipping) are hoisted out of the loops.
+
+use crate::math::Real;
+use crate::parallel::{map_chunks, SendPtr};
+use crate::simd;
+use crate::tensor::{ComputeIo, Element, FloatElement};
+
+use super::options::AslOptions;
+
+const BLOCK: usize = 256;
+/// Elements per parallel task; fixed so that sums do not depend on the thread count.
+const CHUNK: usize = 128 * BLOCK;
+
+/// What one pass counted, besides the gradient it wrote.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Sum of the (class-weighted) per-element losses.
+    pub sum: f64,
+    /// Number of targets other than -1.
+    pub annotated: u64,
+    /// Number of NaN logits.
+    pub nan_logits: u64,
+    /// Number of targets that are neither -1 nor in [0, 1].
+    pub bad_targets: u64,
+}
+
+impl Stats {
+    fn add(mut self, o: Stats) -> Stats {
+        self.sum += o.sum;
+        self.annotated += o.annotated;
+        self.nan_logits += o.nan_logits;
+        self.bad_targets += o.bad_targets;
+        self
+    }
+}
+
+/// A focusing exponent, with the common integer cases computed by multiplication.
+#[derive(Clone, Copy)]
+enum Pow<R> {
+    Zero,
+    One,
+    Two,
+    Three,
+    Four,
+    Real(R),
+}
+
+impl<R: Real> Pow<R> {
+    fn new(g: f64) -> Self {
+        match g {
+            0.0 => Pow::Zero,
+            1.0 => Pow::One,
+            2.0 => Pow::Two,
+            3.0 => Pow::Three,
+            4.0 => Pow::Four,
+            _ => Pow::Real(R::from_f64(g)),
+        }
+    }
+
+    /// `out[i] = base[i] ^ gamma`, with `log_base[i] = ln(base[i])`.
+    #[inline(always)]
+    fn apply(self, base: &[R], log_base: &[R], out: &mut [R]) {
+        match self {
+            Pow::Zero => out.fill(R::ONE),
+            Pow::One => out.copy_from_slice(base),
+            Pow::Two => out.iter_mut().zip(base).for_each(|(o, &b)| *o = b * b),
+            Pow::Three => out.iter_mut().zip(base).for_each(|(o, &b)| *o = b * b * b),
+            Pow::Four => out.iter_mut().zip(base).for_each(|(o, &b)| *o = (b * b) * (b * b)),
+            Pow::Real(g) => {
+                for ((o, &b), &lb) in out.iter_mut().zip(base).zip(log_base) {
+                    *o = if b > R::ZERO { (g * lb).exp() } else { R::ZERO };
+                }
+            }
+        }
+    }
+}
+
+struct Consts<R> {
+    gp: Pow<R>,
+    gn: Pow<R>,
+    gp_value: R,
+    gn_value: R,
+    clip: R,
+    log_eps: R,
+    /// 1 when the gradient flows through the focal weight, else 0.
+    focal: R,
+}
+
+impl<R: Real> Consts<R> {
+    fn new(o: &AslOptions) -> Self {
+        Consts {
+            gp: Pow::new(o.gamma_pos),
+            gn: Pow::new(o.gamma_neg),
+            gp_value: R::from_f64(o.gamma_pos),
+            gn_value: R::from_f64(o.gamma_neg),
+            clip: R::from_f64(o.clip),
+            log_eps: R::from_f64(if o.eps > 0.0 { o.eps.ln() } else { f64::NEG_INFINITY }),
+            focal: if o.focal_grad { R::ONE } else { R::ZERO },
+        }
+    }
+}
+
+/// Stack arrays of one block, in the compute type.
+struct Scratch<R> {
+    x: [R; BLOCK],
+    y: [R; BLOCK],
+    w: [R; BLOCK],
+    p: [R; BLOCK],
+    sn: [R; BLOCK],
+    lsp: [R; BLOCK],
+    lsn: [R; BLOCK],
+    lp: [R; BLOCK],
+    dlp: [R; BLOCK],
+    ln: [R; BLOCK],
+    dln: [R; BLOCK],
+    q: [R; BLOCK],
+    dq: [R; BLOCK],
+    lq: [R; BLOCK],
+    wp: [R; BLOCK],
+    wn: [R; BLOCK],
+    l: [R; BLOCK],
+    g: [R; BLOCK],
+}
+
+impl<R: Real> Scratch<R> {
+    fn new() -> Box<Self> {
+        let z = [R::ZERO; BLOCK];
+        Box::new(Scratch {
+            x: z,
+            y: z,
+            w: [R::ONE; BLOCK],
+            p: z,
+            sn: z,
+            lsp: z,
+            lsn: z,
+            lp: z,
+            dlp: z,
+            ln: z,
+            dln: z,
+            q: z,
+            dq: z,
+            lq: z,
+            wp: z,
+            wn: z,
+            l: z,
+            g: z,
+        })
+    }
+}
+
+/// Sum with 16 independent accumulators, so that the loop vectorises.
+#[inline(always)]
+fn block_sum<R: Real>(v: &[R]) -> f64 {
+    let mut acc = [R::ZERO; 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..16 {
+            acc[k] += c[k];
+        }
+    }
+    let mut total = 0.0f64;
+    for a in acc {
+        total += a.to_f64();
+    }
+    for &r in rest {
+        total += r.to_f64();
+    }
+    total
+}
+
+/// Loss and gradient of the first `n` elements of the scratch block.
+#[inline(always)]
+fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
+    let (mut soft, mut bad, mut ignored, mut nan) = (0u32, 0u32, 0u32, 0u32);
+    for i in 0..n {
+        let y = s.y[i];
+        let hard = y == R::ZERO || y == R::ONE;
+        let ign = y == -R::ONE;
+        let in_between = y > R::ZERO && y < R::ONE;
+        soft += in_between as u32;
+        ignored += ign as u32;
+        bad += !(hard || ign || in_between) as u32;
+        nan += s.x[i].is_nan() as u32;
+    }
+
+    for i in 0..n {
+        let x = s.x[i];
+        let t = (-x.abs()).exp();
+        let inv = R::ONE / (R::ONE + t);
+        let pos = x >= R::ZERO;
+        s.p[i] = if pos { inv } else { t * inv };
+        s.sn[i] = if pos { t * inv } else { inv };
+        let l1 = t.ln_1p();
+        s.lsp[i] = x.min(R::ZERO) - l1;
+        s.lsn[i] = (-x).min(R::ZERO) - l1;
+    }
+
+    let le = c.log_eps;
+    for i in 0..n {
+        let (p, sn, lsp, lsn) = (s.p[i], s.sn[i], s.lsp[i], s.lsn[i]);
+        s.lp[i] = lsp.max(le);
+        s.dlp[i] = if lsp >= le { sn } else { R::ZERO };
+        if CLIP {
+            let pm_raw = sn + c.clip;
+            let pm = pm_raw.min(R::ONE);
+            let lpm = pm.ln();
+            s.ln[i] = lpm.max(le);
+            s.dln[i] = if pm_raw < R::ONE && lpm >= le { -(p * sn) / pm } else { R::ZERO };
+            s.q[i] = (p - c.clip).max(R::ZERO);
+            s.dq[i] = if p > c.clip { p * sn } else { R::ZERO };
+        } else {
+            s.ln[i] = lsn.max(le);
+            s.dln[i] = if lsn >= le { -p } else { R::ZERO };
+            s.q[i] = p;
+            s.dq[i] = p * sn;
+        }
+    }
+    if CLIP && matches!(c.gn, Pow::Real(_)) && soft == 0 {
+        for i in 0..n {
+            s.lq[i] = s.q[i].ln();
+        }
+    }
+
+    let (gp, gn, focal) = (c.gp_value, c.gn_value, c.focal);
+    if soft == 0 {
+        c.gp.apply(&s.sn[..n], &s.lsn[..n], &mut s.wp[..n]);
+        let log_q = if CLIP { &s.lq[..n] } else { &s.lsp[..n] };
+        c.gn.apply(&s.q[..n], log_q, &mut s.wn[..n]);
+        for i in 0..n {
+            let (x, y, p, sn) = (s.x[i], s.y[i], s.p[i], s.sn[i]);
+            let (wp, wn, lp, ln) = (s.wp[i], s.wn[i], s.lp[i], s.ln[i]);
+            let dwp = focal * (-gp * p * wp);
+            let dwn = if CLIP {
+                let q = s.q[i];
+                if q > R::ZERO {
+                    focal * gn * wn * s.dq[i] / q
+                } else {
+                    R::ZERO
+                }
+            } else {
+                focal * gn * sn * wn
+            };
+            let lpos = -(wp * lp);
+            let gpos = -(dwp * lp + wp * s.dlp[i]);
+            let lneg = -(wn * ln);
+            let gneg = -(dwn * ln + wn * s.dln[i]);
+            let (l, g) = if y == R::ONE {
+                (lpos, gpos)
+            } else if y == R::ZERO {
+                (lneg, gneg)
+            } else {
+                (R::ZERO, R::ZERO)
+            };
+            let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
+            s.l[i] = l * s.w[i];
+            s.g[i] = g * s.w[i];
+        }
+    } else {
+        for i in 0..n {
+            let (x, y, p, sn, q) = (s.x[i], s.y[i], s.p[i], s.sn[i], s.q[i]);
+            let ny = R::ONE - y;
+            let b = y * sn + ny * q;
+            let gam = gp * y + gn * ny;
+            let w = if b > R::ZERO {
+                (gam * b.ln()).exp()
+            } else if gam == R::ZERO {
+                R::ONE
+            } else {
+                R::ZERO
+            };
+            let db = ny * s.dq[i] - y * p * sn;
+            let dw = if b > R::ZERO { focal * gam * w * db / b } else { R::ZERO };
+            let big_l = y * s.lp[i] + ny * s.ln[i];
+            let d_big_l = y * s.dlp[i] + ny * s.dln[i];
+            let (l, g) = if y == -R::ONE {
+                (R::ZERO, R::ZERO)
+            } else {
+                (-(w * big_l), -(dw * big_l + w * d_big_l))
+            };
+            let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
+            s.l[i] = l * s.w[i];
+            s.g[i] = g * s.w[i];
+        }
+    }
+    Stats {
+        sum: block_sum(&s.l[..n]),
+        annotated: (n as u32 - ignored) as u64,
+        nan_logits: nan as u64,
+        bad_targets: bad as u64,
+    }
+}
+
+/// Runs the flat range `[start, start + len)`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn span<X: FloatElement, Y: Element, const CLIP: bool>(
+    c: &Consts<X::Compute>,
+    x: &[X],
+    y: &[Y],
+    class_weight: Option<&[X::Compute]>,
+    start: usize,
+    grad: Option<&mut [X]>,
+    mut loss: Option<&mut [X::Compute]>,
+) -> Stats {
+    let mut s = Scratch::<X::Compute>::new();
+    let mut stats = Stats::default();
+    let mut grad = grad;
+    let mut off = 0;
+    while off < x.len() {
+        let n = BLOCK.min(x.len() - off);
+        X::Compute::load(&x[off..off + n], &mut s.x[..n]);
+        X::Compute::load(&y[off..off + n], &mut s.y[..n]);
+        if let Some(w) = class_weight {
+            let mut col = (start + off) % w.len();
+            for slot in &mut s.w[..n] {
+                *slot = w[col];
+                col += 1;
+                if col == w.len() {
+                    col = 0;
+                }
+            }
+        }
+        stats = stats.add(block::<X::Compute, CLIP>(c, &mut s, n));
+        if let Some(g) = grad.as_deref_mut() {
+            X::from_compute(&s.g[..n], &mut g[off..off + n]);
+        }
+        if let Some(l) = loss.as_deref_mut() {
+            l[off..off + n].copy_from_slice(&s.l[..n]);
+        }
+        off += n;
+    }
+    stats
+}
+
+/// Computes the loss sum (and optionally per-element losses and gradients) of `x`
+/// against `y`, both flat row-major arrays of rows of `class_weight.len()` (or any)
+/// columns. `class_weight` is indexed by flat position modulo its length.
+pub fn run<X: FloatElement, Y: Element>(
+    opts: &AslOptions,
+    x: &[X],
+    y: &[Y],
+    class_weight: Option<&[X::Compute]>,
+    grad: Option<&mut [X]>,
+    loss: Option<&mut [X::Compute]>,
+) -> Stats {
+    let c = Consts::<X::Compute>::new(opts);
+    let total = x.len();
+    let chunks = total.div_ceil(CHUNK);
+    let grad_ptr = grad.map(|g| SendPtr(g.as_mut_ptr()));
+    let loss_ptr = loss.map(|l| SendPtr(l.as_mut_ptr()));
+    let clip = opts.clip > 0.0;
+    let parts = map_chunks(chunks, total >= 2 * CHUNK, |k| {
+        let start = k * CHUNK;
+        let len = CHUNK.min(total - start);
+        // SAFETY: chunks are disjoint ranges of buffers of length `total`.
+        let g = grad_ptr.map(|p| unsafe { p.slice_mut(start, len) });
+        let l = loss_ptr.map(|p| unsafe { p.slice_mut(start, len) });
+        let (xs, ys) = (&x[start..start + len], &y[start..start + len]);
+        simd::dispatch(|| {
+            if clip {
+                span::<X, Y, true>(&c, xs, ys, class_weight, start, g, l)
+            } else {
+                span::<X, Y, false>(&c, xs, ys, class_weight, start, g, l)
+            }
+        })
+    });
+    parts.into_iter().fold(Stats::default(), Stats::add)
+}

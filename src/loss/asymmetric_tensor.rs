@@ -1,0 +1,104 @@
+//! The asymmetric loss as libtorch ops with the analytic gradient, for non-CPU devices.
+//!
+//! It computes the general (soft-target) formula in float32 or float64: fewer kernels
+//! than autograd through the official code, and no autograd graph at all.
+
+use tch::{Kind, Tensor};
+
+use crate::error::Result;
+
+use super::asymmetric::{bad_target_mask, nan_error, target_error};
+use super::options::{AslOptions, Reduction};
+
+/// (loss sum or per-element loss, unreduced gradient, number of annotated targets).
+pub(super) fn run(
+    logits: &Tensor,
+    targets: &Tensor,
+    weight: Option<&Tensor>,
+    opts: &AslOptions,
+    need_grad: bool,
+    compute: Kind,
+) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+    tch::no_grad(|| run_no_grad(logits, targets, weight, opts, need_grad, compute))
+}
+
+fn run_no_grad(
+    logits: &Tensor,
+    targets: &Tensor,
+    weight: Option<&Tensor>,
+    opts: &AslOptions,
+    need_grad: bool,
+    compute: Kind,
+) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+    let x = logits.f_detach()?.f_to_kind(compute)?;
+    let y = targets.f_detach()?.f_to_kind(compute)?;
+    if opts.validate {
+        // One device-to-host copy for both checks.
+        let flags = Tensor::f_stack(&[x.f_isnan()?.f_sum(Kind::Int64)?, bad_target_mask(&y)?.f_sum(Kind::Int64)?], 0)?
+            .f_to_device(tch::Device::Cpu)?;
+        let nan = flags.f_int64_value(&[0])?;
+        let bad = flags.f_int64_value(&[1])?;
+        if nan > 0 {
+            return Err(nan_error(&x, nan as u64)?);
+        }
+        if bad > 0 {
+            return Err(target_error(&y, bad as u64)?);
+        }
+    }
+    let valid = y.f_ne(-1.0)?.f_to_kind(compute)?;
+    let y = y.f_mul(&valid)?;
+    let ny = y.f_neg()?.f_add_scalar(1.0)?;
+    let lsp = x.f_log_sigmoid()?;
+    let lsn = x.f_neg()?.f_log_sigmoid()?;
+    let p = lsp.f_exp()?;
+    let sn = lsn.f_exp()?;
+    let psn = p.f_mul(&sn)?;
+    let le = if opts.eps > 0.0 { opts.eps.ln() } else { f64::NEG_INFINITY };
+    let lp = lsp.f_clamp_min(le)?;
+    let dlp = sn.f_mul(&lsp.f_ge(le)?)?;
+    let (ln, dln, q, dq) = if opts.clip > 0.0 {
+        let pm_raw = sn.f_add_scalar(opts.clip)?;
+        let pm = pm_raw.f_clamp_max(1.0)?;
+        let lpm = pm.f_log()?;
+        let pass = pm_raw.f_lt(1.0)?.f_logical_and(&lpm.f_ge(le)?)?;
+        let dln = psn.f_div(&pm)?.f_neg()?.f_mul(&pass)?;
+        let q = p.f_sub_scalar(opts.clip)?.f_clamp_min(0.0)?;
+        let dq = psn.f_mul(&p.f_gt(opts.clip)?)?;
+        (lpm.f_clamp_min(le)?, dln, q, dq)
+    } else {
+        let dln = p.f_neg()?.f_mul(&lsn.f_ge(le)?)?;
+        (lsn.f_clamp_min(le)?, dln, p.shallow_clone(), psn.shallow_clone())
+    };
+    let b = y.f_mul(&sn)?.f_add(&ny.f_mul(&q)?)?;
+    let gamma = y.f_mul_scalar(opts.gamma_pos)?.f_add(&ny.f_mul_scalar(opts.gamma_neg)?)?;
+    let w = b.f_pow(&gamma)?;
+    let big_l = y.f_mul(&lp)?.f_add(&ny.f_mul(&ln)?)?;
+    let mut loss = w.f_mul(&big_l)?.f_neg()?.f_mul(&valid)?;
+    if let Some(cw) = weight {
+        loss = loss.f_mul(cw)?;
+    }
+    let grad = if need_grad {
+        let d_big_l = y.f_mul(&dlp)?.f_add(&ny.f_mul(&dln)?)?;
+        let mut inner = w.f_mul(&d_big_l)?;
+        if opts.focal_grad {
+            let db = ny.f_mul(&dq)?.f_sub(&y.f_mul(&psn)?)?;
+            let positive = b.f_gt(0.0)?;
+            let safe_b = b.f_where_scalarother(&positive, 1.0)?;
+            let dw = gamma.f_mul(&w)?.f_mul(&db)?.f_div(&safe_b)?.f_mul(&positive)?;
+            inner = inner.f_add(&dw.f_mul(&big_l)?)?;
+        }
+        let mut g = inner.f_neg()?.f_mul(&valid)?;
+        if let Some(cw) = weight {
+            g = g.f_mul(cw)?;
+        }
+        Some(g.f_to_kind(logits.f_kind()?)?)
+    } else {
+        None
+    };
+    let annotated = valid.f_sum(compute)?;
+    let loss = match opts.reduction {
+        Reduction::None => loss,
+        _ => loss.f_sum(compute)?,
+    };
+    Ok((loss, grad, annotated))
+}

@@ -1,0 +1,33 @@
+//! Losses: the asymmetric loss (multi-label) and its single-label softmax variant.
+//!
+//! Each loss has a fused CPU kernel (one multithreaded pass computing the loss and the
+//! analytic gradient) and a tensor path built from libtorch ops for other devices.
+//! Both return the gradient of the *unreduced* loss; the reduction factor is returned
+//! separately so that the caller's backward multiplies once by `grad_output * factor`.
+
+mod asymmetric;
+mod asymmetric_kernel;
+mod asymmetric_tensor;
+mod options;
+mod single_label;
+mod single_label_kernel;
+mod single_label_tensor;
+
+pub use asymmetric::asymmetric_loss;
+pub use options::{AslOptions, Backend, Reduction, SingleLabelOptions};
+pub use single_label::asymmetric_loss_single_label;
+
+use tch::Tensor;
+
+/// What a loss call returns.
+#[derive(Debug)]
+pub struct LossOutput {
+    /// The reduced loss (0-dim), or the per-element loss for `Reduction::None`.
+    /// float32 for float16/bfloat16/float32 logits, float64 for float64 logits.
+    pub loss: Tensor,
+    /// d(unreduced loss)/d(logits) in the logits' dtype, when asked for.
+    pub grad: Option<Tensor>,
+    /// The factor (0-dim, dtype of `loss`) by which the reduction and the loss scale
+    /// multiply the unreduced loss: backward is `grad * (grad_output * grad_scale)`.
+    pub grad_scale: Tensor,
+}

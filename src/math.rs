@@ -1,0 +1,235 @@
+//! Scalar arithmetic that the fused kernels are generic over.
+//!
+//! `f32` uses branch-free polynomial `exp` and `ln` (Cephes-style range reduction, about
+//! 1 ulp) written so that LLVM vectorises the kernels' inner loops; `libm` calls would keep
+//! them scalar. `f64` uses the standard library: it serves gradchecks, not speed.
+
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+
+/// The floating-point type a kernel computes in.
+pub trait Real:
+    Copy
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + AddAssign
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn abs(self) -> Self;
+    fn is_nan(self) -> bool;
+
+    /// `ln(1 + t)`, accurate for small `t` (t >= 0).
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        let u = Self::ONE + self;
+        let d = u - Self::ONE;
+        // Goldberg's correction: the rounding error of 1 + t cancels in ln(u) * t / (u - 1).
+        if d == Self::ZERO {
+            self
+        } else {
+            u.ln() * (self / d)
+        }
+    }
+
+    #[inline(always)]
+    fn min(self, other: Self) -> Self {
+        if self < other {
+            self
+        } else {
+            other
+        }
+    }
+
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        if self > other {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        f64::ln_1p(self)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        exp_f32(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        ln_f32(self)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f32::from_bits(self.to_bits() & 0x7fff_ffff)
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        self != self
+    }
+}
+
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// `e^x` for `f32`, branch-free.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    let xc = x.clamp(-87.33, 88.37);
+    let n = (xc * std::f32::consts::LOG2_E).round_ties_even();
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_2e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * (r * r) + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    let out = y * scale;
+    let out = if x < -87.33 { 0.0 } else { out };
+    let out = if x > 88.37 { f32::INFINITY } else { out };
+    if x != x {
+        x
+    } else {
+        out
+    }
+}
+
+/// Natural logarithm for `f32`, branch-free; `ln(0) = -inf`, negative input gives NaN.
+#[inline(always)]
+pub fn ln_f32(x: f32) -> f32 {
+    let tiny = x < f32::MIN_POSITIVE;
+    let xs = if tiny { x * 8_388_608.0 } else { x };
+    let bits = xs.to_bits() as i32;
+    let mut e = ((bits >> 23) & 0xff) - 126 - if tiny { 23 } else { 0 };
+    let m0 = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
+    let small = m0 < std::f32::consts::FRAC_1_SQRT_2;
+    e -= small as i32;
+    let m = if small { m0 + m0 - 1.0 } else { m0 - 1.0 };
+    let z = m * m;
+    let p = 7.037_683_6e-2;
+    let p = p * m - 1.151_461e-1;
+    let p = p * m + 1.167_699_9e-1;
+    let p = p * m - 1.242_014_1e-1;
+    let p = p * m + 1.424_932_3e-1;
+    let p = p * m - 1.666_805_8e-1;
+    let p = p * m + 2.000_071_4e-1;
+    let p = p * m - 2.499_999_4e-1;
+    let p = p * m + 3.333_333_1e-1;
+    let ef = e as f32;
+    let y = m * z * p + ef * LN2_LO - 0.5 * z;
+    let out = m + y + ef * LN2_HI;
+    let out = if x == 0.0 { f32::NEG_INFINITY } else { out };
+    let out = if x == f32::INFINITY { x } else { out };
+    if x < 0.0 || x != x {
+        f32::NAN
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ulps(a: f32, b: f32) -> i64 {
+        (a.to_bits() as i64 - b.to_bits() as i64).abs()
+    }
+
+    #[test]
+    fn exp_matches_std_to_two_ulp() {
+        let mut worst = 0;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp() as f32;
+            worst = worst.max(ulps(exp_f32(x), want));
+            x += 0.000_731;
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert_eq!(exp_f32(200.0), f32::INFINITY);
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn ln_matches_std_to_two_ulp() {
+        let mut worst = 0;
+        let mut x = 1e-44f32;
+        while x < 1e30 {
+            let want = (x as f64).ln() as f32;
+            worst = worst.max(ulps(ln_f32(x), want));
+            x *= 1.000_37;
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(ln_f32(0.0), f32::NEG_INFINITY);
+        assert_eq!(ln_f32(1.0), 0.0);
+        assert!(ln_f32(-1.0).is_nan());
+        assert_eq!(ln_f32(f32::INFINITY), f32::INFINITY);
+    }
+
+    #[test]
+    fn ln_1p_is_accurate_for_tiny_arguments() {
+        for &t in &[1e-30f32, 1e-10, 1e-7, 3e-4, 0.5, 1.0] {
+            let want = (t as f64).ln_1p();
+            let got = Real::ln_1p(t) as f64;
+            assert!(((got - want) / want).abs() < 3e-7, "t={t}: {got} vs {want}");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Runtime choice of instruction set for the `f32` kernels.
+//!
+//! The kernels are generic, `#[inline(always)]` code; `dispatch` calls them inside a
+//! function compiled for the best instruction set the CPU has, so one wheel runs
+//! everywhere and still uses AVX-512 where it exists.
+
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("fma")
+            {
+                return Level::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Level::Avx2;
+            }
+        }
+        Level::Baseline
+    })
+}
+
+/// The instruction set `dispatch` uses on this CPU, for benchmark reports.
+pub fn level_name() -> &'static str {
+    match level() {
+        Level::Avx512 => "avx512",
+        Level::Avx2 => "avx2",
+        Level::Baseline => "baseline",
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,f16c")]
+unsafe fn run_avx512<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// Runs `f` compiled for the widest vector instructions available.
+///
+/// `f` and everything it calls must be `#[inline(always)]` for the wider code to be used.
+#[inline(always)]
+pub fn dispatch<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: each variant runs only when the CPU reports its features.
+        match level() {
+            Level::Avx512 => return unsafe { run_avx512(f) },
+            Level::Avx2 => return unsafe { run_avx2(f) },
+            Level::Baseline => {}
+        }
+    }
+    f()
+}

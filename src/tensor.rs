@@ -1,0 +1,269 @@
+//! Typed views of CPU tensor storage and the argument checks shared by the kernels.
+
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::math::Real;
+
+/// An element type that a kernel can read, converting blocks to its compute type.
+pub trait Element: Copy + Send + Sync + 'static {
+    /// Converts `src` into `dst` (equal lengths).
+    fn to_f32_slice(src: &[Self], dst: &mut [f32]);
+    /// Converts `src` into `dst` (equal lengths).
+    fn to_f64_slice(src: &[Self], dst: &mut [f64]);
+}
+
+/// A floating element type that a kernel can also write (logits and their gradient).
+pub trait FloatElement: Element {
+    /// The type the kernels compute in for this storage type.
+    type Compute: Real + ComputeIo;
+    /// Converts `src` into `dst` (equal lengths).
+    fn from_compute(src: &[Self::Compute], dst: &mut [Self]);
+}
+
+/// Block loads from any [`Element`] into a compute type.
+pub trait ComputeIo: Sized {
+    /// Converts `src` into `dst` (equal lengths).
+    fn load<E: Element>(src: &[E], dst: &mut [Self]);
+}
+
+impl ComputeIo for f32 {
+    #[inline(always)]
+    fn load<E: Element>(src: &[E], dst: &mut [f32]) {
+        E::to_f32_slice(src, dst)
+    }
+}
+
+impl ComputeIo for f64 {
+    #[inline(always)]
+    fn load<E: Element>(src: &[E], dst: &mut [f64]) {
+        E::to_f64_slice(src, dst)
+    }
+}
+
+macro_rules! plain_element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            #[inline(always)]
+            fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = *s as f32;
+                }
+            }
+            #[inline(always)]
+            fn to_f64_slice(src: &[Self], dst: &mut [f64]) {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = *s as f64;
+                }
+            }
+        }
+    )*};
+}
+plain_element!(u8, i8, i16, i32, i64, f32, f64);
+
+macro_rules! half_element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            #[inline(always)]
+            fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
+                src.convert_to_f32_slice(dst)
+            }
+            #[inline(always)]
+            fn to_f64_slice(src: &[Self], dst: &mut [f64]) {
+                src.convert_to_f64_slice(dst)
+            }
+        }
+        impl FloatElement for $t {
+            type Compute = f32;
+            #[inline(always)]
+            fn from_compute(src: &[f32], dst: &mut [Self]) {
+                dst.convert_from_f32_slice(src)
+            }
+        }
+    )*};
+}
+half_element!(f16, bf16);
+
+impl FloatElement for f32 {
+    type Compute = f32;
+    #[inline(always)]
+    fn from_compute(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src)
+    }
+}
+
+impl FloatElement for f64 {
+    type Compute = f64;
+    #[inline(always)]
+    fn from_compute(src: &[f64], dst: &mut [f64]) {
+        dst.copy_from_slice(src)
+    }
+}
+
+/// Calls `$body` with `$t` bound to the Rust type of a floating tensor kind.
+macro_rules! with_float_kind {
+    ($kind:expr, $t:ident => $body:expr) => {
+        match $kind {
+            tch::Kind::Half => {
+                type $t = half::f16;
+                $body
+            }
+            tch::Kind::BFloat16 => {
+                type $t = half::bf16;
+                $body
+            }
+            tch::Kind::Float => {
+                type $t = f32;
+                $body
+            }
+            tch::Kind::Double => {
+                type $t = f64;
+                $body
+            }
+            other => unreachable!("with_float_kind called with {other:?}"),
+        }
+    };
+}
+pub(crate) use with_float_kind;
+
+/// Calls `$body` with `$t` bound to the Rust type of a target tensor kind.
+macro_rules! with_target_kind {
+    ($kind:expr, $t:ident => $body:expr) => {
+        match $kind {
+            tch::Kind::Bool | tch::Kind::Uint8 => {
+                type $t = u8;
+                $body
+            }
+            tch::Kind::Int8 => {
+                type $t = i8;
+                $body
+            }
+            tch::Kind::Int16 => {
+                type $t = i16;
+                $body
+            }
+            tch::Kind::Int => {
+                type $t = i32;
+                $body
+            }
+            tch::Kind::Int64 => {
+                type $t = i64;
+                $body
+            }
+            other => $crate::tensor::with_float_kind!(other, $t => $body),
+        }
+    };
+}
+pub(crate) use with_target_kind;
+
+/// The user-facing name of a tensor kind, as torch prints it.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Uint8 => "torch.uint8",
+        Kind::Int8 => "torch.int8",
+        Kind::Int16 => "torch.int16",
+        Kind::Int => "torch.int32",
+        Kind::Int64 => "torch.int64",
+        Kind::Half => "torch.float16",
+        Kind::Float => "torch.float32",
+        Kind::Double => "torch.float64",
+        Kind::Bool => "torch.bool",
+        Kind::BFloat16 => "torch.bfloat16",
+        _ => "an unsupported dtype",
+    }
+}
+
+/// The user-facing name of a device.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+    }
+}
+
+/// Whether `kind` is a floating kind the kernels support.
+pub fn is_float(kind: Kind) -> bool {
+    matches!(kind, Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double)
+}
+
+/// Whether `kind` can hold targets (bool, integer or floating).
+pub fn is_target_kind(kind: Kind) -> bool {
+    is_float(kind)
+        || matches!(kind, Kind::Bool | Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64)
+}
+
+/// The kind of `t`, or a `Value` error naming the argument when it is not floating.
+pub fn float_kind(t: &Tensor, name: &str) -> Result<Kind> {
+    let kind = t.f_kind()?;
+    if !is_float(kind) {
+        crate::bail!(
+            "{name} must be a floating tensor (float16, bfloat16, float32 or float64), got {}",
+            kind_name(kind)
+        );
+    }
+    Ok(kind)
+}
+
+/// Checks that `t` lives on `device`.
+pub fn same_device(t: &Tensor, device: Device, name: &str, other: &str) -> Result<()> {
+    let d = t.device();
+    if d != device {
+        crate::bail!(
+            "{name} is on {} but {other} is on {}; move both to the same device",
+            device_name(d),
+            device_name(device)
+        );
+    }
+    Ok(())
+}
+
+/// Formats a shape the way torch prints it.
+pub fn shape_str(shape: &[i64]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Multi-dimensional index of flat position `flat` in a row-major `shape`.
+pub fn unravel(mut flat: usize, shape: &[i64]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for (i, &d) in shape.iter().enumerate().rev() {
+        let d = d.max(1) as usize;
+        idx[i] = flat % d;
+        flat /= d;
+    }
+    idx
+}
+
+/// Read-only view of a contiguous CPU tensor's storage.
+///
+/// # Safety
+/// `t` must be contiguous, on the CPU, and of the element type `E`; the view must not
+/// outlive the tensor nor overlap a mutable view.
+pub unsafe fn as_slice<E>(t: &Tensor) -> &[E] {
+    let n = t.numel();
+    if n == 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts(t.data_ptr() as *const E, n)
+}
+
+/// Mutable view of a contiguous CPU tensor's storage.
+///
+/// # Safety
+/// As [`as_slice`], and no other view of the storage may exist.
+#[allow(clippy::mut_from_ref)]
+pub unsafe fn as_mut_slice<E>(t: &Tensor) -> &mut [E] {
+    let n = t.numel();
+    if n == 0 {
+        return &mut [];
+    }
+    std::slice::from_raw_parts_mut(t.data_ptr() as *mut E, n)
+}
+
+/// Wraps any libtorch failure as an [`Error`]; used with `?` on `f_*` calls.
+pub fn torch<T>(r: std::result::Result<T, tch::TchError>) -> Result<T> {
+    r.map_err(Error::from)
+}
