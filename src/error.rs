@@ -15,7 +15,10 @@ pub enum Error {
     /// A libtorch operation failed.
     Torch(String),
     /// A file could not be read or written.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Result alias used throughout the crate.

@@ -43,6 +43,12 @@ pub trait Real:
         }
     }
 
+    /// `ln(1 + t)` for `t` in [0, 1]; may be faster than [`Real::ln_1p`].
+    #[inline(always)]
+    fn ln_1p_unit(self) -> Self {
+        self.ln_1p()
+    }
+
     #[inline(always)]
     fn min(self, other: Self) -> Self {
         if self < other {
@@ -115,6 +121,14 @@ impl Real for f32 {
         ln_f32(self)
     }
     #[inline(always)]
+    fn ln_1p(self) -> Self {
+        ln_1p_f32(self)
+    }
+    #[inline(always)]
+    fn ln_1p_unit(self) -> Self {
+        ln_1p_unit_f32(self)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::from_bits(self.to_bits() & 0x7fff_ffff)
     }
@@ -131,7 +145,9 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(-87.33, 88.37);
-    let n = (xc * std::f32::consts::LOG2_E).round_ties_even();
+    // Round to nearest by the 1.5 * 2^23 trick: `round_ties_even` is a libm call
+    // without SSE4.1, which would keep the baseline build from vectorising.
+    let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_2e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -151,6 +167,49 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// The polynomial of `ln(1 + f) = f - f^2/2 + f^3 P(f)` for `f` in [sqrt(1/2) - 1, sqrt(2) - 1].
+#[inline(always)]
+fn ln_poly(f: f32) -> f32 {
+    let p = 7.037_683_6e-2;
+    let p = p * f - 1.151_461e-1;
+    let p = p * f + 1.167_699_9e-1;
+    let p = p * f - 1.242_014_1e-1;
+    let p = p * f + 1.424_932_3e-1;
+    let p = p * f - 1.666_805_8e-1;
+    let p = p * f + 2.000_071_4e-1;
+    let p = p * f - 2.499_999_4e-1;
+    p * f + 3.333_333_1e-1
+}
+
+/// `ln(1 + t)` for `f32` and `t` in [0, 1] (the range of `exp(-|x|)` in log-sigmoid):
+/// branch-free, with neither a division nor the rounded sum `1 + t`.
+#[inline(always)]
+pub fn ln_1p_unit_f32(t: f32) -> f32 {
+    let big = t > std::f32::consts::SQRT_2 - 1.0;
+    // For t above sqrt(2) - 1, 1 + t = 2 (1 + f) with f = (t - 1) / 2.
+    let f = if big { (t - 1.0) * 0.5 } else { t };
+    let z = f * f;
+    let r = f + (f * z * ln_poly(f) - 0.5 * z);
+    if big {
+        r + std::f32::consts::LN_2
+    } else {
+        r
+    }
+}
+
+/// `ln(1 + t)` for `f32` and any `t >= 0`.
+#[inline(always)]
+pub fn ln_1p_f32(t: f32) -> f32 {
+    let r = ln_1p_unit_f32(t);
+    if t > 1.0 || t != t {
+        // Outside the unit interval: the general (slower) route, rare in the kernels.
+        let u = 1.0 + t;
+        ln_f32(u) * (t / (u - 1.0))
+    } else {
+        r
+    }
+}
+
 /// Natural logarithm for `f32`, branch-free; `ln(0) = -inf`, negative input gives NaN.
 #[inline(always)]
 pub fn ln_f32(x: f32) -> f32 {
@@ -163,17 +222,8 @@ pub fn ln_f32(x: f32) -> f32 {
     e -= small as i32;
     let m = if small { m0 + m0 - 1.0 } else { m0 - 1.0 };
     let z = m * m;
-    let p = 7.037_683_6e-2;
-    let p = p * m - 1.151_461e-1;
-    let p = p * m + 1.167_699_9e-1;
-    let p = p * m - 1.242_014_1e-1;
-    let p = p * m + 1.424_932_3e-1;
-    let p = p * m - 1.666_805_8e-1;
-    let p = p * m + 2.000_071_4e-1;
-    let p = p * m - 2.499_999_4e-1;
-    let p = p * m + 3.333_333_1e-1;
     let ef = e as f32;
-    let y = m * z * p + ef * LN2_LO - 0.5 * z;
+    let y = m * z * ln_poly(m) + ef * LN2_LO - 0.5 * z;
     let out = m + y + ef * LN2_HI;
     let out = if x == 0.0 { f32::NEG_INFINITY } else { out };
     let out = if x == f32::INFINITY { x } else { out };
@@ -211,11 +261,13 @@ mod tests {
     #[test]
     fn ln_matches_std_to_two_ulp() {
         let mut worst = 0;
-        let mut x = 1e-44f32;
-        while x < 1e30 {
+        // Walk the bit patterns, so denormals are covered and the loop always advances.
+        let mut bits = 1u32;
+        while bits < 0x7f00_0000 {
+            let x = f32::from_bits(bits);
             let want = (x as f64).ln() as f32;
             worst = worst.max(ulps(ln_f32(x), want));
-            x *= 1.000_37;
+            bits += 997;
         }
         assert!(worst <= 2, "worst error {worst} ulp");
         assert_eq!(ln_f32(0.0), f32::NEG_INFINITY);
@@ -225,8 +277,22 @@ mod tests {
     }
 
     #[test]
-    fn ln_1p_is_accurate_for_tiny_arguments() {
-        for &t in &[1e-30f32, 1e-10, 1e-7, 3e-4, 0.5, 1.0] {
+    fn ln_1p_matches_std_on_the_unit_interval() {
+        let mut worst = 0;
+        let mut bits = 1u32;
+        while bits <= 1.0f32.to_bits() {
+            let t = f32::from_bits(bits);
+            let want = (t as f64).ln_1p() as f32;
+            worst = worst.max(ulps(ln_1p_unit_f32(t), want));
+            bits += 101;
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(ln_1p_unit_f32(0.0), 0.0);
+    }
+
+    #[test]
+    fn ln_1p_is_accurate_for_tiny_and_large_arguments() {
+        for &t in &[1e-30f32, 1e-10, 1e-7, 3e-4, 0.5, 1.0, 3.0, 1e6] {
             let want = (t as f64).ln_1p();
             let got = Real::ln_1p(t) as f64;
             assert!(((got - want) / want).abs() < 3e-7, "t={t}: {got} vs {want}");

@@ -26,7 +26,11 @@ fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
                 .build();
             // Building a pool only fails if the OS refuses threads; run inline then.
             Arc::new(pool.unwrap_or_else(|_| {
-                rayon::ThreadPoolBuilder::new().num_threads(1).use_current_thread().build().expect("a one-thread pool")
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .use_current_thread()
+                    .build()
+                    .expect("a one-thread pool")
             }))
         })
         .clone()

@@ -186,13 +186,19 @@ pub fn device_name(device: Device) -> String {
 
 /// Whether `kind` is a floating kind the kernels support.
 pub fn is_float(kind: Kind) -> bool {
-    matches!(kind, Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double)
+    matches!(
+        kind,
+        Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double
+    )
 }
 
 /// Whether `kind` can hold targets (bool, integer or floating).
 pub fn is_target_kind(kind: Kind) -> bool {
     is_float(kind)
-        || matches!(kind, Kind::Bool | Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64)
+        || matches!(
+            kind,
+            Kind::Bool | Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64
+        )
 }
 
 /// The kind of `t`, or a `Value` error naming the argument when it is not floating.

@@ -32,13 +32,13 @@ def asymmetric_loss(
     validate: bool,
     backend: Backend,
     need_grad: bool,
-) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Asymmetric loss.
 
-    Returns ``(loss, grad, grad_scale)``: the reduced (or per-element) loss, the gradient
-    of the unreduced loss with respect to ``logits`` (``None`` unless ``need_grad``), and
-    the 0-dim factor that the reduction applies, so that the backward pass is
-    ``grad * (grad_output * grad_scale)``.
+    Returns ``(loss, grad)``: the reduced (or per-element) loss and, with ``need_grad``,
+    its gradient with respect to ``logits`` (reduction and scale included; for
+    ``reduction="none"`` the gradient of the sum), so that the backward pass is
+    ``grad * grad_output``.
 
     Raises:
         ValueError: bad shapes, dtypes, devices, option values, NaN logits or invalid
@@ -59,5 +59,5 @@ def asymmetric_loss_single_label(
     validate: bool,
     backend: Backend,
     need_grad: bool,
-) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Single-label (softmax) asymmetric loss; returns as :func:`asymmetric_loss`."""

@@ -5,8 +5,8 @@ use tch::{Device, Kind, Tensor};
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::{
-    as_mut_slice, as_slice, float_kind, is_target_kind, kind_name, same_device, shape_str,
-    unravel, with_float_kind, with_target_kind, FloatElement,
+    as_mut_slice, as_slice, float_kind, is_target_kind, kind_name, same_device, shape_str, unravel,
+    with_float_kind, with_target_kind, FloatElement,
 };
 
 use super::asymmetric_kernel::{self, Stats};
@@ -43,14 +43,27 @@ pub fn asymmetric_loss(
     }
     let tkind = targets.f_kind()?;
     if !is_target_kind(tkind) {
-        bail!("targets must be a bool, integer or floating tensor, got {}", kind_name(tkind));
+        bail!(
+            "targets must be a bool, integer or floating tensor, got {}",
+            kind_name(tkind)
+        );
     }
     let device = logits.device();
     same_device(targets, device, "targets", "logits")?;
-    let compute = if kind == Kind::Double { Kind::Double } else { Kind::Float };
+    let compute = if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
     let num_classes = *shape.last().unwrap_or(&1);
     let weight = match class_weight {
-        Some(w) => Some(class_weights(w, num_classes, device, compute, opts.validate)?),
+        Some(w) => Some(class_weights(
+            w,
+            num_classes,
+            device,
+            compute,
+            opts.validate,
+        )?),
         None => None,
     };
     let backend = match (opts.backend, device) {
@@ -62,33 +75,52 @@ pub fn asymmetric_loss(
         }
         (b, _) => b,
     };
-    let rows = if num_classes == 0 { 0 } else { logits.numel() as i64 / num_classes };
-    let (loss, grad, annotated) = if backend == Backend::Kernel {
-        kernel_path(logits, targets, weight.as_ref(), opts, need_grad, kind, compute)?
+    let rows = if num_classes == 0 {
+        0
     } else {
-        asymmetric_tensor::run(logits, targets, weight.as_ref(), opts, need_grad, compute)?
+        logits.numel() as i64 / num_classes
     };
-    let factor = match opts.reduction {
-        Reduction::None | Reduction::Sum => Tensor::f_scalar_tensor(opts.scale, (compute, device))?,
-        Reduction::BatchMean => {
-            let f = if rows > 0 { opts.scale / rows as f64 } else { 0.0 };
-            Tensor::f_scalar_tensor(f, (compute, device))?
-        }
-        Reduction::Mean => {
-            let count = annotated.f_to_kind(compute)?;
-            let safe = count.f_clamp_min(1.0)?;
-            let nonzero = count.f_gt(0.0)?.f_to_kind(compute)?;
-            nonzero.f_mul_scalar(opts.scale)?.f_div(&safe)?
-        }
-    };
-    let loss = match opts.reduction {
-        Reduction::None => loss.f_mul_scalar(opts.scale)?,
-        _ => loss.f_mul(&factor)?,
-    };
-    Ok(LossOutput { loss, grad, grad_scale: factor })
+    if backend == Backend::Kernel {
+        kernel_path(
+            logits,
+            targets,
+            weight.as_ref(),
+            opts,
+            need_grad,
+            kind,
+            compute,
+            rows,
+        )
+    } else {
+        asymmetric_tensor::run(
+            logits,
+            targets,
+            weight.as_ref(),
+            opts,
+            need_grad,
+            compute,
+            rows,
+        )
+    }
 }
 
-fn class_weights(w: &Tensor, classes: i64, device: Device, compute: Kind, validate: bool) -> Result<Tensor> {
+/// The factor by which the reduction and the loss scale multiply the loss sum.
+pub(super) fn reduction_factor(reduction: Reduction, scale: f64, rows: i64, annotated: u64) -> f64 {
+    match reduction {
+        Reduction::None | Reduction::Sum => scale,
+        Reduction::BatchMean if rows > 0 => scale / rows as f64,
+        Reduction::Mean if annotated > 0 => scale / annotated as f64,
+        Reduction::BatchMean | Reduction::Mean => 0.0,
+    }
+}
+
+fn class_weights(
+    w: &Tensor,
+    classes: i64,
+    device: Device,
+    compute: Kind,
+    validate: bool,
+) -> Result<Tensor> {
     float_kind(w, "class_weight")?;
     same_device(w, device, "class_weight", "logits")?;
     if w.size() != [classes] {
@@ -99,7 +131,10 @@ fn class_weights(w: &Tensor, classes: i64, device: Device, compute: Kind, valida
     }
     let w = w.f_detach()?.f_to_kind(compute)?.f_contiguous()?;
     if validate {
-        let bad = w.f_isfinite()?.f_logical_not()?.f_logical_or(&w.f_lt(0.0)?)?;
+        let bad = w
+            .f_isfinite()?
+            .f_logical_not()?
+            .f_logical_or(&w.f_lt(0.0)?)?;
         if bad.f_any()?.f_int64_value(&[])? != 0 {
             bail!("class_weight must be finite and >= 0");
         }
@@ -107,9 +142,7 @@ fn class_weights(w: &Tensor, classes: i64, device: Device, compute: Kind, valida
     Ok(w)
 }
 
-/// (loss sum or per-element loss, unreduced gradient, number of annotated targets).
-type PathOutput = (Tensor, Option<Tensor>, Tensor);
-
+#[allow(clippy::too_many_arguments)]
 fn kernel_path(
     logits: &Tensor,
     targets: &Tensor,
@@ -118,30 +151,44 @@ fn kernel_path(
     need_grad: bool,
     kind: Kind,
     compute: Kind,
-) -> Result<PathOutput> {
+    rows: i64,
+) -> Result<LossOutput> {
     let x = logits.f_detach()?.f_contiguous()?;
     let y = targets.f_detach()?.f_contiguous()?;
     let shape = x.size();
-    let grad = if need_grad { Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?) } else { None };
+    let grad = if need_grad {
+        Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?)
+    } else {
+        None
+    };
     let per_element = if opts.reduction == Reduction::None {
         Some(Tensor::f_empty(&shape, (compute, Device::Cpu))?)
     } else {
         None
     };
     let tkind = y.f_kind()?;
-    let stats: Stats = with_float_kind!(kind, X => with_target_kind!(tkind, Y => {
+    let (stats, factor): (Stats, f64) = with_float_kind!(kind, X => with_target_kind!(tkind, Y => {
         // SAFETY: x, y, grad and per_element are contiguous CPU tensors of these element
         // types, alive for the whole call; grad and per_element are fresh allocations.
         unsafe {
+            let ys = as_slice::<Y>(&y);
+            let annotated = if opts.reduction == Reduction::Mean {
+                asymmetric_kernel::count_annotated(ys)
+            } else {
+                0
+            };
+            let factor = reduction_factor(opts.reduction, opts.scale, rows, annotated);
             let w: Option<&[<X as FloatElement>::Compute]> = weight.map(|w| as_slice(w));
-            asymmetric_kernel::run::<X, Y>(
+            let stats = asymmetric_kernel::run::<X, Y>(
                 opts,
                 as_slice::<X>(&x),
-                as_slice::<Y>(&y),
+                ys,
                 w,
+                factor,
                 grad.as_ref().map(|g| as_mut_slice::<X>(g)),
                 per_element.as_ref().map(|l| as_mut_slice::<<X as FloatElement>::Compute>(l)),
-            )
+            );
+            (stats, factor)
         }
     }));
     if opts.validate && stats.nan_logits > 0 {
@@ -151,16 +198,23 @@ fn kernel_path(
         return Err(target_error(&y, stats.bad_targets)?);
     }
     let loss = match per_element {
+        Some(mut l) if opts.scale != 1.0 => {
+            let _ = l.f_mul_scalar_(opts.scale)?;
+            l
+        }
         Some(l) => l,
-        None => Tensor::f_scalar_tensor(stats.sum, (compute, Device::Cpu))?,
+        None => Tensor::f_scalar_tensor(stats.sum * factor, (compute, Device::Cpu))?,
     };
-    let annotated = Tensor::f_scalar_tensor(stats.annotated as f64, (compute, Device::Cpu))?;
-    Ok((loss, grad, annotated))
+    Ok(LossOutput { loss, grad })
 }
 
 /// The error for NaN logits, naming the first one.
 pub(super) fn nan_error(x: &Tensor, count: u64) -> Result<crate::error::Error> {
-    let first = x.f_isnan()?.f_flatten(0, -1)?.f_argmax(0, false)?.f_int64_value(&[])?;
+    let first = x
+        .f_isnan()?
+        .f_flatten(0, -1)?
+        .f_argmax(0, false)?
+        .f_int64_value(&[])?;
     let idx = unravel(first as usize, &x.size());
     Ok(crate::error::Error::value(format!(
         "logits contain {count} NaN value(s), the first at index {idx:?}; \
@@ -173,14 +227,19 @@ pub(super) fn bad_target_mask(y: &Tensor) -> Result<Tensor> {
     let y = y.f_to_kind(Kind::Double)?;
     let outside = y.f_lt(0.0)?.f_logical_or(&y.f_gt(1.0)?)?;
     let ignored = y.f_eq(-1.0)?;
-    Ok(outside.f_logical_and(&ignored.f_logical_not()?)?.f_logical_or(&y.f_isnan()?)?)
+    Ok(outside
+        .f_logical_and(&ignored.f_logical_not()?)?
+        .f_logical_or(&y.f_isnan()?)?)
 }
 
 /// The error for targets outside {-1} and [0, 1], naming the first one.
 pub(super) fn target_error(y: &Tensor, count: u64) -> Result<crate::error::Error> {
     let flat = bad_target_mask(y)?.f_flatten(0, -1)?;
     let first = flat.f_argmax(0, false)?.f_int64_value(&[])?;
-    let value = y.f_flatten(0, -1)?.f_to_kind(Kind::Double)?.f_double_value(&[first])?;
+    let value = y
+        .f_flatten(0, -1)?
+        .f_to_kind(Kind::Double)?
+        .f_double_value(&[first])?;
     let idx = unravel(first as usize, &y.size());
     Ok(crate::error::Error::value(format!(
         "targets must be 1 (present), 0 (absent), -1 (not annotated) or a soft label in [0, 1]; \

@@ -70,7 +70,10 @@ impl<R: Real> Pow<R> {
             Pow::One => out.copy_from_slice(base),
             Pow::Two => out.iter_mut().zip(base).for_each(|(o, &b)| *o = b * b),
             Pow::Three => out.iter_mut().zip(base).for_each(|(o, &b)| *o = b * b * b),
-            Pow::Four => out.iter_mut().zip(base).for_each(|(o, &b)| *o = (b * b) * (b * b)),
+            Pow::Four => out
+                .iter_mut()
+                .zip(base)
+                .for_each(|(o, &b)| *o = (b * b) * (b * b)),
             Pow::Real(g) => {
                 for ((o, &b), &lb) in out.iter_mut().zip(base).zip(log_base) {
                     *o = if b > R::ZERO { (g * lb).exp() } else { R::ZERO };
@@ -89,18 +92,25 @@ struct Consts<R> {
     log_eps: R,
     /// 1 when the gradient flows through the focal weight, else 0.
     focal: R,
+    /// Multiplies every gradient element: the reduction factor times the loss scale.
+    grad_factor: R,
 }
 
 impl<R: Real> Consts<R> {
-    fn new(o: &AslOptions) -> Self {
+    fn new(o: &AslOptions, grad_factor: f64) -> Self {
         Consts {
             gp: Pow::new(o.gamma_pos),
             gn: Pow::new(o.gamma_neg),
             gp_value: R::from_f64(o.gamma_pos),
             gn_value: R::from_f64(o.gamma_neg),
             clip: R::from_f64(o.clip),
-            log_eps: R::from_f64(if o.eps > 0.0 { o.eps.ln() } else { f64::NEG_INFINITY }),
+            log_eps: R::from_f64(if o.eps > 0.0 {
+                o.eps.ln()
+            } else {
+                f64::NEG_INFINITY
+            }),
             focal: if o.focal_grad { R::ONE } else { R::ZERO },
+            grad_factor: R::from_f64(grad_factor),
         }
     }
 }
@@ -196,7 +206,7 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
         let pos = x >= R::ZERO;
         s.p[i] = if pos { inv } else { t * inv };
         s.sn[i] = if pos { t * inv } else { inv };
-        let l1 = t.ln_1p();
+        let l1 = t.ln_1p_unit();
         s.lsp[i] = x.min(R::ZERO) - l1;
         s.lsn[i] = (-x).min(R::ZERO) - l1;
     }
@@ -211,7 +221,11 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
             let pm = pm_raw.min(R::ONE);
             let lpm = pm.ln();
             s.ln[i] = lpm.max(le);
-            s.dln[i] = if pm_raw < R::ONE && lpm >= le { -(p * sn) / pm } else { R::ZERO };
+            s.dln[i] = if pm_raw < R::ONE && lpm >= le {
+                -(p * sn) / pm
+            } else {
+                R::ZERO
+            };
             s.q[i] = (p - c.clip).max(R::ZERO);
             s.dq[i] = if p > c.clip { p * sn } else { R::ZERO };
         } else {
@@ -259,7 +273,7 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
             };
             let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
             s.l[i] = l * s.w[i];
-            s.g[i] = g * s.w[i];
+            s.g[i] = g * (s.w[i] * c.grad_factor);
         }
     } else {
         for i in 0..n {
@@ -275,7 +289,11 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
                 R::ZERO
             };
             let db = ny * s.dq[i] - y * p * sn;
-            let dw = if b > R::ZERO { focal * gam * w * db / b } else { R::ZERO };
+            let dw = if b > R::ZERO {
+                focal * gam * w * db / b
+            } else {
+                R::ZERO
+            };
             let big_l = y * s.lp[i] + ny * s.ln[i];
             let d_big_l = y * s.dlp[i] + ny * s.dln[i];
             let (l, g) = if y == -R::ONE {
@@ -285,7 +303,7 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
             };
             let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
             s.l[i] = l * s.w[i];
-            s.g[i] = g * s.w[i];
+            s.g[i] = g * (s.w[i] * c.grad_factor);
         }
     }
     Stats {
@@ -338,18 +356,36 @@ fn span<X: FloatElement, Y: Element, const CLIP: bool>(
     stats
 }
 
+/// The number of targets other than -1.
+pub fn count_annotated<Y: Element>(y: &[Y]) -> u64 {
+    let chunks = y.len().div_ceil(CHUNK);
+    let counts = map_chunks(chunks, y.len() >= 2 * CHUNK, |k| {
+        let part = &y[k * CHUNK..(k * CHUNK + CHUNK).min(y.len())];
+        let mut buf = [0f32; BLOCK];
+        let mut count = 0u64;
+        for block in part.chunks(BLOCK) {
+            Y::to_f32_slice(block, &mut buf[..block.len()]);
+            count += buf[..block.len()].iter().filter(|&&v| v != -1.0).count() as u64;
+        }
+        count
+    });
+    counts.into_iter().sum()
+}
+
 /// Computes the loss sum (and optionally per-element losses and gradients) of `x`
 /// against `y`, both flat row-major arrays of rows of `class_weight.len()` (or any)
-/// columns. `class_weight` is indexed by flat position modulo its length.
+/// columns. `class_weight` is indexed by flat position modulo its length; gradients
+/// are multiplied by `grad_factor`.
 pub fn run<X: FloatElement, Y: Element>(
     opts: &AslOptions,
     x: &[X],
     y: &[Y],
     class_weight: Option<&[X::Compute]>,
+    grad_factor: f64,
     grad: Option<&mut [X]>,
     loss: Option<&mut [X::Compute]>,
 ) -> Stats {
-    let c = Consts::<X::Compute>::new(opts);
+    let c = Consts::<X::Compute>::new(opts, grad_factor);
     let total = x.len();
     let chunks = total.div_ceil(CHUNK);
     let grad_ptr = grad.map(|g| SendPtr(g.as_mut_ptr()));
@@ -362,13 +398,16 @@ pub fn run<X: FloatElement, Y: Element>(
         let g = grad_ptr.map(|p| unsafe { p.slice_mut(start, len) });
         let l = loss_ptr.map(|p| unsafe { p.slice_mut(start, len) });
         let (xs, ys) = (&x[start..start + len], &y[start..start + len]);
-        simd::dispatch(|| {
-            if clip {
-                span::<X, Y, true>(&c, xs, ys, class_weight, start, g, l)
-            } else {
-                span::<X, Y, false>(&c, xs, ys, class_weight, start, g, l)
-            }
-        })
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                if clip {
+                    span::<X, Y, true>(&c, xs, ys, class_weight, start, g, l)
+                } else {
+                    span::<X, Y, false>(&c, xs, ys, class_weight, start, g, l)
+                }
+            },
+        )
     });
     parts.into_iter().fold(Stats::default(), Stats::add)
 }

@@ -7,10 +7,11 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
-use super::asymmetric::{bad_target_mask, nan_error, target_error};
+use super::asymmetric::{bad_target_mask, nan_error, reduction_factor, target_error};
 use super::options::{AslOptions, Reduction};
+use super::LossOutput;
 
-/// (loss sum or per-element loss, unreduced gradient, number of annotated targets).
+/// The loss and, with `need_grad`, its gradient.
 pub(super) fn run(
     logits: &Tensor,
     targets: &Tensor,
@@ -18,10 +19,27 @@ pub(super) fn run(
     opts: &AslOptions,
     need_grad: bool,
     compute: Kind,
-) -> Result<(Tensor, Option<Tensor>, Tensor)> {
-    tch::no_grad(|| run_no_grad(logits, targets, weight, opts, need_grad, compute))
+    rows: i64,
+) -> Result<LossOutput> {
+    tch::no_grad(|| run_no_grad(logits, targets, weight, opts, need_grad, compute, rows))
 }
 
+/// The reduction factor as a 0-dim tensor; `Mean` counts annotated targets on the device.
+fn factor(opts: &AslOptions, valid: &Tensor, compute: Kind, rows: i64) -> Result<Tensor> {
+    if opts.reduction == Reduction::Mean {
+        let count = valid.f_sum(compute)?;
+        let safe = count.f_clamp_min(1.0)?;
+        return Ok(count
+            .f_gt(0.0)?
+            .f_to_kind(compute)?
+            .f_mul_scalar(opts.scale)?
+            .f_div(&safe)?);
+    }
+    let f = reduction_factor(opts.reduction, opts.scale, rows, 0);
+    Ok(Tensor::f_scalar_tensor(f, (compute, valid.device()))?)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_no_grad(
     logits: &Tensor,
     targets: &Tensor,
@@ -29,13 +47,20 @@ fn run_no_grad(
     opts: &AslOptions,
     need_grad: bool,
     compute: Kind,
-) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+    rows: i64,
+) -> Result<LossOutput> {
     let x = logits.f_detach()?.f_to_kind(compute)?;
     let y = targets.f_detach()?.f_to_kind(compute)?;
     if opts.validate {
         // One device-to-host copy for both checks.
-        let flags = Tensor::f_stack(&[x.f_isnan()?.f_sum(Kind::Int64)?, bad_target_mask(&y)?.f_sum(Kind::Int64)?], 0)?
-            .f_to_device(tch::Device::Cpu)?;
+        let flags = Tensor::f_stack(
+            &[
+                x.f_isnan()?.f_sum(Kind::Int64)?,
+                bad_target_mask(&y)?.f_sum(Kind::Int64)?,
+            ],
+            0,
+        )?
+        .f_to_device(tch::Device::Cpu)?;
         let nan = flags.f_int64_value(&[0])?;
         let bad = flags.f_int64_value(&[1])?;
         if nan > 0 {
@@ -46,6 +71,7 @@ fn run_no_grad(
         }
     }
     let valid = y.f_ne(-1.0)?.f_to_kind(compute)?;
+    let factor = factor(opts, &valid, compute, rows)?;
     let y = y.f_mul(&valid)?;
     let ny = y.f_neg()?.f_add_scalar(1.0)?;
     let lsp = x.f_log_sigmoid()?;
@@ -53,7 +79,11 @@ fn run_no_grad(
     let p = lsp.f_exp()?;
     let sn = lsn.f_exp()?;
     let psn = p.f_mul(&sn)?;
-    let le = if opts.eps > 0.0 { opts.eps.ln() } else { f64::NEG_INFINITY };
+    let le = if opts.eps > 0.0 {
+        opts.eps.ln()
+    } else {
+        f64::NEG_INFINITY
+    };
     let lp = lsp.f_clamp_min(le)?;
     let dlp = sn.f_mul(&lsp.f_ge(le)?)?;
     let (ln, dln, q, dq) = if opts.clip > 0.0 {
@@ -67,10 +97,17 @@ fn run_no_grad(
         (lpm.f_clamp_min(le)?, dln, q, dq)
     } else {
         let dln = p.f_neg()?.f_mul(&lsn.f_ge(le)?)?;
-        (lsn.f_clamp_min(le)?, dln, p.shallow_clone(), psn.shallow_clone())
+        (
+            lsn.f_clamp_min(le)?,
+            dln,
+            p.shallow_clone(),
+            psn.shallow_clone(),
+        )
     };
     let b = y.f_mul(&sn)?.f_add(&ny.f_mul(&q)?)?;
-    let gamma = y.f_mul_scalar(opts.gamma_pos)?.f_add(&ny.f_mul_scalar(opts.gamma_neg)?)?;
+    let gamma = y
+        .f_mul_scalar(opts.gamma_pos)?
+        .f_add(&ny.f_mul_scalar(opts.gamma_neg)?)?;
     let w = b.f_pow(&gamma)?;
     let big_l = y.f_mul(&lp)?.f_add(&ny.f_mul(&ln)?)?;
     let mut loss = w.f_mul(&big_l)?.f_neg()?.f_mul(&valid)?;
@@ -84,10 +121,14 @@ fn run_no_grad(
             let db = ny.f_mul(&dq)?.f_sub(&y.f_mul(&psn)?)?;
             let positive = b.f_gt(0.0)?;
             let safe_b = b.f_where_scalarother(&positive, 1.0)?;
-            let dw = gamma.f_mul(&w)?.f_mul(&db)?.f_div(&safe_b)?.f_mul(&positive)?;
+            let dw = gamma
+                .f_mul(&w)?
+                .f_mul(&db)?
+                .f_div(&safe_b)?
+                .f_mul(&positive)?;
             inner = inner.f_add(&dw.f_mul(&big_l)?)?;
         }
-        let mut g = inner.f_neg()?.f_mul(&valid)?;
+        let mut g = inner.f_mul(&valid)?.f_mul(&factor.f_neg()?)?;
         if let Some(cw) = weight {
             g = g.f_mul(cw)?;
         }
@@ -95,10 +136,9 @@ fn run_no_grad(
     } else {
         None
     };
-    let annotated = valid.f_sum(compute)?;
     let loss = match opts.reduction {
-        Reduction::None => loss,
-        _ => loss.f_sum(compute)?,
+        Reduction::None => loss.f_mul_scalar(opts.scale)?,
+        _ => loss.f_sum(compute)?.f_mul(&factor)?,
     };
-    Ok((loss, grad, annotated))
+    Ok(LossOutput { loss, grad })
 }

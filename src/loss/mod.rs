@@ -2,8 +2,8 @@
 //!
 //! Each loss has a fused CPU kernel (one multithreaded pass computing the loss and the
 //! analytic gradient) and a tensor path built from libtorch ops for other devices.
-//! Both return the gradient of the *unreduced* loss; the reduction factor is returned
-//! separately so that the caller's backward multiplies once by `grad_output * factor`.
+//! Both return the gradient of the returned loss (reduction and scale included), so a
+//! backward with `grad_output == 1` can hand it on without touching it.
 
 mod asymmetric;
 mod asymmetric_kernel;
@@ -25,9 +25,7 @@ pub struct LossOutput {
     /// The reduced loss (0-dim), or the per-element loss for `Reduction::None`.
     /// float32 for float16/bfloat16/float32 logits, float64 for float64 logits.
     pub loss: Tensor,
-    /// d(unreduced loss)/d(logits) in the logits' dtype, when asked for.
+    /// The gradient of `loss` (summed, for `Reduction::None`) with respect to the logits,
+    /// in the logits' dtype, when asked for. Backward is `grad * grad_output`.
     pub grad: Option<Tensor>,
-    /// The factor (0-dim, dtype of `loss`) by which the reduction and the loss scale
-    /// multiply the unreduced loss: backward is `grad * (grad_output * grad_scale)`.
-    pub grad_scale: Tensor,
 }

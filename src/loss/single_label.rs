@@ -4,7 +4,10 @@ use tch::{Device, Kind, Tensor};
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::tensor::{as_mut_slice, as_slice, float_kind, kind_name, same_device, shape_str, with_float_kind, FloatElement};
+use crate::tensor::{
+    as_mut_slice, as_slice, float_kind, kind_name, same_device, shape_str, with_float_kind,
+    FloatElement,
+};
 
 use super::options::{Backend, Reduction, SingleLabelOptions};
 use super::{single_label_kernel, single_label_tensor, LossOutput};
@@ -24,23 +27,41 @@ pub fn asymmetric_loss_single_label(
     let kind = float_kind(logits, "logits")?;
     let shape = logits.size();
     if shape.len() != 2 {
-        bail!("logits must have shape [batch, num_classes], got {}", shape_str(&shape));
+        bail!(
+            "logits must have shape [batch, num_classes], got {}",
+            shape_str(&shape)
+        );
     }
     let (rows, classes) = (shape[0], shape[1]);
     if classes == 0 {
-        bail!("logits must have at least one class, got shape {}", shape_str(&shape));
+        bail!(
+            "logits must have at least one class, got shape {}",
+            shape_str(&shape)
+        );
     }
     if targets.size() != [rows] {
-        bail!("targets must be class indices of shape [{rows}], got {}", shape_str(&targets.size()));
+        bail!(
+            "targets must be class indices of shape [{rows}], got {}",
+            shape_str(&targets.size())
+        );
     }
     let tkind = targets.f_kind()?;
-    if !matches!(tkind, Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64) {
-        bail!("targets must be an integer tensor of class indices, got {}", kind_name(tkind));
+    if !matches!(
+        tkind,
+        Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64
+    ) {
+        bail!(
+            "targets must be an integer tensor of class indices, got {}",
+            kind_name(tkind)
+        );
     }
     let device = logits.device();
     same_device(targets, device, "targets", "logits")?;
     let t = targets.f_detach()?.f_to_kind(Kind::Int64)?;
-    let bad = t.f_lt(0)?.f_logical_or(&t.f_ge(classes)?)?.f_logical_and(&t.f_ne(opts.ignore_index)?)?;
+    let bad = t
+        .f_lt(0)?
+        .f_logical_or(&t.f_ge(classes)?)?
+        .f_logical_and(&t.f_ne(opts.ignore_index)?)?;
     if bad.f_any()?.f_int64_value(&[])? != 0 {
         let first = bad.f_argmax(0, false)?.f_int64_value(&[])?;
         let value = t.f_int64_value(&[first])?;
@@ -49,29 +70,23 @@ pub fn asymmetric_loss_single_label(
             opts.ignore_index
         );
     }
-    let compute = if kind == Kind::Double { Kind::Double } else { Kind::Float };
+    let compute = if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
     let use_kernel = match (opts.backend, device) {
         (Backend::Kernel, Device::Cpu) | (Backend::Auto, Device::Cpu) => true,
-        (Backend::Kernel, d) => bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}"),
+        (Backend::Kernel, d) => {
+            bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
+        }
         _ => false,
     };
-    let (loss, grad, counted) = if use_kernel {
-        kernel_path(logits, &t, opts, need_grad, kind, compute)?
+    if use_kernel {
+        kernel_path(logits, &t, opts, need_grad, kind, compute)
     } else {
-        single_label_tensor::run(logits, &t, opts, need_grad, compute)?
-    };
-    let factor = match opts.reduction {
-        Reduction::Mean => {
-            let safe = counted.f_clamp_min(1.0)?;
-            counted.f_gt(0.0)?.f_to_kind(compute)?.f_mul_scalar(opts.scale)?.f_div(&safe)?
-        }
-        _ => Tensor::f_scalar_tensor(opts.scale, (compute, device))?,
-    };
-    let loss = match opts.reduction {
-        Reduction::None => loss.f_mul_scalar(opts.scale)?,
-        _ => loss.f_mul(&factor)?,
-    };
-    Ok(LossOutput { loss, grad, grad_scale: factor })
+        single_label_tensor::run(logits, &t, opts, need_grad, compute)
+    }
 }
 
 fn kernel_path(
@@ -81,15 +96,28 @@ fn kernel_path(
     need_grad: bool,
     kind: Kind,
     compute: Kind,
-) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+) -> Result<LossOutput> {
     let x = logits.f_detach()?.f_contiguous()?;
     let t = targets.f_contiguous()?;
     let shape = x.size();
-    let grad = if need_grad { Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?) } else { None };
+    let grad = if need_grad {
+        Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?)
+    } else {
+        None
+    };
     let per_row = if opts.reduction == Reduction::None {
         Some(Tensor::f_empty([shape[0]], (compute, Device::Cpu))?)
     } else {
         None
+    };
+    let counted = t
+        .f_ne(opts.ignore_index)?
+        .f_sum(Kind::Int64)?
+        .f_int64_value(&[])?;
+    let factor = match opts.reduction {
+        Reduction::Mean if counted > 0 => opts.scale / counted as f64,
+        Reduction::Mean => 0.0,
+        _ => opts.scale,
     };
     let stats = with_float_kind!(kind, X => {
         // SAFETY: contiguous CPU tensors of these element types, alive for the call;
@@ -100,6 +128,7 @@ fn kernel_path(
                 as_slice::<X>(&x),
                 as_slice::<i64>(&t),
                 shape[1] as usize,
+                factor,
                 grad.as_ref().map(|g| as_mut_slice::<X>(g)),
                 per_row.as_ref().map(|l| as_mut_slice::<<X as FloatElement>::Compute>(l)),
             )
@@ -109,11 +138,14 @@ fn kernel_path(
         return Err(nan_error(&x, stats.nan_logits)?);
     }
     let loss = match per_row {
+        Some(mut l) if opts.scale != 1.0 => {
+            let _ = l.f_mul_scalar_(opts.scale)?;
+            l
+        }
         Some(l) => l,
-        None => Tensor::f_scalar_tensor(stats.sum, (compute, Device::Cpu))?,
+        None => Tensor::f_scalar_tensor(stats.sum * factor, (compute, Device::Cpu))?,
     };
-    let counted = Tensor::f_scalar_tensor(stats.counted as f64, (compute, Device::Cpu))?;
-    Ok((loss, grad, counted))
+    Ok(LossOutput { loss, grad })
 }
 
 pub(super) fn nan_error(x: &Tensor, count: u64) -> Result<Error> {

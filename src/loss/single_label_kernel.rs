@@ -44,7 +44,7 @@ struct Row<R> {
 
 /// Loss of one row; writes `g` (the gradient) into `r.g`.
 #[inline(always)]
-fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize) -> f64 {
+fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize, grad_factor: R) -> f64 {
     let n = r.x.len();
     let mut m = r.x[0];
     for &v in &r.x[1..] {
@@ -87,8 +87,16 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize) -> f64 {
     let p_t = lp_t.exp();
     let omp = -lp_t.exp_m1();
     let s_t = 1.0 - o.smoothing + o.smoothing / n as f64;
-    let w_t = if o.gamma_pos == 0.0 { 1.0 } else { omp.powf(o.gamma_pos) };
-    let c_lp = if omp > 0.0 && o.gamma_pos > 0.0 { -o.gamma_pos * p_t * w_t * (lp_t / omp) } else { 0.0 };
+    let w_t = if o.gamma_pos == 0.0 {
+        1.0
+    } else {
+        omp.powf(o.gamma_pos)
+    };
+    let c_lp = if omp > 0.0 && o.gamma_pos > 0.0 {
+        -o.gamma_pos * p_t * w_t * (lp_t / omp)
+    } else {
+        0.0
+    };
     let lp_j = r.x[target] - lse;
     loss = loss - s_other * r.w[target] * lp_j + R::from_f64(s_t * w_t * lp_t);
     r.g[target] = R::from_f64(s_t * (c_lp + w_t));
@@ -96,17 +104,19 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize) -> f64 {
         gsum += g;
     }
     for j in 0..n {
-        r.g[j] = r.e[j] * inv * gsum - r.g[j];
+        r.g[j] = (r.e[j] * inv * gsum - r.g[j]) * grad_factor;
     }
     -loss.to_f64()
 }
 
-/// Runs rows of `num_classes` logits against integer targets (one per row).
+/// Runs rows of `num_classes` logits against integer targets (one per row); gradients
+/// are multiplied by `grad_factor`.
 pub fn run<X: FloatElement>(
     opts: &SingleLabelOptions,
     x: &[X],
     targets: &[i64],
     num_classes: usize,
+    grad_factor: f64,
     grad: Option<&mut [X]>,
     loss: Option<&mut [X::Compute]>,
 ) -> Stats {
@@ -118,34 +128,47 @@ pub fn run<X: FloatElement>(
     let parts = map_chunks(chunks, x.len() >= 2 * CHUNK, |k| {
         let r0 = k * rows_per_chunk;
         let r1 = (r0 + rows_per_chunk).min(rows);
-        simd::dispatch(|| {
-            let z = vec![X::Compute::ZERO; num_classes];
-            let mut r = Row { x: z.clone(), e: z.clone(), w: z.clone(), g: z };
-            let mut stats = Stats::default();
-            for i in r0..r1 {
-                let xs = &x[i * num_classes..(i + 1) * num_classes];
-                X::Compute::load(xs, &mut r.x);
-                stats.nan_logits += r.x.iter().filter(|v| v.is_nan()).count() as u64;
-                let t = targets[i];
-                let counted = t != opts.ignore_index;
-                let l = if counted { row(opts, &mut r, t as usize) } else { 0.0 };
-                if !counted {
-                    r.g.fill(X::Compute::ZERO);
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                let factor = X::Compute::from_f64(grad_factor);
+                let z = vec![X::Compute::ZERO; num_classes];
+                let mut r = Row {
+                    x: z.clone(),
+                    e: z.clone(),
+                    w: z.clone(),
+                    g: z,
+                };
+                let mut stats = Stats::default();
+                for i in r0..r1 {
+                    let xs = &x[i * num_classes..(i + 1) * num_classes];
+                    X::Compute::load(xs, &mut r.x);
+                    stats.nan_logits += r.x.iter().filter(|v| v.is_nan()).count() as u64;
+                    let t = targets[i];
+                    let counted = t != opts.ignore_index;
+                    let l = if counted {
+                        row(opts, &mut r, t as usize, factor)
+                    } else {
+                        0.0
+                    };
+                    if !counted {
+                        r.g.fill(X::Compute::ZERO);
+                    }
+                    stats.counted += counted as u64;
+                    stats.sum += l;
+                    // SAFETY: rows are disjoint between chunks.
+                    if let Some(p) = grad_ptr {
+                        let g = unsafe { p.slice_mut(i * num_classes, num_classes) };
+                        X::from_compute(&r.g, g);
+                    }
+                    if let Some(p) = loss_ptr {
+                        let slot = unsafe { p.slice_mut(i, 1) };
+                        slot[0] = X::Compute::from_f64(l);
+                    }
                 }
-                stats.counted += counted as u64;
-                stats.sum += l;
-                // SAFETY: rows are disjoint between chunks.
-                if let Some(p) = grad_ptr {
-                    let g = unsafe { p.slice_mut(i * num_classes, num_classes) };
-                    X::from_compute(&r.g, g);
-                }
-                if let Some(p) = loss_ptr {
-                    let slot = unsafe { p.slice_mut(i, 1) };
-                    slot[0] = X::Compute::from_f64(l);
-                }
-            }
-            stats
-        })
+                stats
+            },
+        )
     });
     parts.into_iter().fold(Stats::default(), Stats::add)
 }

@@ -6,15 +6,16 @@ use crate::error::Result;
 
 use super::options::{Reduction, SingleLabelOptions};
 use super::single_label::nan_error;
+use super::LossOutput;
 
-/// (loss sum or per-row loss, unreduced gradient, number of counted rows).
+/// The loss and, with `need_grad`, its gradient.
 pub(super) fn run(
     logits: &Tensor,
     targets: &Tensor,
     opts: &SingleLabelOptions,
     need_grad: bool,
     compute: Kind,
-) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+) -> Result<LossOutput> {
     tch::no_grad(|| {
         let x = logits.f_detach()?.f_to_kind(compute)?;
         if opts.validate {
@@ -27,39 +28,66 @@ pub(super) fn run(
         let valid = targets.f_ne(opts.ignore_index)?;
         let t = targets.f_where_scalarother(&valid, 0)?.f_unsqueeze(1)?;
         let validf = valid.f_to_kind(compute)?;
+        let factor = match opts.reduction {
+            Reduction::Mean => {
+                let count = validf.f_sum(compute)?;
+                let safe = count.f_clamp_min(1.0)?;
+                count
+                    .f_gt(0.0)?
+                    .f_to_kind(compute)?
+                    .f_mul_scalar(opts.scale)?
+                    .f_div(&safe)?
+            }
+            _ => Tensor::f_scalar_tensor(opts.scale, (compute, x.device()))?,
+        };
         let logp = x.f_log_softmax(1, compute)?;
         let p = logp.f_exp()?;
         let onehot = x.f_zeros_like()?.f_scatter_value(1, &t, 1.0)?;
         let is_t = onehot.f_gt(0.5)?;
         let s = opts.smoothing;
-        let smooth = onehot.f_mul_scalar(1.0 - s)?.f_add_scalar(s / classes as f64)?;
+        let smooth = onehot
+            .f_mul_scalar(1.0 - s)?
+            .f_add_scalar(s / classes as f64)?;
         // Target column: w_t = (1 - p_t)^gamma_pos, with 1 - p_t = -expm1(lp_t).
         let lp_t = logp.f_gather(1, &t, false)?;
         let p_t = lp_t.f_exp()?;
         let omp = lp_t.f_expm1()?.f_neg()?;
         let w_t = omp.f_pow_tensor_scalar(opts.gamma_pos)?;
         let positive = omp.f_gt(0.0)?;
-        let ratio = lp_t.f_div(&omp.f_where_scalarother(&positive, 1.0)?)?.f_mul(&positive)?;
-        let c_lp_t = p_t.f_mul(&w_t)?.f_mul(&ratio)?.f_mul_scalar(-opts.gamma_pos)?;
+        let ratio = lp_t
+            .f_div(&omp.f_where_scalarother(&positive, 1.0)?)?
+            .f_mul(&positive)?;
+        let c_lp_t = p_t
+            .f_mul(&w_t)?
+            .f_mul(&ratio)?
+            .f_mul_scalar(-opts.gamma_pos)?;
         // Other columns: w_j = p_j^gamma_neg = exp(gamma_neg * lp_j).
         let w_o = logp.f_mul_scalar(opts.gamma_neg)?.f_exp()?;
         let c_lp_o = w_o.f_mul(&logp)?.f_mul_scalar(opts.gamma_neg)?;
         let w = w_t.f_expand_as(&w_o)?.f_where_self(&is_t, &w_o)?;
         let c_lp = c_lp_t.f_expand_as(&c_lp_o)?.f_where_self(&is_t, &c_lp_o)?;
-        let row_loss = smooth.f_mul(&w)?.f_mul(&logp)?.f_sum_dim_intlist(1, false, compute)?.f_neg()?.f_mul(&validf)?;
+        let row_loss = smooth
+            .f_mul(&w)?
+            .f_mul(&logp)?
+            .f_sum_dim_intlist(1, false, compute)?
+            .f_neg()?
+            .f_mul(&validf)?;
         let grad = if need_grad {
             let g = smooth.f_mul(&c_lp.f_add(&w)?)?;
             let gsum = g.f_sum_dim_intlist(1, true, compute)?;
-            let grad = p.f_mul(&gsum)?.f_sub(&g)?.f_mul(&validf.f_unsqueeze(1)?)?;
+            let grad = p
+                .f_mul(&gsum)?
+                .f_sub(&g)?
+                .f_mul(&validf.f_unsqueeze(1)?)?
+                .f_mul(&factor)?;
             Some(grad.f_to_kind(logits.f_kind()?)?)
         } else {
             None
         };
-        let counted = validf.f_sum(compute)?;
         let loss = match opts.reduction {
-            Reduction::None => row_loss,
-            _ => row_loss.f_sum(compute)?,
+            Reduction::None => row_loss.f_mul_scalar(opts.scale)?,
+            _ => row_loss.f_sum(compute)?.f_mul(&factor)?,
         };
-        Ok((loss, grad, counted))
+        Ok(LossOutput { loss, grad })
     })
 }

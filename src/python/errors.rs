@@ -3,7 +3,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::{
-    PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError, PyValueError,
+    PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError,
+    PyValueError,
 };
 use pyo3::PyErr;
 
@@ -36,7 +37,9 @@ pub fn guarded<T>(f: impl FnOnce() -> crate::Result<T>) -> Result<T, PyErr> {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(PyRuntimeError::new_err(format!("internal error in q2l (please report it): {what}")))
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in q2l (please report it): {what}"
+            )))
         }
     }
 }

@@ -6,13 +6,13 @@ use pyo3_tch::PyTensor;
 use super::errors::{guarded, to_py};
 use crate::loss::{self, AslOptions, LossOutput, SingleLabelOptions};
 
-type Output = (PyTensor, Option<PyTensor>, PyTensor);
+type Output = (PyTensor, Option<PyTensor>);
 
 fn output(out: LossOutput) -> Output {
-    (PyTensor(out.loss), out.grad.map(PyTensor), PyTensor(out.grad_scale))
+    (PyTensor(out.loss), out.grad.map(PyTensor))
 }
 
-/// Asymmetric loss: returns (loss, grad of the unreduced loss or None, grad scale).
+/// Asymmetric loss: returns (loss, d loss / d logits or None).
 #[pyfunction]
 #[pyo3(signature = (
     logits, targets, class_weight, *, gamma_pos, gamma_neg, clip, eps, focal_grad,
@@ -53,7 +53,7 @@ fn asymmetric_loss(
     Ok(output(out))
 }
 
-/// Single-label asymmetric loss: returns (loss, grad of the unreduced loss or None, grad scale).
+/// Single-label asymmetric loss: returns (loss, d loss / d logits or None).
 #[pyfunction]
 #[pyo3(signature = (
     logits, targets, *, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index,

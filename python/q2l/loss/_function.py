@@ -5,34 +5,37 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
-NativeLoss = Callable[..., Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]]
+NativeLoss = Callable[..., Tuple[torch.Tensor, Optional[torch.Tensor]]]
+
+
+def _is_one(t: torch.Tensor) -> bool:
+    # Only checked on the CPU: on an accelerator the comparison would cost a sync.
+    return t.device.type == "cpu" and t.dim() == 0 and bool(t == 1)
 
 
 class _FusedLoss(torch.autograd.Function):
-    """Runs a native loss that returns ``(loss, grad, grad_scale)``.
+    """Runs a native loss that returns ``(loss, d loss / d logits)``.
 
-    The forward keeps the gradient of the unreduced loss (one logits-sized buffer);
-    the backward multiplies it by ``grad_output * grad_scale``.
+    The forward keeps that gradient (one logits-sized buffer). The backward returns it
+    as it is when ``grad_output`` is 1, the usual ``loss.backward()``: autograd then
+    adopts the buffer as ``.grad`` without a copy. Otherwise it is multiplied.
     """
 
     @staticmethod
     def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, args: tuple, kwargs: dict) -> torch.Tensor:
-        loss, grad, scale = native(logits, *args, need_grad=True, **kwargs)
-        ctx.save_for_backward(grad, scale)
+        loss, grad = native(logits, *args, need_grad=True, **kwargs)
+        ctx.save_for_backward(grad)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_output: torch.Tensor):
-        grad, scale = ctx.saved_tensors
-        factor = grad_output * scale
-        if factor.dim() == 0:
-            out = grad * factor
-        else:
-            while factor.dim() < grad.dim():
-                factor = factor.unsqueeze(-1)
-            out = grad * factor.to(grad.dtype)
-        return out, None, None, None
+        (grad,) = ctx.saved_tensors
+        if _is_one(grad_output):
+            return grad, None, None, None
+        while grad_output.dim() < grad.dim() and grad_output.dim() > 0:
+            grad_output = grad_output.unsqueeze(-1)
+        return grad * grad_output.to(grad.dtype), None, None, None
 
 
 def run(native: NativeLoss, logits: torch.Tensor, args: tuple, kwargs: dict, constants: dict) -> torch.Tensor:
@@ -43,8 +46,7 @@ def run(native: NativeLoss, logits: torch.Tensor, args: tuple, kwargs: dict, con
     """
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    grad_wanted = torch.is_grad_enabled() and logits.requires_grad
-    if grad_wanted:
+    if torch.is_grad_enabled() and logits.requires_grad:
         for name, value in constants.items():
             if isinstance(value, torch.Tensor) and value.requires_grad:
                 raise ValueError(
@@ -52,5 +54,5 @@ def run(native: NativeLoss, logits: torch.Tensor, args: tuple, kwargs: dict, con
                     f"gradient; pass {name}.detach()"
                 )
         return _FusedLoss.apply(logits, native, args, kwargs)
-    loss, _, _ = native(logits, *args, need_grad=False, **kwargs)
+    loss, _ = native(logits, *args, need_grad=False, **kwargs)
     return loss

@@ -1,0 +1,22 @@
+"""``python -m q2l.bench {loss}``: run one benchmark and print its table."""
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m q2l.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    loss = sub.add_parser("loss", help="asymmetric loss forward+backward against plain PyTorch")
+    loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
+    loss.add_argument("--preset", default="all", help="query2label, asl or all")
+    args = parser.parse_args(argv)
+    if args.what == "loss":
+        from .loss import main as run
+
+        return run(quick=args.quick, preset=args.preset)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Timing and CPU-memory measurement helpers for the benchmarks."""
+
+import gc
+import statistics
+import time
+from typing import Callable, List, Optional
+
+import torch
+
+
+def median_seconds(fn: Callable[[], object], min_time: float = 0.5, min_runs: int = 5, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` over enough runs to last ``min_time`` seconds."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 1000:
+            break
+    return statistics.median(times)
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def peak_rss_bytes(fn: Callable[[], object]) -> Optional[int]:
+    """Peak resident memory added while ``fn()`` runs, or None where it cannot be read.
+
+    Resets the kernel's high-water mark (``/proc/self/clear_refs``, Linux) and reads it
+    back, so it counts every allocation (torch's, Rust's, the allocator's slack) at page
+    granularity; meaningful for buffers of a few MiB and up.
+    """
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = _status_kib("VmRSS")
+        fn()
+        peak = _status_kib("VmHWM")
+    except OSError:
+        return None
+    return max(peak - base, 0) * 1024
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:9.3f}"
+
+
+def fmt_mib(nbytes: Optional[int]) -> str:
+    return "     n/a" if nbytes is None else f"{nbytes / 2**20:8.2f}"
+
+
+def threads_line() -> str:
+    from .. import _native
+
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, q2l kernels: {_native.simd_level()}"
