@@ -243,6 +243,12 @@ pub fn unravel(mut flat: usize, shape: &[i64]) -> Vec<usize> {
     idx
 }
 
+/// Flat index of the first `true` in a boolean mask (0 when there is none).
+pub fn first_true(mask: &Tensor) -> Result<usize> {
+    let flat = mask.f_flatten(0, -1)?.f_to_kind(Kind::Uint8)?;
+    Ok(flat.f_argmax(0, false)?.f_int64_value(&[])? as usize)
+}
+
 /// Read-only view of a contiguous CPU tensor's storage.
 ///
 /// # Safety

@@ -5,8 +5,8 @@ use tch::{Device, Kind, Tensor};
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::{
-    as_mut_slice, as_slice, float_kind, is_target_kind, kind_name, same_device, shape_str, unravel,
-    with_float_kind, with_target_kind, FloatElement,
+    as_mut_slice, as_slice, first_true, float_kind, is_target_kind, kind_name, same_device,
+    shape_str, unravel, with_float_kind, with_target_kind, FloatElement,
 };
 
 use super::asymmetric_kernel::{self, Stats};
@@ -210,12 +210,8 @@ fn kernel_path(
 
 /// The error for NaN logits, naming the first one.
 pub(super) fn nan_error(x: &Tensor, count: u64) -> Result<crate::error::Error> {
-    let first = x
-        .f_isnan()?
-        .f_flatten(0, -1)?
-        .f_argmax(0, false)?
-        .f_int64_value(&[])?;
-    let idx = unravel(first as usize, &x.size());
+    let first = first_true(&x.f_isnan()?)?;
+    let idx = unravel(first, &x.size());
     Ok(crate::error::Error::value(format!(
         "logits contain {count} NaN value(s), the first at index {idx:?}; \
          pass validate=False to let NaN propagate into the loss instead"
@@ -235,7 +231,10 @@ pub(super) fn bad_target_mask(y: &Tensor) -> Result<Tensor> {
 /// The error for targets outside {-1} and [0, 1], naming the first one.
 pub(super) fn target_error(y: &Tensor, count: u64) -> Result<crate::error::Error> {
     let flat = bad_target_mask(y)?.f_flatten(0, -1)?;
-    let first = flat.f_argmax(0, false)?.f_int64_value(&[])?;
+    let first = flat
+        .f_to_kind(Kind::Uint8)?
+        .f_argmax(0, false)?
+        .f_int64_value(&[])?;
     let value = y
         .f_flatten(0, -1)?
         .f_to_kind(Kind::Double)?
@@ -245,4 +244,53 @@ pub(super) fn target_error(y: &Tensor, count: u64) -> Result<crate::error::Error
         "targets must be 1 (present), 0 (absent), -1 (not annotated) or a soft label in [0, 1]; \
          found {count} invalid value(s), the first is {value} at index {idx:?}"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(rows: i64, cols: i64) -> (Tensor, Tensor) {
+        tch::manual_seed(0);
+        let x = Tensor::randn([rows, cols], (Kind::Float, Device::Cpu)) * 3.0;
+        let y = Tensor::rand([rows, cols], (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float);
+        (x, y)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn kernel_and_tensor_paths_agree() {
+        let (x, y) = data(37, 203);
+        for clip in [0.0, 0.05] {
+            for reduction in [Reduction::Sum, Reduction::Mean, Reduction::None] {
+                let mut opts = AslOptions { clip, reduction, ..AslOptions::default() };
+                opts.backend = Backend::Kernel;
+                let k = asymmetric_loss(&x, &y, None, &opts, true).unwrap();
+                opts.backend = Backend::Tensor;
+                let t = asymmetric_loss(&x, &y, None, &opts, true).unwrap();
+                let scale = t.loss.abs().max().double_value(&[]).max(1.0);
+                assert!(max_diff(&k.loss, &t.loss) < 1e-5 * scale);
+                assert!(max_diff(&k.grad.unwrap(), &t.grad.unwrap()) < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn shape_mismatch_is_a_value_error() {
+        let (x, _) = data(3, 4);
+        let y = Tensor::zeros([3, 5], (Kind::Float, Device::Cpu));
+        let err = asymmetric_loss(&x, &y, None, &AslOptions::default(), false).unwrap_err();
+        assert!(matches!(err, crate::Error::Value(ref m) if m.contains("[3, 4]")), "{err}");
+    }
+
+    #[test]
+    fn reduction_factors() {
+        assert_eq!(reduction_factor(Reduction::Mean, 1000.0, 4, 8), 125.0);
+        assert_eq!(reduction_factor(Reduction::Mean, 1.0, 4, 0), 0.0);
+        assert_eq!(reduction_factor(Reduction::BatchMean, 2.0, 4, 0), 0.5);
+        assert_eq!(reduction_factor(Reduction::Sum, 3.0, 0, 0), 3.0);
+    }
 }

@@ -5,8 +5,8 @@ use tch::{Device, Kind, Tensor};
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::tensor::{
-    as_mut_slice, as_slice, float_kind, kind_name, same_device, shape_str, with_float_kind,
-    FloatElement,
+    as_mut_slice, as_slice, first_true, float_kind, kind_name, same_device, shape_str,
+    with_float_kind, FloatElement,
 };
 
 use super::options::{Backend, Reduction, SingleLabelOptions};
@@ -63,8 +63,8 @@ pub fn asymmetric_loss_single_label(
         .f_logical_or(&t.f_ge(classes)?)?
         .f_logical_and(&t.f_ne(opts.ignore_index)?)?;
     if bad.f_any()?.f_int64_value(&[])? != 0 {
-        let first = bad.f_argmax(0, false)?.f_int64_value(&[])?;
-        let value = t.f_int64_value(&[first])?;
+        let first = first_true(&bad)?;
+        let value = t.f_int64_value(&[first as i64])?;
         bail!(
             "targets must be class indices in [0, {classes}) or ignore_index={}; found {value} at row {first}",
             opts.ignore_index

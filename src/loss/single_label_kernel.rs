@@ -63,15 +63,16 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize, grad_fact
     let lse = m + total.ln();
     let gn = R::from_f64(o.gamma_neg);
     let s_other = R::from_f64(o.smoothing / n as f64);
-    let mut loss = R::ZERO;
-    let mut gsum = R::ZERO;
+    // f64 accumulators: rows can be 10^4 classes long.
+    let mut loss = 0.0f64;
+    let mut gsum = 0.0f64;
     // Non-target classes; the target's entry is overwritten below.
     if o.gamma_neg == 0.0 {
         for j in 0..n {
             let lp = r.x[j] - lse;
             r.w[j] = R::ONE;
             r.g[j] = s_other;
-            loss += s_other * lp;
+            loss += (s_other * lp).to_f64();
         }
     } else {
         for j in 0..n {
@@ -79,7 +80,7 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize, grad_fact
             let w = (gn * lp).exp();
             r.w[j] = w;
             r.g[j] = s_other * w * (gn * lp + R::ONE);
-            loss += s_other * w * lp;
+            loss += (s_other * w * lp).to_f64();
         }
     }
     // The target class, in f64: 1 - p_t needs expm1 to keep its precision.
@@ -98,15 +99,16 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize, grad_fact
         0.0
     };
     let lp_j = r.x[target] - lse;
-    loss = loss - s_other * r.w[target] * lp_j + R::from_f64(s_t * w_t * lp_t);
+    loss += s_t * w_t * lp_t - (s_other * r.w[target] * lp_j).to_f64();
     r.g[target] = R::from_f64(s_t * (c_lp + w_t));
     for &g in &r.g {
-        gsum += g;
+        gsum += g.to_f64();
     }
+    let gsum = R::from_f64(gsum);
     for j in 0..n {
         r.g[j] = (r.e[j] * inv * gsum - r.g[j]) * grad_factor;
     }
-    -loss.to_f64()
+    -loss
 }
 
 /// Runs rows of `num_classes` logits against integer targets (one per row); gradients

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up this checkout from scratch: a virtual environment .venv with torch==2.13.0 and
+# the test tools, then builds the Rust extension in place against that torch.
+# Idempotent: a second run only rebuilds what changed. Needs python3 (3.9+) and cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==2.13.0" numpy pytest hypothesis "maturin>=1.5,<2"
+# In place, never in an isolated build env: tch links the torch installed above.
+LIBTORCH_USE_PYTORCH=1 maturin develop --release -q
+python -c "import q2l; print('q2l', q2l.__version__, 'built against torch', q2l._native.TORCH_VERSION)"

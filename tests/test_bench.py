@@ -1,0 +1,9 @@
+"""The benchmark command runs end to end (its figures are not checked: it is no timed test)."""
+
+from q2l.bench.__main__ import main
+
+
+def test_loss_benchmark_quick_mode_runs(capsys):
+    assert main(["loss", "--quick", "--preset", "query2label"]) == 0
+    out = capsys.readouterr().out
+    assert "preset 'query2label'" in out and "(128, 1000)" in out
