@@ -4,13 +4,15 @@ Public parts (each a drop-in for the usual PyTorch piece):
 
 * :mod:`q2l.loss` -- the asymmetric loss (:class:`AsymmetricLoss`) and its single-label
   variant, fused forward+backward kernels.
+* :mod:`q2l.metrics` -- mAP (every definition, named), threshold and top-k metrics, and a
+  streaming accumulator.
 
 ``import torch`` happens first: the native module resolves libtorch's symbols from it.
 """
 
 import torch  # noqa: F401  (must precede the native import)
 
-from . import _native
+from . import _native, metrics
 from .loss import (
     PRESETS,
     AsymmetricLoss,
@@ -29,5 +31,6 @@ __all__ = [
     "AsymmetricLossSingleLabel",
     "asymmetric_loss",
     "asymmetric_loss_single_label",
+    "metrics",
     "__version__",
 ]

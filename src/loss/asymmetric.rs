@@ -253,7 +253,9 @@ mod tests {
     fn data(rows: i64, cols: i64) -> (Tensor, Tensor) {
         tch::manual_seed(0);
         let x = Tensor::randn([rows, cols], (Kind::Float, Device::Cpu)) * 3.0;
-        let y = Tensor::rand([rows, cols], (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float);
+        let y = Tensor::rand([rows, cols], (Kind::Float, Device::Cpu))
+            .lt(0.3)
+            .to_kind(Kind::Float);
         (x, y)
     }
 
@@ -266,7 +268,11 @@ mod tests {
         let (x, y) = data(37, 203);
         for clip in [0.0, 0.05] {
             for reduction in [Reduction::Sum, Reduction::Mean, Reduction::None] {
-                let mut opts = AslOptions { clip, reduction, ..AslOptions::default() };
+                let mut opts = AslOptions {
+                    clip,
+                    reduction,
+                    ..AslOptions::default()
+                };
                 opts.backend = Backend::Kernel;
                 let k = asymmetric_loss(&x, &y, None, &opts, true).unwrap();
                 opts.backend = Backend::Tensor;
@@ -283,7 +289,10 @@ mod tests {
         let (x, _) = data(3, 4);
         let y = Tensor::zeros([3, 5], (Kind::Float, Device::Cpu));
         let err = asymmetric_loss(&x, &y, None, &AslOptions::default(), false).unwrap_err();
-        assert!(matches!(err, crate::Error::Value(ref m) if m.contains("[3, 4]")), "{err}");
+        assert!(
+            matches!(err, crate::Error::Value(ref m) if m.contains("[3, 4]")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod errors;
 mod loss;
+mod metrics;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TORCH_VERSION", torch_version())?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     loss::register(m)?;
+    metrics::register(m)?;
     Ok(())
 }
 

@@ -1,0 +1,145 @@
+"""Multi-label metrics as functions of a whole score matrix.
+
+Every function takes ``scores`` and ``targets`` of shape ``[num_samples, num_classes]`` as
+numpy arrays or torch tensors (CPU or CUDA; contiguous CPU inputs are read without a copy).
+Scores may be logits or probabilities in float16/32/64 (ranking metrics do not care;
+threshold metrics compare against the scores as given). Targets are 1 (present), 0
+(absent) or -1 (ignored: difficult or unannotated), in any integer or floating dtype.
+The work runs in Rust on ``torch.get_num_threads()`` threads without the GIL.
+
+Which "mAP"? ``definition`` names it:
+
+* ``"voc"``: all-point interpolated AP, the mean over positives of the best precision at
+  any rank at or below theirs. Query2Label's ``voc_mAP`` (its reported numbers) uses it.
+* ``"noninterpolated"``: the mean of the precisions at the ranks of the positives. ASL's
+  ``average_precision``, ML-Decoder and mmpretrain use it.
+* ``"step"``: ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds with tied scores
+  grouped. scikit-learn's ``average_precision_score`` and torchmetrics'
+  ``MultilabelAveragePrecision`` use it.
+
+``"voc"`` and ``"noninterpolated"`` take tied scores in sample order (a stable sort; the
+reference codes use numpy's unstable argsort, so their tie order is arbitrary).
+"""
+
+import math
+from typing import Dict, Sequence, Union
+
+import numpy as np
+import torch
+
+from .. import _native
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+DEFINITIONS = ("voc", "noninterpolated", "step")
+EMPTY_POLICIES = ("nan", "zero", "skip")
+
+
+def as_tensor(a: ArrayLike, name: str) -> torch.Tensor:
+    """A torch view of ``a`` (no copy for numpy arrays of a torch dtype)."""
+    if isinstance(a, torch.Tensor):
+        return a.detach()
+    if isinstance(a, np.ndarray):
+        if a.dtype == np.bool_ or a.dtype.kind in "iuf":
+            return torch.from_numpy(a)
+        raise ValueError(f"{name} must hold numbers, got a numpy array of dtype {a.dtype}")
+    raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(a).__name__}")
+
+
+def _scores_and_targets(scores: ArrayLike, targets: ArrayLike):
+    s = as_tensor(scores, "scores")
+    t = as_tensor(targets, "targets")
+    if s.device != t.device:
+        raise ValueError(f"scores are on {s.device} but targets are on {t.device}; move both to the same device")
+    # Ranking runs on the CPU: one device-to-host copy for CUDA inputs.
+    return s.cpu(), t.cpu()
+
+
+def average_precision(
+    scores: ArrayLike, targets: ArrayLike, *, definition: str = "voc", empty: str = "nan"
+) -> torch.Tensor:
+    """Average precision of each class.
+
+    Args:
+        scores: ``[N, C]`` scores.
+        targets: ``[N, C]`` targets in {1, 0, -1}.
+        definition: ``"voc"``, ``"noninterpolated"`` or ``"step"`` (see the module docs).
+        empty: What a class without any positive gets: ``"nan"`` (Query2Label's code),
+            ``"zero"`` (ASL's) or ``"skip"`` (NaN here, and left out of the mean by
+            :func:`mean_average_precision`).
+
+    Returns:
+        float64 tensor ``[C]`` of APs in [0, 1].
+    """
+    if definition not in DEFINITIONS:
+        raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
+    if empty not in EMPTY_POLICIES:
+        raise ValueError(f"empty must be one of {EMPTY_POLICIES}, got {empty!r}")
+    s, t = _scores_and_targets(scores, targets)
+    fill = 0.0 if empty == "zero" else math.nan
+    aps = _native.average_precision(s, t, definition=definition)
+    return torch.tensor([fill if ap is None else ap for ap in aps], dtype=torch.float64)
+
+
+def mean_average_precision(
+    scores: ArrayLike, targets: ArrayLike, *, definition: str = "voc", empty: str = "nan"
+) -> float:
+    """The mean of :func:`average_precision` over classes, in [0, 1] (papers print x100).
+
+    With ``empty="nan"`` a class without positives makes the mean NaN, as in the official
+    Query2Label code; ``"skip"`` leaves such classes out; ``"zero"`` counts them as 0.
+    """
+    aps = average_precision(scores, targets, definition=definition, empty=empty)
+    if empty == "skip":
+        aps = aps[~torch.isnan(aps)]
+        if aps.numel() == 0:
+            raise ValueError("no class has a positive target: mAP is undefined")
+    return float(aps.mean())
+
+
+def threshold_metrics(
+    scores: ArrayLike, targets: ArrayLike, threshold: Union[float, Sequence[float]] = 0.5
+) -> Dict[str, object]:
+    """CP, CR, CF1, OP, OR, OF1 with ``score >= threshold`` as the prediction.
+
+    Args:
+        scores: ``[N, C]`` scores (probabilities for the default threshold 0.5; for
+            logits use threshold 0.0).
+        targets: ``[N, C]`` targets in {1, 0, -1}; -1 entries are left out.
+        threshold: One threshold, or one per class.
+
+    Returns:
+        A dict with the floats ``CP``, ``CR``, ``CF1`` (the F1 of CP and CR, the
+        ML-GCN/Query2Label convention), ``OP``, ``OR``, ``OF1``, and per-class lists
+        ``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``, ``support``. A 0/0
+        ratio counts as 0.
+    """
+    s, t = _scores_and_targets(scores, targets)
+    if isinstance(threshold, (int, float)):
+        thresholds = [float(threshold)]
+    else:
+        thresholds = [float(v) for v in as_tensor(torch.as_tensor(threshold), "threshold").flatten().tolist()]
+    return _native.threshold_summary(s, t, thresholds=thresholds)
+
+
+def topk_metrics(scores: ArrayLike, targets: ArrayLike, k: int = 3) -> Dict[str, object]:
+    """The metrics of :func:`threshold_metrics` when each sample predicts its ``k``
+    highest-scoring classes (k=3 in the literature; ties go to the lower class index)."""
+    s, t = _scores_and_targets(scores, targets)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k must be in [1, num_classes], got {k}")
+    return _native.threshold_summary(s, t, k=k)
+
+
+def best_f1_thresholds(scores: ArrayLike, targets: ArrayLike):
+    """Per-class thresholds that maximise F1 on these (validation) scores.
+
+    Returns:
+        ``(thresholds, f1)``: float64 tensors ``[C]``; predict ``score >= threshold``.
+        A class without positives gets ``+inf`` (never predicted) and F1 0.
+    """
+    s, t = _scores_and_targets(scores, targets)
+    th, f1 = _native.best_f1_thresholds(s, t)
+    return torch.tensor(th, dtype=torch.float64), torch.tensor(f1, dtype=torch.float64)

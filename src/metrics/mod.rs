@@ -1,0 +1,11 @@
+//! Multi-label metrics: average precision under each named definition, threshold and
+//! top-k metrics, and per-class threshold search. Inputs are score and target tensors
+//! [N, C] (targets 1, 0, or -1 for "ignore"); work runs on CPU threads.
+
+mod average_precision;
+mod columns;
+mod sort;
+mod threshold;
+
+pub use average_precision::{average_precision, ranked_ap, ApDefinition};
+pub use threshold::{best_f1_thresholds, counts, Counts, Decision, Summary};

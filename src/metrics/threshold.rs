@@ -1,0 +1,228 @@
+//! Threshold and top-k metrics: per-class counts, the CP/CR/CF1/OP/OR/OF1 summary, and a
+//! per-class threshold search that maximises F1.
+
+use tch::Tensor;
+
+use crate::bail;
+use crate::error::Result;
+use crate::parallel::map_chunks;
+use crate::tensor::{as_slice, with_float_kind, with_target_kind, Element};
+
+use super::columns::{check, map_classes, Dims};
+
+/// Rows per parallel task.
+const ROWS: usize = 2048;
+
+/// How a score becomes a positive prediction.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// `score >= threshold`, one threshold for all classes or one per class.
+    Threshold(Vec<f64>),
+    /// The `k` highest scores of each sample (ties: lower class index first).
+    TopK(usize),
+}
+
+/// Per-class confusion counts (targets of -1 left out).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub tp: Vec<u64>,
+    pub fp: Vec<u64>,
+    pub fn_: Vec<u64>,
+    /// Annotated positives per class.
+    pub support: Vec<u64>,
+}
+
+/// CP, CR, CF1, OP, OR, OF1 and the per-class values they come from.
+///
+/// A 0/0 precision, recall or F1 counts as 0 (scikit-learn's `zero_division=0`); CF1 is
+/// the F1 of CP and CR, as in the ML-GCN / Query2Label convention.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub cp: f64,
+    pub cr: f64,
+    pub cf1: f64,
+    pub op: f64,
+    pub or: f64,
+    pub of1: f64,
+    pub precision: Vec<f64>,
+    pub recall: Vec<f64>,
+    pub f1: Vec<f64>,
+    pub counts: Counts,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+fn harmonic(p: f64, r: f64) -> f64 {
+    ratio(2.0 * p * r, p + r)
+}
+
+impl Counts {
+    fn zeros(c: usize) -> Self {
+        Counts {
+            tp: vec![0; c],
+            fp: vec![0; c],
+            fn_: vec![0; c],
+            support: vec![0; c],
+        }
+    }
+
+    fn add(mut self, o: &Counts) -> Self {
+        for i in 0..self.tp.len() {
+            self.tp[i] += o.tp[i];
+            self.fp[i] += o.fp[i];
+            self.fn_[i] += o.fn_[i];
+            self.support[i] += o.support[i];
+        }
+        self
+    }
+
+    /// The summary metrics of these counts.
+    pub fn summarize(&self) -> Summary {
+        let c = self.tp.len();
+        let mut s = Summary {
+            counts: self.clone(),
+            ..Summary::default()
+        };
+        for i in 0..c {
+            let (tp, fp, fn_) = (self.tp[i] as f64, self.fp[i] as f64, self.fn_[i] as f64);
+            s.precision.push(ratio(tp, tp + fp));
+            s.recall.push(ratio(tp, tp + fn_));
+            s.f1.push(ratio(2.0 * tp, 2.0 * tp + fp + fn_));
+        }
+        s.cp = s.precision.iter().sum::<f64>() / c as f64;
+        s.cr = s.recall.iter().sum::<f64>() / c as f64;
+        s.cf1 = harmonic(s.cp, s.cr);
+        let tp: u64 = self.tp.iter().sum();
+        let fp: u64 = self.fp.iter().sum();
+        let fn_: u64 = self.fn_.iter().sum();
+        s.op = ratio(tp as f64, (tp + fp) as f64);
+        s.or = ratio(tp as f64, (tp + fn_) as f64);
+        s.of1 = harmonic(s.op, s.or);
+        s
+    }
+}
+
+/// Per-class counts of `scores` [N, C] against `targets` [N, C] under `decision`.
+pub fn counts(scores: &Tensor, targets: &Tensor, decision: &Decision) -> Result<Counts> {
+    let c = check(scores, targets)?;
+    match decision {
+        Decision::Threshold(t) if t.len() != 1 && t.len() != c.cols => {
+            bail!(
+                "thresholds must be one number or one per class ({}), got {}",
+                c.cols,
+                t.len()
+            )
+        }
+        Decision::Threshold(t) if t.iter().any(|v| v.is_nan()) => {
+            bail!("thresholds must not be NaN")
+        }
+        Decision::TopK(k) if *k == 0 || *k > c.cols => {
+            bail!("k must be in [1, num_classes = {}], got {k}", c.cols)
+        }
+        _ => {}
+    }
+    let kind = c.scores.f_kind()?;
+    let tkind = c.targets.f_kind()?;
+    let chunks = c.rows.div_ceil(ROWS);
+    let parts = with_float_kind!(kind, X => with_target_kind!(tkind, Y => {
+        // SAFETY: contiguous CPU tensors of these element types, alive for the call.
+        let (x, y) = unsafe { (as_slice::<X>(&c.scores), as_slice::<Y>(&c.targets)) };
+        let d = c.dims();
+        map_chunks(chunks, c.rows * c.cols >= 1 << 16, |k| count_rows::<X, Y>(x, y, d, k, decision))
+    }));
+    let mut total = Counts::zeros(c.cols);
+    for part in parts {
+        match part {
+            Some(p) => total = total.add(&p),
+            None => {
+                // Re-run the checks that name the culprit.
+                map_classes(&c, |_, _| ())?;
+                bail!("invalid scores or targets");
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn count_rows<X: Element, Y: Element>(
+    x: &[X],
+    y: &[Y],
+    c: Dims,
+    k: usize,
+    d: &Decision,
+) -> Option<Counts> {
+    let mut out = Counts::zeros(c.cols);
+    let (mut s, mut t) = (vec![0f64; c.cols], vec![0f64; c.cols]);
+    let mut pred = vec![false; c.cols];
+    let mut order: Vec<usize> = (0..c.cols).collect();
+    for i in k * ROWS..((k + 1) * ROWS).min(c.rows) {
+        let row = i * c.cols..(i + 1) * c.cols;
+        X::to_f64_slice(&x[row.clone()], &mut s);
+        Y::to_f64_slice(&y[row], &mut t);
+        if s.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        match d {
+            Decision::Threshold(th) => {
+                for j in 0..c.cols {
+                    pred[j] = s[j] >= th[if th.len() == 1 { 0 } else { j }];
+                }
+            }
+            Decision::TopK(kk) => {
+                order.iter_mut().enumerate().for_each(|(j, o)| *o = j);
+                let by_score = |a: &usize, b: &usize| s[*b].total_cmp(&s[*a]).then(a.cmp(b));
+                if *kk < c.cols {
+                    order.select_nth_unstable_by(*kk - 1, by_score);
+                }
+                pred.iter_mut().for_each(|p| *p = false);
+                for &j in &order[..*kk] {
+                    pred[j] = true;
+                }
+            }
+        }
+        for j in 0..c.cols {
+            let (positive, predicted) = match t[j] {
+                v if v == 1.0 => (true, pred[j]),
+                v if v == 0.0 => (false, pred[j]),
+                v if v == -1.0 => continue,
+                _ => return None,
+            };
+            out.support[j] += positive as u64;
+            out.tp[j] += (positive && predicted) as u64;
+            out.fp[j] += (!positive && predicted) as u64;
+            out.fn_[j] += (positive && !predicted) as u64;
+        }
+    }
+    Some(out)
+}
+
+/// For each class, the threshold (predict `score >= threshold`) that maximises F1 on
+/// these scores, and that F1. A class without positives gets `+inf` and F1 0.
+pub fn best_f1_thresholds(scores: &Tensor, targets: &Tensor) -> Result<Vec<(f64, f64)>> {
+    let c = check(scores, targets)?;
+    map_classes(&c, |r, from_key| {
+        let n = r.labels.len();
+        let positives = r.labels.iter().map(|&l| l as u64).sum::<u64>();
+        if positives == 0 {
+            return (f64::INFINITY, 0.0);
+        }
+        let (mut tp, mut best, mut at) = (0u64, -1.0f64, 0usize);
+        for k in 0..n {
+            tp += r.labels[k] as u64;
+            if k + 1 == n || r.keys[k + 1] != r.keys[k] {
+                let f1 = 2.0 * tp as f64 / (positives as f64 + (k + 1) as f64);
+                if f1 > best {
+                    best = f1;
+                    at = k;
+                }
+            }
+        }
+        (from_key(r.score_key(at)), best)
+    })
+}

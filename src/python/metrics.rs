@@ -1,0 +1,80 @@
+//! Shims for `crate::metrics`.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_tch::PyTensor;
+
+use super::errors::{guarded, to_py};
+use crate::metrics::{self, ApDefinition, Decision};
+
+/// Per-class average precision (None for classes without positives).
+#[pyfunction]
+#[pyo3(signature = (scores, targets, *, definition))]
+fn average_precision(
+    py: Python<'_>,
+    scores: PyTensor,
+    targets: PyTensor,
+    definition: &str,
+) -> PyResult<Vec<Option<f64>>> {
+    let def: ApDefinition = definition.parse().map_err(to_py)?;
+    let (s, t) = (scores.0, targets.0);
+    py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))
+}
+
+/// Threshold or top-k summary: a dict of CP, CR, CF1, OP, OR, OF1 and per-class lists.
+#[pyfunction]
+#[pyo3(signature = (scores, targets, *, thresholds=None, k=None))]
+fn threshold_summary<'py>(
+    py: Python<'py>,
+    scores: PyTensor,
+    targets: PyTensor,
+    thresholds: Option<Vec<f64>>,
+    k: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let decision = match (thresholds, k) {
+        (Some(t), None) => Decision::Threshold(t),
+        (None, Some(k)) => Decision::TopK(k),
+        _ => {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "give exactly one of thresholds and k",
+            ))
+        }
+    };
+    let (s, t) = (scores.0, targets.0);
+    let sum =
+        py.allow_threads(move || guarded(|| Ok(metrics::counts(&s, &t, &decision)?.summarize())))?;
+    let d = PyDict::new(py);
+    d.set_item("CP", sum.cp)?;
+    d.set_item("CR", sum.cr)?;
+    d.set_item("CF1", sum.cf1)?;
+    d.set_item("OP", sum.op)?;
+    d.set_item("OR", sum.or)?;
+    d.set_item("OF1", sum.of1)?;
+    d.set_item("precision", sum.precision)?;
+    d.set_item("recall", sum.recall)?;
+    d.set_item("f1", sum.f1)?;
+    d.set_item("tp", sum.counts.tp)?;
+    d.set_item("fp", sum.counts.fp)?;
+    d.set_item("fn", sum.counts.fn_)?;
+    d.set_item("support", sum.counts.support)?;
+    Ok(d)
+}
+
+/// Per-class thresholds maximising F1: (thresholds, f1s).
+#[pyfunction]
+fn best_f1_thresholds(
+    py: Python<'_>,
+    scores: PyTensor,
+    targets: PyTensor,
+) -> PyResult<(Vec<f64>, Vec<f64>)> {
+    let (s, t) = (scores.0, targets.0);
+    let pairs = py.allow_threads(move || guarded(|| metrics::best_f1_thresholds(&s, &t)))?;
+    Ok(pairs.into_iter().unzip())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(average_precision, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold_summary, m)?)?;
+    m.add_function(wrap_pyfunction!(best_f1_thresholds, m)?)?;
+    Ok(())
+}
