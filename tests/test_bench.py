@@ -7,3 +7,8 @@ def test_loss_benchmark_quick_mode_runs(capsys):
     assert main(["loss", "--quick", "--preset", "query2label"]) == 0
     out = capsys.readouterr().out
     assert "preset 'query2label'" in out and "(128, 1000)" in out
+
+
+def test_metrics_benchmark_quick_mode_runs(capsys):
+    assert main(["metrics", "--quick"]) == 0
+    assert "shape (2000, 40)" in capsys.readouterr().out

@@ -4,7 +4,7 @@ These functions are the stateless core; the public API in :mod:`q2l` wraps them 
 ``torch.nn.Module`` classes and ``torch.autograd.Function``s.
 """
 
-from typing import Literal, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import torch
 
@@ -61,3 +61,26 @@ def asymmetric_loss_single_label(
     need_grad: bool,
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Single-label (softmax) asymmetric loss; returns as :func:`asymmetric_loss`."""
+
+def average_precision(
+    scores: torch.Tensor, targets: torch.Tensor, *, definition: Literal["voc", "noninterpolated", "step"]
+) -> List[Optional[float]]:
+    """Per-class AP of ``scores`` [N, C] against ``targets`` [N, C] (1, 0, -1 ignored);
+    ``None`` for classes without a positive.
+
+    Raises:
+        ValueError: bad shapes or dtypes, empty input, NaN scores, targets outside {-1, 0, 1}.
+    """
+
+def threshold_summary(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    thresholds: Optional[List[float]] = None,
+    k: Optional[int] = None,
+) -> Dict[str, Any]:
+    """CP, CR, CF1, OP, OR, OF1 and per-class precision/recall/f1/tp/fp/fn/support, with
+    predictions ``score >= threshold`` (one or one per class) or the top ``k`` per sample."""
+
+def best_f1_thresholds(scores: torch.Tensor, targets: torch.Tensor) -> Tuple[List[float], List[float]]:
+    """Per-class thresholds maximising F1, and those F1 values."""

@@ -1,4 +1,4 @@
-"""``python -m q2l.bench {loss}``: run one benchmark and print its table."""
+"""``python -m q2l.bench {loss,metrics}``: run one benchmark and print its table."""
 
 import argparse
 import sys
@@ -10,11 +10,17 @@ def main(argv=None) -> int:
     loss = sub.add_parser("loss", help="asymmetric loss forward+backward against plain PyTorch")
     loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
     loss.add_argument("--preset", default="all", help="query2label, asl or all")
+    metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
+    metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
     args = parser.parse_args(argv)
     if args.what == "loss":
         from .loss import main as run
 
         return run(quick=args.quick, preset=args.preset)
+    if args.what == "metrics":
+        from .metrics import main as run_metrics
+
+        return run_metrics(quick=args.quick)
     return 2
 
 
