@@ -1,0 +1,302 @@
+"""The Query2Label head: label embeddings query a Transformer over the backbone's features.
+
+:class:`Query2LabelHead` owns the parameters (named as in the official model, so its
+checkpoints map key for key); its ``forward`` is one Rust call on libtorch ops, so autograd,
+AMP, ``.to()`` and optimizers work as for any module.
+"""
+
+import math
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _native
+
+
+class GroupWiseLinear(nn.Module):
+    """One linear classifier per label: ``logit_k = <W_k, h_k> + b_k``.
+
+    Args:
+        num_classes: Number of labels K.
+        hidden_dim: Width d of each label's feature.
+
+    Shape:
+        - input: ``(B, K, d)``
+        - output: ``(B, K)``
+    """
+
+    def __init__(self, num_classes: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.W = nn.Parameter(torch.empty(1, num_classes, hidden_dim))
+        self.b = nn.Parameter(torch.empty(1, num_classes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.W.shape[2])
+        nn.init.uniform_(self.W, -bound, bound)
+        nn.init.uniform_(self.b, -bound, bound)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return (self.W * h).sum(-1) + self.b
+
+
+class _EncoderLayer(nn.Module):
+    def __init__(self, d: int, nhead: int, dim_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d, dim_ff)
+        self.linear2 = nn.Linear(dim_ff, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+
+
+class _DecoderLayer(nn.Module):
+    def __init__(self, d: int, nhead: int, dim_ff: int, dropout: float, self_attn: bool) -> None:
+        super().__init__()
+        if self_attn:
+            self.self_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
+            self.norm1 = nn.LayerNorm(d)
+        self.multihead_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d, dim_ff)
+        self.linear2 = nn.Linear(dim_ff, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.norm3 = nn.LayerNorm(d)
+
+
+class _Stack(nn.Module):
+    def __init__(self, layers: List[nn.Module], norm: Optional[nn.LayerNorm]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        if norm is not None:
+            self.norm = norm
+
+
+class Query2LabelHead(nn.Module):
+    """The Query2Label head (Liu et al. 2021) on a backbone feature map.
+
+    Defaults are the paper's COCO model. Differences from the official code, all
+    deliberate: the input projection is used automatically when the backbone's channels
+    differ from ``d_model`` (official issue #16); the positional encoding is computed for
+    the actual feature size, so one model runs at any resolution; pre-norm works with
+    decoder self-attention removed.
+
+    Args:
+        num_classes: Number of labels K (the label queries).
+        in_channels: Channels C of the backbone feature map.
+        d_model: Transformer width d.
+        nhead: Attention heads.
+        num_encoder_layers: Encoder layers over the image tokens.
+        num_decoder_layers: Decoder layers of the label queries.
+        dim_feedforward: FFN width.
+        dropout: Dropout in attention, residual branches and FFN.
+        pre_norm: Pre-norm layers (the official model is post-norm).
+        keep_first_self_attn: Keep self-attention among the queries in decoder layer 1
+            (the official model removes it).
+        keep_other_self_attn: Keep it in the other decoder layers (removed officially).
+        input_proj: ``None`` uses a 1x1 convolution C -> d only when C != d; ``True`` /
+            ``False`` force it on / off.
+        temperature: Temperature of the sine positional encoding.
+
+    Shape:
+        - features: ``(B, C, H, W)``
+        - output: ``(B, K)`` logits, and with ``return_attention=True`` also a list (one
+          per decoder layer) of head-averaged cross-attention maps ``(B, K, H, W)``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 80,
+        in_channels: int = 2048,
+        d_model: int = 2048,
+        nhead: int = 4,
+        num_encoder_layers: int = 1,
+        num_decoder_layers: int = 2,
+        dim_feedforward: int = 8192,
+        dropout: float = 0.1,
+        pre_norm: bool = False,
+        keep_first_self_attn: bool = False,
+        keep_other_self_attn: bool = False,
+        input_proj: Optional[bool] = None,
+        temperature: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        for name, value in [("num_classes", num_classes), ("in_channels", in_channels), ("d_model", d_model),
+                            ("nhead", nhead), ("dim_feedforward", dim_feedforward)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if num_encoder_layers < 0 or num_decoder_layers < 1:
+            raise ValueError("need num_encoder_layers >= 0 and num_decoder_layers >= 1")
+        if d_model % nhead or d_model % 2:
+            raise ValueError(f"d_model ({d_model}) must be even and divisible by nhead ({nhead})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        use_proj = (in_channels != d_model) if input_proj is None else bool(input_proj)
+        if not use_proj and in_channels != d_model:
+            raise ValueError(f"input_proj=False needs in_channels == d_model, got {in_channels} and {d_model}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.d_model = d_model
+        self.nhead = nhead
+        self.dropout = dropout
+        self.pre_norm = pre_norm
+        self.keep_first_self_attn = keep_first_self_attn
+        self.keep_other_self_attn = keep_other_self_attn
+        self.temperature = temperature
+        self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1) if use_proj else None
+        self.query_embed = nn.Embedding(num_classes, d_model)
+        self.encoder = _Stack(
+            [_EncoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_encoder_layers)],
+            nn.LayerNorm(d_model) if pre_norm and num_encoder_layers > 0 else None,
+        )
+        self.decoder = _Stack(
+            [
+                _DecoderLayer(d_model, nhead, dim_feedforward, dropout,
+                              keep_first_self_attn if i == 0 else keep_other_self_attn)
+                for i in range(num_decoder_layers)
+            ],
+            nn.LayerNorm(d_model),
+        )
+        self.fc = GroupWiseLinear(num_classes, d_model)
+        for module in (self.encoder, self.decoder):
+            for p in module.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+
+    @property
+    def num_encoder_layers(self) -> int:
+        return len(self.encoder.layers)
+
+    @property
+    def num_decoder_layers(self) -> int:
+        return len(self.decoder.layers)
+
+    def _check(self, features: torch.Tensor) -> None:
+        if not isinstance(features, torch.Tensor):
+            raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
+        if features.dim() != 4:
+            raise ValueError(f"features must have shape [batch, channels, height, width], got {tuple(features.shape)}")
+        param = self.query_embed.weight
+        if features.device != param.device:
+            raise ValueError(f"features are on {features.device} but the head is on {param.device}; move one of them")
+        if features.dtype != param.dtype and not torch.is_autocast_enabled(features.device.type):
+            raise ValueError(
+                f"features are {features.dtype} but the head's parameters are {param.dtype}; convert one of "
+                f"them, or run under torch.autocast"
+            )
+
+    def forward(
+        self, features: torch.Tensor, return_attention: bool = False
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Logits of every label.
+
+        Args:
+            features: Backbone feature map ``(B, C, H, W)``, any H x W.
+            return_attention: Also return each decoder layer's cross-attention maps
+                ``(B, K, H, W)``, averaged over heads (before dropout).
+        """
+        self._check(features)
+        logits, maps = _native.head_forward(
+            features,
+            dict(self.named_parameters()),
+            d_model=self.d_model,
+            nhead=self.nhead,
+            enc_layers=self.num_encoder_layers,
+            dec_layers=self.num_decoder_layers,
+            dropout=self.dropout,
+            pre_norm=self.pre_norm,
+            keep_first_self_attn=self.keep_first_self_attn,
+            keep_other_self_attn=self.keep_other_self_attn,
+            temperature=self.temperature,
+            train=self.training,
+            return_attention=return_attention,
+        )
+        return (logits, maps) if return_attention else logits
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, in_channels={self.in_channels}, d_model={self.d_model}, "
+            f"nhead={self.nhead}, pre_norm={self.pre_norm}"
+        )
+
+    def export(self) -> nn.Module:
+        """A pure-PyTorch module with these weights and the same outputs (eval mode), for
+        ``torch.onnx.export`` and other tools that cannot call into Rust."""
+        return TorchQuery2LabelHead(self)
+
+
+def _sine_encoding(h: int, w: int, d: int, temperature: float, dtype, device) -> torch.Tensor:
+    f = d // 2
+    idx = torch.arange(f, dtype=torch.float64, device=device)
+    dim_t = temperature ** (2 * torch.div(idx, 2, rounding_mode="floor") / f)
+
+    def axis(n: int) -> torch.Tensor:
+        c = torch.arange(1, n + 1, dtype=torch.float64, device=device) / (n + 1e-6) * 2 * math.pi
+        a = c[:, None] / dim_t
+        return torch.where(idx.remainder(2) == 0, a.sin(), a.cos())
+
+    y = axis(h)[:, None, :].expand(h, w, f)
+    x = axis(w)[None, :, :].expand(h, w, f)
+    return torch.cat([y, x], dim=2).reshape(h * w, d).to(dtype)
+
+
+class TorchQuery2LabelHead(nn.Module):
+    """The same computation as :class:`Query2LabelHead` in plain PyTorch (eval mode).
+
+    It shares the head's parameters (no copy); obtained with ``head.export()``.
+    """
+
+    def __init__(self, head: Query2LabelHead) -> None:
+        super().__init__()
+        self.head = head
+
+    @staticmethod
+    def _mha(q_in, k_in, v_in, mha: nn.MultiheadAttention, nhead: int):
+        d = q_in.shape[-1]
+        wq, wk, wv = mha.in_proj_weight.chunk(3)
+        bq, bk, bv = mha.in_proj_bias.chunk(3)
+        dh = d // nhead
+
+        def split(t):
+            return t.reshape(t.shape[0], t.shape[1], nhead, dh).transpose(1, 2)
+
+        q, k, v = split(F.linear(q_in, wq, bq)), split(F.linear(k_in, wk, bk)), split(F.linear(v_in, wv, bv))
+        p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)
+        o = (p @ v).transpose(1, 2).reshape(v.shape[0], -1, d)
+        return mha.out_proj(o)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        m = self.head
+        x = m.input_proj(features) if m.input_proj is not None else features
+        b, d, h, w = x.shape
+        src = x.flatten(2).transpose(1, 2)
+        pos = _sine_encoding(h, w, d, m.temperature, src.dtype, src.device)[None]
+        for layer in m.encoder.layers:
+            if m.pre_norm:
+                s2 = layer.norm1(src)
+                src = src + self._mha(s2 + pos, s2 + pos, s2, layer.self_attn, m.nhead)
+                src = src + layer.linear2(F.relu(layer.linear1(layer.norm2(src))))
+            else:
+                src = layer.norm1(src + self._mha(src + pos, src + pos, src, layer.self_attn, m.nhead))
+                src = layer.norm2(src + layer.linear2(F.relu(layer.linear1(src))))
+        if m.pre_norm and len(m.encoder.layers):
+            src = m.encoder.norm(src)
+        query_pos = m.query_embed.weight[None].expand(b, -1, -1)
+        tgt = torch.zeros_like(query_pos)
+        for layer in m.decoder.layers:
+            if hasattr(layer, "self_attn"):
+                if m.pre_norm:
+                    t2 = layer.norm1(tgt)
+                    tgt = tgt + self._mha(t2 + query_pos, t2 + query_pos, t2, layer.self_attn, m.nhead)
+                else:
+                    tgt = layer.norm1(tgt + self._mha(tgt + query_pos, tgt + query_pos, tgt, layer.self_attn, m.nhead))
+            q_in = layer.norm2(tgt) if m.pre_norm else tgt
+            a = self._mha(q_in + query_pos, src + pos, src, layer.multihead_attn, m.nhead)
+            if m.pre_norm:
+                tgt = tgt + a
+                tgt = tgt + layer.linear2(F.relu(layer.linear1(layer.norm3(tgt))))
+            else:
+                tgt = layer.norm2(tgt + a)
+                tgt = layer.norm3(tgt + layer.linear2(F.relu(layer.linear1(tgt))))
+        return m.fc(m.decoder.norm(tgt))

@@ -1,0 +1,136 @@
+//! Multi-head attention on packed `nn.MultiheadAttention` weights, batch-first.
+//!
+//! Self-attention uses libtorch's fused `scaled_dot_product_attention`. Label-to-image
+//! cross-attention is reassociated (exact up to rounding): with K label queries and
+//! far more image tokens, projecting the few queries through the key weights and
+//! multiplying the attention by the raw memory before the value weights costs
+//! `K * heads * tokens * d` instead of `tokens * d^2` per projection.
+
+use tch::{Kind, Tensor};
+
+use crate::error::Result;
+
+/// The weights of one `nn.MultiheadAttention`.
+pub struct MhaWeights<'a> {
+    /// `[3d, d]`: query, key and value projections stacked.
+    pub in_w: &'a Tensor,
+    /// `[3d]`.
+    pub in_b: &'a Tensor,
+    /// `[d, d]`.
+    pub out_w: &'a Tensor,
+    /// `[d]`.
+    pub out_b: &'a Tensor,
+}
+
+fn rows(t: &Tensor, part: i64, d: i64) -> Result<Tensor> {
+    Ok(t.f_narrow(0, part * d, d)?)
+}
+
+/// `x @ w^T + b` on the last dimension.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    Ok(x.f_linear(w, b)?)
+}
+
+/// Self-attention of `x` [B, L, d] with queries and keys from `qk_in` (x + pos).
+pub fn self_attention(
+    qk_in: &Tensor,
+    v_in: &Tensor,
+    w: &MhaWeights,
+    heads: i64,
+    dropout: f64,
+    train: bool,
+) -> Result<Tensor> {
+    let size = v_in.size();
+    let (l, d) = (size[1], size[2]);
+    let qk = linear(
+        qk_in,
+        &w.in_w.f_narrow(0, 0, 2 * d)?,
+        Some(&w.in_b.f_narrow(0, 0, 2 * d)?),
+    )?;
+    let v = linear(v_in, &rows(w.in_w, 2, d)?, Some(&rows(w.in_b, 2, d)?))?;
+    let split = |t: Tensor, lt: i64| -> Result<Tensor> {
+        Ok(t.f_view([-1, lt, heads, d / heads])?.f_transpose(1, 2)?)
+    };
+    let lq = qk.size()[1];
+    let q = split(qk.f_narrow(2, 0, d)?, lq)?;
+    let k = split(qk.f_narrow(2, d, d)?, lq)?;
+    let v = split(v, l)?;
+    let p = if train { dropout } else { 0.0 };
+    let o =
+        Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, p, false, None, false)?;
+    let o = o.f_transpose(1, 2)?.f_reshape([-1, lq, d])?;
+    linear(&o, w.out_w, Some(w.out_b))
+}
+
+/// Cross-attention of label queries `query` [Bq, K, d] (Bq = 1 or B) over image tokens:
+/// keys from `key_in` [B, T, d] (memory + pos), values from `memory` [B, T, d].
+///
+/// Returns the output [B, K, d] and, when asked, the head-averaged attention (before
+/// dropout) [B, K, T].
+#[allow(clippy::too_many_arguments)]
+pub fn cross_attention(
+    query: &Tensor,
+    key_in: &Tensor,
+    memory: &Tensor,
+    w: &MhaWeights,
+    heads: i64,
+    dropout: f64,
+    train: bool,
+    want_weights: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let qs = query.size();
+    let (bq, k, d) = (qs[0], qs[1], qs[2]);
+    let ms = memory.size();
+    let (b, t) = (ms[0], ms[1]);
+    let dh = d / heads;
+    let scale = 1.0 / (dh as f64).sqrt();
+    // The key bias adds q.b_k to every score of a query: softmax ignores it.
+    let q = linear(query, &rows(w.in_w, 0, d)?, Some(&rows(w.in_b, 0, d)?))?.f_mul_scalar(scale)?;
+    let q = q.f_view([bq * k, heads, dh])?.f_transpose(0, 1)?; // [H, Bq*K, dh]
+    let wk = rows(w.in_w, 1, d)?.f_view([heads, dh, d])?;
+    let qt = q.f_bmm(&wk)?; // [H, Bq*K, d]
+    let qt = qt
+        .f_view([heads, bq, k, d])?
+        .f_permute([1, 0, 2, 3])?
+        .f_reshape([bq, heads * k, d])?;
+    let scores = qt.f_matmul(&key_in.f_transpose(1, 2)?)?; // [B, H*K, T]
+    let p = scores.f_softmax(-1, None::<Kind>)?;
+    let weights = if want_weights {
+        Some(
+            p.f_view([b, heads, k, t])?
+                .f_mean_dim(1, false, None::<Kind>)?,
+        )
+    } else {
+        None
+    };
+    let dropped = if train && dropout > 0.0 {
+        p.f_dropout(dropout, true)?
+    } else {
+        p.shallow_clone()
+    };
+    let o1 = dropped.f_matmul(memory)?; // [B, H*K, d]
+    let o1 = o1
+        .f_view([b, heads, k, d])?
+        .f_transpose(0, 1)?
+        .f_reshape([heads, b * k, d])?;
+    let wv = rows(w.in_w, 2, d)?.f_view([heads, dh, d])?;
+    let o = o1.f_bmm(&wv.f_transpose(1, 2)?)?; // [H, B*K, dh]
+    let bv = rows(w.in_b, 2, d)?.f_view([heads, 1, dh])?;
+    // Rows of the attention sum to 1, so the value bias passes through unchanged unless
+    // dropout rescaled them; then it is weighted by each row's sum.
+    let o = if train && dropout > 0.0 {
+        let sums = dropped.f_sum_dim_intlist(-1, true, None::<Kind>)?; // [B, H*K, 1]
+        let sums = sums
+            .f_view([b, heads, k, 1])?
+            .f_transpose(0, 1)?
+            .f_reshape([heads, b * k, 1])?;
+        o.f_add(&sums.f_mul(&bv)?)?
+    } else {
+        o.f_add(&bv)?
+    };
+    let o = o
+        .f_view([heads, b, k, dh])?
+        .f_permute([1, 2, 0, 3])?
+        .f_reshape([b, k, d])?;
+    Ok((linear(&o, w.out_w, Some(w.out_b))?, weights))
+}

@@ -1,0 +1,70 @@
+//! Shims for `crate::decoder`.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3_tch::PyTensor;
+
+use super::errors::guarded;
+use crate::decoder::{self, HeadConfig};
+
+/// The Query2Label head forward: (logits [B, K], attention maps per decoder layer).
+#[pyfunction]
+#[pyo3(signature = (
+    features, params, *, d_model, nhead, enc_layers, dec_layers, dropout, pre_norm,
+    keep_first_self_attn, keep_other_self_attn, temperature, train, return_attention
+))]
+#[allow(clippy::too_many_arguments)]
+fn head_forward(
+    py: Python<'_>,
+    features: PyTensor,
+    params: HashMap<String, PyTensor>,
+    d_model: i64,
+    nhead: i64,
+    enc_layers: i64,
+    dec_layers: i64,
+    dropout: f64,
+    pre_norm: bool,
+    keep_first_self_attn: bool,
+    keep_other_self_attn: bool,
+    temperature: f64,
+    train: bool,
+    return_attention: bool,
+) -> PyResult<(PyTensor, Vec<PyTensor>)> {
+    let cfg = HeadConfig {
+        d_model,
+        nhead,
+        enc_layers,
+        dec_layers,
+        dropout,
+        pre_norm,
+        keep_first_self_attn,
+        keep_other_self_attn,
+        temperature,
+    };
+    let params: HashMap<String, tch::Tensor> = params.into_iter().map(|(k, v)| (k, v.0)).collect();
+    let x = features.0;
+    let out = py.allow_threads(move || {
+        guarded(|| decoder::forward(&x, &params, &cfg, train, return_attention))
+    })?;
+    Ok((
+        PyTensor(out.logits),
+        out.attention.into_iter().map(PyTensor).collect(),
+    ))
+}
+
+/// The sine positional encoding `[h * w, d]` (float32, CPU).
+#[pyfunction]
+#[pyo3(signature = (h, w, d, temperature=10000.0))]
+fn sine_encoding(py: Python<'_>, h: i64, w: i64, d: i64, temperature: f64) -> PyResult<PyTensor> {
+    let t = py.allow_threads(move || {
+        guarded(|| decoder::sine_encoding(h, w, d, temperature, tch::Kind::Float, tch::Device::Cpu))
+    })?;
+    Ok(PyTensor(t))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(head_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(sine_encoding, m)?)?;
+    Ok(())
+}
