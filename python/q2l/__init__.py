@@ -4,6 +4,8 @@ Public parts (each a drop-in for the usual PyTorch piece):
 
 * :mod:`q2l.loss` -- the asymmetric loss (:class:`AsymmetricLoss`) and its single-label
   variant, fused forward+backward kernels.
+* :mod:`q2l.head` -- the Query2Label head (:class:`Query2LabelHead`), full models
+  (:class:`Query2Label`) and official checkpoints.
 * :mod:`q2l.metrics` -- mAP (every definition, named), threshold and top-k metrics, and a
   streaming accumulator.
 
@@ -13,6 +15,7 @@ Public parts (each a drop-in for the usual PyTorch piece):
 import torch  # noqa: F401  (must precede the native import)
 
 from . import _native, metrics
+from .head import Query2Label, Query2LabelHead
 from .loss import (
     PRESETS,
     AsymmetricLoss,
@@ -27,6 +30,8 @@ __version__ = _native.__version__
 __all__ = [
     "PRESETS",
     "AsymmetricLoss",
+    "Query2Label",
+    "Query2LabelHead",
     "AsymmetricLossOptimized",
     "AsymmetricLossSingleLabel",
     "asymmetric_loss",

@@ -1,5 +1,26 @@
 """The Query2Label head, full models on torchvision/timm backbones, official checkpoints."""
 
+from .checkpoint import (
+    head_config_from_state_dict,
+    head_from_official,
+    read_official_checkpoint,
+    split_official_state_dict,
+    to_official_state_dict,
+)
+from .model import Query2Label, freeze_resnet_stem, frozen_batchnorm, torchvision_backbone
 from .query2label import GroupWiseLinear, Query2LabelHead, TorchQuery2LabelHead
 
-__all__ = ["GroupWiseLinear", "Query2LabelHead", "TorchQuery2LabelHead"]
+__all__ = [
+    "GroupWiseLinear",
+    "Query2Label",
+    "Query2LabelHead",
+    "TorchQuery2LabelHead",
+    "freeze_resnet_stem",
+    "frozen_batchnorm",
+    "head_config_from_state_dict",
+    "head_from_official",
+    "read_official_checkpoint",
+    "split_official_state_dict",
+    "to_official_state_dict",
+    "torchvision_backbone",
+]

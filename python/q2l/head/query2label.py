@@ -5,6 +5,7 @@ checkpoints map key for key); its ``forward`` is one Rust call on libtorch ops, 
 AMP, ``.to()`` and optimizers work as for any module.
 """
 
+import copy
 import math
 from typing import List, Optional, Tuple, Union
 
@@ -220,10 +221,13 @@ class Query2LabelHead(nn.Module):
             f"nhead={self.nhead}, pre_norm={self.pre_norm}"
         )
 
-    def export(self) -> nn.Module:
-        """A pure-PyTorch module with these weights and the same outputs (eval mode), for
-        ``torch.onnx.export`` and other tools that cannot call into Rust."""
-        return TorchQuery2LabelHead(self)
+    def export(self) -> "TorchQuery2LabelHead":
+        """A pure-PyTorch module with a copy of these weights and the same outputs, in eval
+        mode, for ``torch.onnx.export`` and other tools that cannot call into Rust.
+
+        It holds a copy, so switching its mode (as ``torch.onnx.export`` does) never
+        changes this head's."""
+        return TorchQuery2LabelHead(copy.deepcopy(self)).eval()
 
 
 def _sine_encoding(h: int, w: int, d: int, temperature: float, dtype, device) -> torch.Tensor:
@@ -242,9 +246,8 @@ def _sine_encoding(h: int, w: int, d: int, temperature: float, dtype, device) ->
 
 
 class TorchQuery2LabelHead(nn.Module):
-    """The same computation as :class:`Query2LabelHead` in plain PyTorch (eval mode).
-
-    It shares the head's parameters (no copy); obtained with ``head.export()``.
+    """The same computation as :class:`Query2LabelHead` in plain PyTorch (eval mode,
+    no dropout); obtained with ``head.export()``.
     """
 
     def __init__(self, head: Query2LabelHead) -> None:
