@@ -12,3 +12,8 @@ def test_loss_benchmark_quick_mode_runs(capsys):
 def test_metrics_benchmark_quick_mode_runs(capsys):
     assert main(["metrics", "--quick"]) == 0
     assert "shape (2000, 40)" in capsys.readouterr().out
+
+
+def test_head_benchmark_quick_mode_runs(capsys):
+    assert main(["head", "--quick"]) == 0
+    assert "2, 4x4" in capsys.readouterr().out

@@ -22,8 +22,12 @@ pub struct MhaWeights<'a> {
     pub out_b: &'a Tensor,
 }
 
-fn rows(t: &Tensor, part: i64, d: i64) -> Result<Tensor> {
-    Ok(t.f_narrow(0, part * d, d)?)
+/// Splits packed projection weights (or biases) along dim 0 into pieces of `sizes`.
+///
+/// One split rather than several `narrow`s: the backward of a split is one `cat`, while
+/// each `narrow` would allocate and zero a gradient as large as the whole packed weight.
+fn split(t: &Tensor, sizes: &[i64]) -> Result<Vec<Tensor>> {
+    Ok(t.f_split_with_sizes(sizes, 0)?)
 }
 
 /// `x @ w^T + b` on the last dimension.
@@ -42,19 +46,18 @@ pub fn self_attention(
 ) -> Result<Tensor> {
     let size = v_in.size();
     let (l, d) = (size[1], size[2]);
-    let qk = linear(
-        qk_in,
-        &w.in_w.f_narrow(0, 0, 2 * d)?,
-        Some(&w.in_b.f_narrow(0, 0, 2 * d)?),
-    )?;
-    let v = linear(v_in, &rows(w.in_w, 2, d)?, Some(&rows(w.in_b, 2, d)?))?;
-    let split = |t: Tensor, lt: i64| -> Result<Tensor> {
+    let ws = split(w.in_w, &[2 * d, d])?;
+    let bs = split(w.in_b, &[2 * d, d])?;
+    let qk = linear(qk_in, &ws[0], Some(&bs[0]))?;
+    let v = linear(v_in, &ws[1], Some(&bs[1]))?;
+    let heads_first = |t: &Tensor, lt: i64| -> Result<Tensor> {
         Ok(t.f_view([-1, lt, heads, d / heads])?.f_transpose(1, 2)?)
     };
     let lq = qk.size()[1];
-    let q = split(qk.f_narrow(2, 0, d)?, lq)?;
-    let k = split(qk.f_narrow(2, d, d)?, lq)?;
-    let v = split(v, l)?;
+    let qk = qk.f_split_with_sizes([d, d], 2)?;
+    let q = heads_first(&qk[0], lq)?;
+    let k = heads_first(&qk[1], lq)?;
+    let v = heads_first(&v, l)?;
     let p = if train { dropout } else { 0.0 };
     let o =
         Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, p, false, None, false)?;
@@ -85,9 +88,11 @@ pub fn cross_attention(
     let dh = d / heads;
     let scale = 1.0 / (dh as f64).sqrt();
     // The key bias adds q.b_k to every score of a query: softmax ignores it.
-    let q = linear(query, &rows(w.in_w, 0, d)?, Some(&rows(w.in_b, 0, d)?))?.f_mul_scalar(scale)?;
+    let ws = split(w.in_w, &[d, d, d])?;
+    let bs = split(w.in_b, &[d, d, d])?;
+    let q = linear(query, &ws[0], Some(&bs[0]))?.f_mul_scalar(scale)?;
     let q = q.f_view([bq * k, heads, dh])?.f_transpose(0, 1)?; // [H, Bq*K, dh]
-    let wk = rows(w.in_w, 1, d)?.f_view([heads, dh, d])?;
+    let wk = ws[1].f_view([heads, dh, d])?;
     let qt = q.f_bmm(&wk)?; // [H, Bq*K, d]
     let qt = qt
         .f_view([heads, bq, k, d])?
@@ -113,9 +118,9 @@ pub fn cross_attention(
         .f_view([b, heads, k, d])?
         .f_transpose(0, 1)?
         .f_reshape([heads, b * k, d])?;
-    let wv = rows(w.in_w, 2, d)?.f_view([heads, dh, d])?;
+    let wv = ws[2].f_view([heads, dh, d])?;
     let o = o1.f_bmm(&wv.f_transpose(1, 2)?)?; // [H, B*K, dh]
-    let bv = rows(w.in_b, 2, d)?.f_view([heads, 1, dh])?;
+    let bv = bs[2].f_view([heads, 1, dh])?;
     // Rows of the attention sum to 1, so the value bias passes through unchanged unless
     // dropout rescaled them; then it is weighted by each row's sum.
     let o = if train && dropout > 0.0 {

@@ -1,4 +1,4 @@
-"""``python -m q2l.bench {loss,metrics}``: run one benchmark and print its table."""
+"""``python -m q2l.bench {loss,head,metrics}``: run one benchmark and print its table."""
 
 import argparse
 import sys
@@ -10,6 +10,8 @@ def main(argv=None) -> int:
     loss = sub.add_parser("loss", help="asymmetric loss forward+backward against plain PyTorch")
     loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
     loss.add_argument("--preset", default="all", help="query2label, asl or all")
+    head = sub.add_parser("head", help="Query2Label head inference and training step against plain PyTorch")
+    head.add_argument("--quick", action="store_true", help="a tiny head (for tests)")
     metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
     metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
     args = parser.parse_args(argv)
@@ -17,6 +19,10 @@ def main(argv=None) -> int:
         from .loss import main as run
 
         return run(quick=args.quick, preset=args.preset)
+    if args.what == "head":
+        from .head import main as run_head
+
+        return run_head(quick=args.quick)
     if args.what == "metrics":
         from .metrics import main as run_metrics
 

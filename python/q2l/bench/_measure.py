@@ -3,7 +3,7 @@
 import gc
 import statistics
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 import torch
 
@@ -48,6 +48,29 @@ def peak_rss_bytes(fn: Callable[[], object]) -> Optional[int]:
     except OSError:
         return None
     return max(peak - base, 0) * 1024
+
+
+def saved_activation_bytes(fn: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes of distinct tensor storages autograd keeps for backward while ``fn()`` runs.
+
+    Counts what a training step holds between forward and backward (the bulk of its peak
+    memory beyond parameters and gradients), exactly and independently of the allocator;
+    storages of ``exclude`` (the parameters) are not counted. Ops recorded from Rust are
+    seen too: the hooks are libtorch's thread-local defaults.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(seen.values())
 
 
 def fmt_ms(seconds: float) -> str:
