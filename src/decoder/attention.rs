@@ -30,6 +30,15 @@ fn split(t: &Tensor, sizes: &[i64]) -> Result<Vec<Tensor>> {
     Ok(t.f_split_with_sizes(sizes, 0)?)
 }
 
+/// Dropout through `native_dropout`, which keeps a one-byte mask for backward; plain
+/// `dropout` on the CPU keeps a float noise tensor and its input (8 bytes an element).
+pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+    if !train || p == 0.0 {
+        return Ok(x.shallow_clone());
+    }
+    Ok(x.f_native_dropout(p, true)?.0)
+}
+
 /// `x @ w^T + b` on the last dimension.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     Ok(x.f_linear(w, b)?)
@@ -109,7 +118,7 @@ pub fn cross_attention(
         None
     };
     let dropped = if train && dropout > 0.0 {
-        p.f_dropout(dropout, true)?
+        self::dropout(&p, dropout, true)?
     } else {
         p.shallow_clone()
     };

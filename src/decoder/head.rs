@@ -12,7 +12,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::tensor::{float_kind, same_device, shape_str};
 
-use super::attention::{cross_attention, linear, self_attention, MhaWeights};
+use super::attention::{cross_attention, dropout, linear, self_attention, MhaWeights};
 use super::position::sine_encoding;
 
 /// The architecture of a head.
@@ -81,9 +81,11 @@ impl Params<'_> {
             x,
             self.get(&format!("{prefix}.linear1.weight"))?,
             Some(self.get(&format!("{prefix}.linear1.bias"))?),
-        )?
-        .f_relu()?
-        .f_dropout(cfg.dropout, train)?;
+        )?;
+        // dropout then relu equals relu then dropout (the mask scales by a positive
+        // constant), but this way relu's saved output is linear2's saved input: one
+        // activation kept for backward instead of two.
+        let h = dropout(&h, cfg.dropout, train)?.f_relu()?;
         linear(
             &h,
             self.get(&format!("{prefix}.linear2.weight"))?,
@@ -154,7 +156,7 @@ pub fn forward(
     let src = x.f_flatten(2, 3)?.f_transpose(1, 2)?;
     let kind = src.f_kind()?;
     let pos = sine_encoding(h, w, d, cfg.temperature, kind, src.device())?.f_unsqueeze(0)?;
-    let drop = |t: Tensor| -> Result<Tensor> { Ok(t.f_dropout(cfg.dropout, train)?) };
+    let drop = |t: Tensor| -> Result<Tensor> { dropout(&t, cfg.dropout, train) };
 
     let mut memory = src;
     for i in 0..cfg.enc_layers {
