@@ -84,3 +84,31 @@ def threshold_summary(
 
 def best_f1_thresholds(scores: torch.Tensor, targets: torch.Tensor) -> Tuple[List[float], List[float]]:
     """Per-class thresholds maximising F1, and those F1 values."""
+
+def head_forward(
+    features: torch.Tensor,
+    params: Dict[str, torch.Tensor],
+    *,
+    d_model: int,
+    nhead: int,
+    enc_layers: int,
+    dec_layers: int,
+    dropout: float,
+    pre_norm: bool,
+    keep_first_self_attn: bool,
+    keep_other_self_attn: bool,
+    temperature: float,
+    train: bool,
+    return_attention: bool,
+) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """The Query2Label head forward on named parameters (official names without the
+    ``transformer.`` prefix): logits ``[B, K]`` and, with ``return_attention``, one
+    head-averaged cross-attention map ``[B, K, H, W]`` per decoder layer.
+
+    Raises:
+        ValueError: bad shapes, channel counts, devices, missing parameters.
+        RuntimeError: a libtorch failure.
+    """
+
+def sine_encoding(h: int, w: int, d: int, temperature: float = 10000.0) -> torch.Tensor:
+    """The 2-D sine positional encoding ``[h * w, d]`` (float32, CPU)."""
