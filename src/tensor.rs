@@ -213,6 +213,25 @@ pub fn float_kind(t: &Tensor, name: &str) -> Result<Kind> {
     Ok(kind)
 }
 
+/// Checks that `targets` has `shape` (that of `of`, e.g. "logits") and a target dtype.
+pub fn check_targets(targets: &Tensor, shape: &[i64], of: &str) -> Result<Kind> {
+    if targets.size() != shape {
+        crate::bail!(
+            "targets must have the shape of {of} {}, got {}",
+            shape_str(shape),
+            shape_str(&targets.size())
+        );
+    }
+    let kind = targets.f_kind()?;
+    if !is_target_kind(kind) {
+        crate::bail!(
+            "targets must be a bool, integer or floating tensor, got {}",
+            kind_name(kind)
+        );
+    }
+    Ok(kind)
+}
+
 /// Checks that `t` lives on `device`.
 pub fn same_device(t: &Tensor, device: Device, name: &str, other: &str) -> Result<()> {
     let d = t.device();

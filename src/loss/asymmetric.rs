@@ -5,8 +5,8 @@ use tch::{Device, Kind, Tensor};
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::{
-    as_mut_slice, as_slice, first_true, float_kind, is_target_kind, kind_name, same_device,
-    shape_str, unravel, with_float_kind, with_target_kind, FloatElement,
+    as_mut_slice, as_slice, check_targets, first_true, float_kind, same_device, shape_str, unravel,
+    with_float_kind, with_target_kind, FloatElement,
 };
 
 use super::asymmetric_kernel::{self, Stats};
@@ -34,20 +34,7 @@ pub fn asymmetric_loss(
     if shape.is_empty() {
         bail!("logits must have at least one dimension (..., num_classes), got a 0-dim tensor");
     }
-    if targets.size() != shape {
-        bail!(
-            "targets must have the shape of logits {}, got {}",
-            shape_str(&shape),
-            shape_str(&targets.size())
-        );
-    }
-    let tkind = targets.f_kind()?;
-    if !is_target_kind(tkind) {
-        bail!(
-            "targets must be a bool, integer or floating tensor, got {}",
-            kind_name(tkind)
-        );
-    }
+    check_targets(targets, &shape, "logits")?;
     let device = logits.device();
     same_device(targets, device, "targets", "logits")?;
     let compute = if kind == Kind::Double {

@@ -9,9 +9,10 @@ use crate::error::Result;
 
 use super::asymmetric::{bad_target_mask, nan_error, reduction_factor, target_error};
 use super::options::{AslOptions, Reduction};
-use super::LossOutput;
+use super::{mean_factor, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     logits: &Tensor,
     targets: &Tensor,
@@ -27,13 +28,7 @@ pub(super) fn run(
 /// The reduction factor as a 0-dim tensor; `Mean` counts annotated targets on the device.
 fn factor(opts: &AslOptions, valid: &Tensor, compute: Kind, rows: i64) -> Result<Tensor> {
     if opts.reduction == Reduction::Mean {
-        let count = valid.f_sum(compute)?;
-        let safe = count.f_clamp_min(1.0)?;
-        return Ok(count
-            .f_gt(0.0)?
-            .f_to_kind(compute)?
-            .f_mul_scalar(opts.scale)?
-            .f_div(&safe)?);
+        return mean_factor(&valid.f_sum(compute)?, opts.scale, compute);
     }
     let f = reduction_factor(opts.reduction, opts.scale, rows, 0);
     Ok(Tensor::f_scalar_tensor(f, (compute, valid.device()))?)

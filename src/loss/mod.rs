@@ -17,7 +17,20 @@ pub use asymmetric::asymmetric_loss;
 pub use options::{AslOptions, Backend, Reduction, SingleLabelOptions};
 pub use single_label::asymmetric_loss_single_label;
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
+
+use crate::error::Result;
+
+/// `scale / count` as a 0-dim tensor of `kind`, or 0 when `count` (a 0-dim tensor,
+/// computed on the device without a sync) is 0.
+fn mean_factor(count: &Tensor, scale: f64, kind: Kind) -> Result<Tensor> {
+    let safe = count.f_clamp_min(1.0)?;
+    Ok(count
+        .f_gt(0.0)?
+        .f_to_kind(kind)?
+        .f_mul_scalar(scale)?
+        .f_div(&safe)?)
+}
 
 /// What a loss call returns.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use crate::error::Result;
 
 use super::options::{Reduction, SingleLabelOptions};
 use super::single_label::nan_error;
-use super::LossOutput;
+use super::{mean_factor, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient.
 pub(super) fn run(
@@ -29,15 +29,7 @@ pub(super) fn run(
         let t = targets.f_where_scalarother(&valid, 0)?.f_unsqueeze(1)?;
         let validf = valid.f_to_kind(compute)?;
         let factor = match opts.reduction {
-            Reduction::Mean => {
-                let count = validf.f_sum(compute)?;
-                let safe = count.f_clamp_min(1.0)?;
-                count
-                    .f_gt(0.0)?
-                    .f_to_kind(compute)?
-                    .f_mul_scalar(opts.scale)?
-                    .f_div(&safe)?
-            }
+            Reduction::Mean => mean_factor(&validf.f_sum(compute)?, opts.scale, compute)?,
             _ => Tensor::f_scalar_tensor(opts.scale, (compute, x.device()))?,
         };
         let logp = x.f_log_softmax(1, compute)?;

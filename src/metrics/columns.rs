@@ -7,7 +7,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::parallel::map_chunks;
 use crate::tensor::{
-    as_slice, first_true, float_kind, is_target_kind, kind_name, same_device, shape_str, unravel,
+    as_slice, check_targets, first_true, float_kind, same_device, shape_str, unravel,
     with_target_kind, Element,
 };
 
@@ -116,20 +116,7 @@ pub fn check(scores: &Tensor, targets: &Tensor) -> Result<Checked> {
             shape_str(&shape)
         );
     }
-    if targets.size() != shape {
-        bail!(
-            "targets must have the shape of scores {}, got {}",
-            shape_str(&shape),
-            shape_str(&targets.size())
-        );
-    }
-    let tkind = targets.f_kind()?;
-    if !is_target_kind(tkind) {
-        bail!(
-            "targets must be a bool, integer or floating tensor, got {}",
-            kind_name(tkind)
-        );
-    }
+    check_targets(targets, &shape, "scores")?;
     same_device(targets, scores.device(), "targets", "scores")?;
     if shape[0] == 0 || shape[1] == 0 {
         bail!(
