@@ -143,7 +143,7 @@ fn kernel_path(
     let x = logits.f_detach()?.f_contiguous()?;
     let y = targets.f_detach()?.f_contiguous()?;
     let shape = x.size();
-    let grad = if need_grad {
+    let mut grad = if need_grad {
         Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?)
     } else {
         None
@@ -159,12 +159,10 @@ fn kernel_path(
         // types, alive for the whole call; grad and per_element are fresh allocations.
         unsafe {
             let ys = as_slice::<Y>(&y);
-            let annotated = if opts.reduction == Reduction::Mean {
-                asymmetric_kernel::count_annotated(ys)
-            } else {
-                0
-            };
-            let factor = reduction_factor(opts.reduction, opts.scale, rows, annotated);
+            // `Mean` divides by the number of annotated targets, known only after the
+            // pass: assume every target is annotated (the usual case) and correct below.
+            let numel = ys.len() as u64;
+            let factor = reduction_factor(opts.reduction, opts.scale, rows, numel);
             let w: Option<&[<X as FloatElement>::Compute]> = weight.map(|w| as_slice(w));
             let stats = asymmetric_kernel::run::<X, Y>(
                 opts,
@@ -184,6 +182,21 @@ fn kernel_path(
     if opts.validate && stats.bad_targets > 0 {
         return Err(target_error(&y, stats.bad_targets)?);
     }
+    let numel = x.numel() as u64;
+    let factor = if opts.reduction == Reduction::Mean && stats.annotated != numel {
+        let exact = reduction_factor(opts.reduction, opts.scale, rows, stats.annotated);
+        if let Some(g) = grad.as_mut() {
+            let correction = if stats.annotated > 0 {
+                numel as f64 / stats.annotated as f64
+            } else {
+                0.0
+            };
+            let _ = g.f_mul_scalar_(correction)?;
+        }
+        exact
+    } else {
+        factor
+    };
     let loss = match per_element {
         Some(mut l) if opts.scale != 1.0 => {
             let _ = l.f_mul_scalar_(opts.scale)?;

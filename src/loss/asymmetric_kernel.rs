@@ -124,12 +124,7 @@ struct Scratch<R> {
     sn: [R; BLOCK],
     lsp: [R; BLOCK],
     lsn: [R; BLOCK],
-    lp: [R; BLOCK],
-    dlp: [R; BLOCK],
-    ln: [R; BLOCK],
-    dln: [R; BLOCK],
     q: [R; BLOCK],
-    dq: [R; BLOCK],
     lq: [R; BLOCK],
     wp: [R; BLOCK],
     wn: [R; BLOCK],
@@ -148,12 +143,7 @@ impl<R: Real> Scratch<R> {
             sn: z,
             lsp: z,
             lsn: z,
-            lp: z,
-            dlp: z,
-            ln: z,
-            dln: z,
             q: z,
-            dq: z,
             lq: z,
             wp: z,
             wn: z,
@@ -184,6 +174,36 @@ fn block_sum<R: Real>(v: &[R]) -> f64 {
     total
 }
 
+/// `log(max(p, eps))` and its derivative in x, from `lsp = log p` and `sn = 1 - p`.
+#[inline(always)]
+fn positive_log<R: Real>(c: &Consts<R>, lsp: R, sn: R) -> (R, R) {
+    (
+        lsp.max(c.log_eps),
+        if lsp >= c.log_eps { sn } else { R::ZERO },
+    )
+}
+
+/// For a negative: `log(max(p_m, eps))` with `p_m = min(1 - p + clip, 1)`, its derivative
+/// in x, and the derivative of `q = 1 - p_m` in x.
+#[inline(always)]
+fn negative_log<R: Real, const CLIP: bool>(c: &Consts<R>, p: R, sn: R, lsn: R) -> (R, R, R) {
+    let le = c.log_eps;
+    if CLIP {
+        let pm_raw = sn + c.clip;
+        let pm = pm_raw.min(R::ONE);
+        let lpm = pm.ln();
+        let dln = if pm_raw < R::ONE && lpm >= le {
+            -(p * sn) / pm
+        } else {
+            R::ZERO
+        };
+        let dq = if p > c.clip { p * sn } else { R::ZERO };
+        (lpm.max(le), dln, dq)
+    } else {
+        (lsn.max(le), if lsn >= le { -p } else { R::ZERO }, p * sn)
+    }
+}
+
 /// Loss and gradient of the first `n` elements of the scratch block.
 #[inline(always)]
 fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
@@ -204,36 +224,13 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
         let t = (-x.abs()).exp();
         let inv = R::ONE / (R::ONE + t);
         let pos = x >= R::ZERO;
-        s.p[i] = if pos { inv } else { t * inv };
+        let p = if pos { inv } else { t * inv };
+        s.p[i] = p;
         s.sn[i] = if pos { t * inv } else { inv };
         let l1 = t.ln_1p_unit();
         s.lsp[i] = x.min(R::ZERO) - l1;
         s.lsn[i] = (-x).min(R::ZERO) - l1;
-    }
-
-    let le = c.log_eps;
-    for i in 0..n {
-        let (p, sn, lsp, lsn) = (s.p[i], s.sn[i], s.lsp[i], s.lsn[i]);
-        s.lp[i] = lsp.max(le);
-        s.dlp[i] = if lsp >= le { sn } else { R::ZERO };
-        if CLIP {
-            let pm_raw = sn + c.clip;
-            let pm = pm_raw.min(R::ONE);
-            let lpm = pm.ln();
-            s.ln[i] = lpm.max(le);
-            s.dln[i] = if pm_raw < R::ONE && lpm >= le {
-                -(p * sn) / pm
-            } else {
-                R::ZERO
-            };
-            s.q[i] = (p - c.clip).max(R::ZERO);
-            s.dq[i] = if p > c.clip { p * sn } else { R::ZERO };
-        } else {
-            s.ln[i] = lsn.max(le);
-            s.dln[i] = if lsn >= le { -p } else { R::ZERO };
-            s.q[i] = p;
-            s.dq[i] = p * sn;
-        }
+        s.q[i] = if CLIP { (p - c.clip).max(R::ZERO) } else { p };
     }
     if CLIP && matches!(c.gn, Pow::Real(_)) && soft == 0 {
         for i in 0..n {
@@ -248,12 +245,14 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
         c.gn.apply(&s.q[..n], log_q, &mut s.wn[..n]);
         for i in 0..n {
             let (x, y, p, sn) = (s.x[i], s.y[i], s.p[i], s.sn[i]);
-            let (wp, wn, lp, ln) = (s.wp[i], s.wn[i], s.lp[i], s.ln[i]);
+            let (wp, wn) = (s.wp[i], s.wn[i]);
+            let (lp, dlp) = positive_log(c, s.lsp[i], sn);
+            let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
             let dwp = focal * (-gp * p * wp);
             let dwn = if CLIP {
                 let q = s.q[i];
                 if q > R::ZERO {
-                    focal * gn * wn * s.dq[i] / q
+                    focal * gn * wn * dq / q
                 } else {
                     R::ZERO
                 }
@@ -261,9 +260,9 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
                 focal * gn * sn * wn
             };
             let lpos = -(wp * lp);
-            let gpos = -(dwp * lp + wp * s.dlp[i]);
+            let gpos = -(dwp * lp + wp * dlp);
             let lneg = -(wn * ln);
-            let gneg = -(dwn * ln + wn * s.dln[i]);
+            let gneg = -(dwn * ln + wn * dln);
             let (l, g) = if y == R::ONE {
                 (lpos, gpos)
             } else if y == R::ZERO {
@@ -288,14 +287,16 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
             } else {
                 R::ZERO
             };
-            let db = ny * s.dq[i] - y * p * sn;
+            let (lp, dlp) = positive_log(c, s.lsp[i], sn);
+            let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
+            let db = ny * dq - y * p * sn;
             let dw = if b > R::ZERO {
                 focal * gam * w * db / b
             } else {
                 R::ZERO
             };
-            let big_l = y * s.lp[i] + ny * s.ln[i];
-            let d_big_l = y * s.dlp[i] + ny * s.dln[i];
+            let big_l = y * lp + ny * ln;
+            let d_big_l = y * dlp + ny * dln;
             let (l, g) = if y == -R::ONE {
                 (R::ZERO, R::ZERO)
             } else {
@@ -354,22 +355,6 @@ fn span<X: FloatElement, Y: Element, const CLIP: bool>(
         off += n;
     }
     stats
-}
-
-/// The number of targets other than -1.
-pub fn count_annotated<Y: Element>(y: &[Y]) -> u64 {
-    let chunks = y.len().div_ceil(CHUNK);
-    let counts = map_chunks(chunks, y.len() >= 2 * CHUNK, |k| {
-        let part = &y[k * CHUNK..(k * CHUNK + CHUNK).min(y.len())];
-        let mut buf = [0f32; BLOCK];
-        let mut count = 0u64;
-        for block in part.chunks(BLOCK) {
-            Y::to_f32_slice(block, &mut buf[..block.len()]);
-            count += buf[..block.len()].iter().filter(|&&v| v != -1.0).count() as u64;
-        }
-        count
-    });
-    counts.into_iter().sum()
 }
 
 /// Computes the loss sum (and optionally per-element losses and gradients) of `x`
