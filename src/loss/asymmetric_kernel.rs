@@ -81,6 +81,24 @@ impl<R: Real> Pow<R> {
             }
         }
     }
+
+    /// `out[i] = base[i] ^ (gamma - 1)` (0 for gamma 0), given `pow[i] = base[i] ^ gamma`:
+    /// the derivative's factor, by multiplication rather than a division for integer gammas.
+    #[inline(always)]
+    fn apply_lower(self, base: &[R], pow: &[R], out: &mut [R]) {
+        match self {
+            Pow::Zero => out.fill(R::ZERO),
+            Pow::One => out.fill(R::ONE),
+            Pow::Two => out.copy_from_slice(base),
+            Pow::Three => out.iter_mut().zip(base).for_each(|(o, &b)| *o = b * b),
+            Pow::Four => out.iter_mut().zip(base).for_each(|(o, &b)| *o = b * b * b),
+            Pow::Real(_) => {
+                for ((o, &b), &w) in out.iter_mut().zip(base).zip(pow) {
+                    *o = if b > R::ZERO { w / b } else { R::ZERO };
+                }
+            }
+        }
+    }
 }
 
 struct Consts<R> {
@@ -128,6 +146,7 @@ struct Scratch<R> {
     lq: [R; BLOCK],
     wp: [R; BLOCK],
     wn: [R; BLOCK],
+    wn1: [R; BLOCK],
     l: [R; BLOCK],
     g: [R; BLOCK],
 }
@@ -147,6 +166,7 @@ impl<R: Real> Scratch<R> {
             lq: z,
             wp: z,
             wn: z,
+            wn1: z,
             l: z,
             g: z,
         })
@@ -243,6 +263,9 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
         c.gp.apply(&s.sn[..n], &s.lsn[..n], &mut s.wp[..n]);
         let log_q = if CLIP { &s.lq[..n] } else { &s.lsp[..n] };
         c.gn.apply(&s.q[..n], log_q, &mut s.wn[..n]);
+        if CLIP {
+            c.gn.apply_lower(&s.q[..n], &s.wn[..n], &mut s.wn1[..n]);
+        }
         for i in 0..n {
             let (x, y, p, sn) = (s.x[i], s.y[i], s.p[i], s.sn[i]);
             let (wp, wn) = (s.wp[i], s.wn[i]);
@@ -250,12 +273,7 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
             let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
             let dwp = focal * (-gp * p * wp);
             let dwn = if CLIP {
-                let q = s.q[i];
-                if q > R::ZERO {
-                    focal * gn * wn * dq / q
-                } else {
-                    R::ZERO
-                }
+                focal * gn * s.wn1[i] * dq
             } else {
                 focal * gn * sn * wn
             };
