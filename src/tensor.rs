@@ -3,7 +3,7 @@
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::math::Real;
 
 /// An element type that a kernel can read, converting blocks to its compute type.
@@ -292,9 +292,4 @@ pub unsafe fn as_mut_slice<E>(t: &Tensor) -> &mut [E] {
         return &mut [];
     }
     std::slice::from_raw_parts_mut(t.data_ptr() as *mut E, n)
-}
-
-/// Wraps any libtorch failure as an [`Error`]; used with `?` on `f_*` calls.
-pub fn torch<T>(r: std::result::Result<T, tch::TchError>) -> Result<T> {
-    r.map_err(Error::from)
 }

@@ -3,7 +3,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::{
     as_mut_slice, as_slice, first_true, float_kind, kind_name, same_device, shape_str,
     with_float_kind, FloatElement,
@@ -135,7 +135,7 @@ fn kernel_path(
         }
     });
     if opts.validate && stats.nan_logits > 0 {
-        return Err(nan_error(&x, stats.nan_logits)?);
+        return Err(super::asymmetric::nan_error(&x, stats.nan_logits)?);
     }
     let loss = match per_row {
         Some(mut l) if opts.scale != 1.0 => {
@@ -146,8 +146,4 @@ fn kernel_path(
         None => Tensor::f_scalar_tensor(stats.sum * factor, (compute, Device::Cpu))?,
     };
     Ok(LossOutput { loss, grad })
-}
-
-pub(super) fn nan_error(x: &Tensor, count: u64) -> Result<Error> {
-    super::asymmetric::nan_error(x, count)
 }

@@ -20,8 +20,6 @@ const CHUNK: usize = 32 * 1024;
 pub struct Stats {
     /// Sum of the per-row losses.
     pub sum: f64,
-    /// Rows whose target is not `ignore_index`.
-    pub counted: u64,
     /// Number of NaN logits.
     pub nan_logits: u64,
 }
@@ -29,7 +27,6 @@ pub struct Stats {
 impl Stats {
     fn add(mut self, o: Stats) -> Stats {
         self.sum += o.sum;
-        self.counted += o.counted;
         self.nan_logits += o.nan_logits;
         self
     }
@@ -156,7 +153,6 @@ pub fn run<X: FloatElement>(
                     if !counted {
                         r.g.fill(X::Compute::ZERO);
                     }
-                    stats.counted += counted as u64;
                     stats.sum += l;
                     // SAFETY: rows are disjoint between chunks.
                     if let Some(p) = grad_ptr {

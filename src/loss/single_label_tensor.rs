@@ -4,8 +4,8 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
+use super::asymmetric::nan_error;
 use super::options::{Reduction, SingleLabelOptions};
-use super::single_label::nan_error;
 use super::{mean_factor, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient.
