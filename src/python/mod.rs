@@ -24,7 +24,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// The libtorch version this module was built against.
 fn torch_version() -> &'static str {
-    "2.13.0"
+    if cfg!(feature = "torch-2-11") {
+        "2.11.0"
+    } else {
+        "2.13.0"
+    }
 }
 
 /// The instruction set the CPU kernels run with on this machine.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds q2l against a second PyTorch, torch 2.11.0 with tch/torch-sys/pyo3-tch 0.24, from
+# the same source, and runs the Rust unit tests and the loss, head and metrics tests there.
+#
+# Two tch versions cannot share one Cargo graph (both link `torch`), so this copies the
+# sources to target/torch-2.11.0/tree/ with a manifest that pins tch 0.24 and enables the
+# feature `torch-2-11`, builds a wheel from it into target/torch-2.11.0/wheels/ (libtorch
+# not bundled: it comes from the installed torch) and installs it into .venv-torch2.11.0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+torch=${Q2L_TORCH_VARIANT:-2.11.0}
+tch=0.24.0
+venv=.venv-torch$torch
+dir=target/torch-$torch
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+# shellcheck disable=SC1090
+. "$venv/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==$torch" numpy pytest hypothesis scikit-learn "maturin>=1.5,<2"
+# A copy of the sources with the variant's manifest (maturin wants python/ inside the project).
+tree="$dir/tree"
+rm -rf "$tree"
+mkdir -p "$tree"
+cp -r src python build.rs README.md "$tree/"
+find "$tree/python" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
+sed -e "s/\"=0.26.0\"/\"=$tch\"/g" -e 's|^default = \[\]|default = ["torch-2-11"]|' Cargo.toml > "$tree/Cargo.toml"
+sed -e "s/\"torch==2.13.0\"/\"torch==$torch\"/" pyproject.toml > "$tree/pyproject.toml"
+export LIBTORCH_USE_PYTORCH=1 CARGO_TARGET_DIR="$PWD/$dir/cargo"
+rm -rf "$dir/wheels"
+maturin build --release -q --auditwheel skip -m "$tree/Cargo.toml" -o "$dir/wheels"
+python -m pip install -q --force-reinstall --no-deps "$dir"/wheels/q2l_rs-*.whl
+cargo test --release --lib --manifest-path "$tree/Cargo.toml"
+python -c "import q2l; assert q2l._native.TORCH_VERSION == '$torch', q2l._native.TORCH_VERSION; print('q2l built against torch', q2l._native.TORCH_VERSION)"
+# From tests/, so that the checkout's python/ is not on the path: the wheel is tested.
+cd tests && python -m pytest -q -p no:cacheprovider test_loss_asymmetric.py test_loss_single_label.py test_head.py test_metrics.py
