@@ -26,7 +26,10 @@ rm -rf "$tree"
 mkdir -p "$tree"
 cp -r src python build.rs README.md "$tree/"
 find "$tree/python" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
-sed -e "s/\"=0.26.0\"/\"=$tch\"/g" -e 's|^default = \[\]|default = ["torch-2-11"]|' Cargo.toml > "$tree/Cargo.toml"
+# abi3: the GPU machines run Python 3.12; the stable ABI lets this 3.11 build load there.
+sed -e "s/\"=0.26.0\"/\"=$tch\"/g" -e 's|^default = \[\]|default = ["torch-2-11"]|' \
+    -e 's|^pyo3 = { version = "0.24", optional = true }|pyo3 = { version = "0.24", optional = true, features = ["abi3-py311"] }|' \
+    Cargo.toml > "$tree/Cargo.toml"
 sed -e "s/\"torch==2.13.0\"/\"torch==$torch\"/" pyproject.toml > "$tree/pyproject.toml"
 export LIBTORCH_USE_PYTORCH=1 CARGO_TARGET_DIR="$PWD/$dir/cargo"
 rm -rf "$dir/wheels"
