@@ -10,19 +10,21 @@ def main(argv=None) -> int:
     loss = sub.add_parser("loss", help="asymmetric loss forward+backward against plain PyTorch")
     loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
     loss.add_argument("--preset", default="all", help="query2label, asl or all")
+    loss.add_argument("--device", default="cpu", help="cpu or cuda")
     head = sub.add_parser("head", help="Query2Label head inference and training step against plain PyTorch")
     head.add_argument("--quick", action="store_true", help="a tiny head (for tests)")
+    head.add_argument("--device", default="cpu", help="cpu or cuda")
     metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
     metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
     args = parser.parse_args(argv)
     if args.what == "loss":
         from .loss import main as run
 
-        return run(quick=args.quick, preset=args.preset)
+        return run(quick=args.quick, preset=args.preset, device=args.device)
     if args.what == "head":
         from .head import main as run_head
 
-        return run_head(quick=args.quick)
+        return run_head(quick=args.quick, device=args.device)
     if args.what == "metrics":
         from .metrics import main as run_metrics
 

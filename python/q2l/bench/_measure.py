@@ -8,15 +8,29 @@ from typing import Callable, Iterable, List, Optional
 import torch
 
 
-def median_seconds(fn: Callable[[], object], min_time: float = 0.5, min_runs: int = 5, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` over enough runs to last ``min_time`` seconds."""
+def _sync(device: Optional[torch.device]) -> None:
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(
+    fn: Callable[[], object],
+    min_time: float = 0.5,
+    min_runs: int = 5,
+    warmup: int = 2,
+    device: Optional[torch.device] = None,
+) -> float:
+    """Median wall time of ``fn()`` over enough runs to last ``min_time`` seconds
+    (synchronising a CUDA ``device`` around each run)."""
     for _ in range(warmup):
         fn()
     times: List[float] = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_time:
+        _sync(device)
         t0 = time.perf_counter()
         fn()
+        _sync(device)
         times.append(time.perf_counter() - t0)
         if len(times) >= 1000:
             break
@@ -29,6 +43,19 @@ def _status_kib(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise OSError(f"{field} not in /proc/self/status")
+
+
+def peak_bytes(fn: Callable[[], object], device: torch.device) -> Optional[int]:
+    """Peak memory added while ``fn()`` runs: the CUDA caching allocator's peak on a GPU,
+    resident memory (:func:`peak_rss_bytes`) on the CPU."""
+    if device.type != "cuda":
+        return peak_rss_bytes(fn)
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
 
 
 def peak_rss_bytes(fn: Callable[[], object]) -> Optional[int]:

@@ -34,7 +34,7 @@ def official_forward(head: Query2LabelHead, features: torch.Tensor) -> torch.Ten
     x = head.input_proj(features) if head.input_proj is not None else features
     b, d, h, w = x.shape
     src = x.flatten(2).permute(2, 0, 1)
-    pos = official_pe(h, w, d, head.temperature).to(x)
+    pos = official_pe(h, w, d, head.temperature).to(x)  # built on the CPU, as the official buffer
     drop = head.dropout if head.training else 0.0
     for layer in head.encoder.layers:
         src2 = layer.self_attn(src + pos, src + pos, value=src)[0]
@@ -52,7 +52,8 @@ def official_forward(head: Query2LabelHead, features: torch.Tensor) -> torch.Ten
     return (head.fc.W * hs).sum(-1) + head.fc.b
 
 
-def main(quick: bool = False) -> int:
+def main(quick: bool = False, device: str = "cpu") -> int:
+    dev = torch.device(device)
     torch.manual_seed(0)
     if quick:
         head = Query2LabelHead(num_classes=10, in_channels=64, d_model=64, dim_feedforward=128)
@@ -60,19 +61,20 @@ def main(quick: bool = False) -> int:
     else:
         head = Query2LabelHead()
         cases = [(1, 14), (8, 14), (1, 18), (8, 18)]
+    head = head.to(dev)
     min_time = 0.05 if quick else 2.0
-    print("Query2Label head, float32, CPU.", threads_line())
+    print(f"Query2Label head, float32, {dev}.", threads_line())
     n_params = sum(p.numel() for p in head.parameters())
     print(f"{n_params / 1e6:.1f} M parameters; times are medians.\n")
     print(f"{'batch, HxW':>12} | {'infer q2l ms':>12} {'ref ms':>9} {'speedup':>7} | {'train q2l ms':>12} {'ref ms':>9}"
           f" {'speedup':>7} | {'q2l MiB':>8} {'ref MiB':>8} {'ratio':>6}")
     for batch, side in cases:
-        x = torch.randn(batch, head.in_channels, side, side)
+        x = torch.randn(batch, head.in_channels, side, side, device=dev)
         head.eval()
         with torch.no_grad():
             torch.testing.assert_close(head(x), official_forward(head, x), rtol=1e-4, atol=1e-4)
-            t_inf = median_seconds(lambda: head(x), min_time, min_runs=3)
-            r_inf = median_seconds(lambda: official_forward(head, x), min_time, min_runs=3)
+            t_inf = median_seconds(lambda: head(x), min_time, min_runs=3, device=dev)
+            r_inf = median_seconds(lambda: official_forward(head, x), min_time, min_runs=3, device=dev)
         head.train()
 
         def step(fn):
@@ -87,8 +89,8 @@ def main(quick: bool = False) -> int:
         params = list(head.parameters())
         m_ours = saved_activation_bytes(lambda: head(x).square().mean(), params)
         m_ref = saved_activation_bytes(lambda: official_forward(head, x).square().mean(), params)
-        t_tr = median_seconds(ours, min_time, min_runs=3)
-        r_tr = median_seconds(ref, min_time, min_runs=3)
+        t_tr = median_seconds(ours, min_time, min_runs=3, device=dev)
+        r_tr = median_seconds(ref, min_time, min_runs=3, device=dev)
         ratio = f"{m_ours / m_ref:6.2f}"
 
         def mib(v):

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from ..loss import PRESETS, AsymmetricLoss
-from ._measure import fmt_mib, fmt_ms, median_seconds, peak_rss_bytes, threads_line
+from ._measure import fmt_mib, fmt_ms, median_seconds, peak_bytes, threads_line
 
 SHAPES = [(64, 80), (256, 80), (128, 1000), (128, 9605), (1024, 9605)]
 QUICK_SHAPES = [(64, 80), (128, 1000)]
@@ -54,11 +54,12 @@ def _step(fn, x, y):
     return run
 
 
-def main(quick: bool = False, preset: str = "all") -> int:
+def main(quick: bool = False, preset: str = "all", device: str = "cpu") -> int:
     presets = ["query2label", "asl"] if preset == "all" else [preset]
     shapes = QUICK_SHAPES if quick else SHAPES
     min_time = 0.05 if quick else 0.5
-    print("Asymmetric loss, forward+backward, float32, CPU.", threads_line())
+    dev = torch.device(device)
+    print(f"Asymmetric loss, forward+backward, float32, {dev}.", threads_line())
     for name in presets:
         ours = AsymmetricLoss.from_preset(name)
         ref = reference(name)
@@ -69,25 +70,26 @@ def main(quick: bool = False, preset: str = "all") -> int:
         )
         for shape in shapes:
             g = torch.Generator().manual_seed(0)
-            x = (torch.randn(shape, generator=g) * 3).requires_grad_()
-            y = (torch.rand(shape, generator=g) < 0.04).float()
-            out = torch.empty(shape)
+            x = (torch.randn(shape, generator=g) * 3).to(dev).requires_grad_()
+            y = (torch.rand(shape, generator=g) < 0.04).float().to(dev)
+            out = torch.empty(shape, device=dev)
             xd = x.detach()
             # Memory first: long timing loops leave the heap in a state that hides growth.
             buf = x.numel() * x.element_size()
-            m_ours = peak_rss_bytes(_step(ours, x, y))
+            m_ours = peak_bytes(_step(ours, x, y), dev)
             x.grad = None
-            m_ref = peak_rss_bytes(_step(ref, x, y))
+            m_ref = peak_bytes(_step(ref, x, y), dev)
             x.grad = None
-            t_ours = median_seconds(_step(ours, x, y), min_time)
-            t_ref = median_seconds(_step(ref, x, y), min_time)
-            t_bw = median_seconds(lambda: torch.add(xd, y, out=out), min_time)
+            t_ours = median_seconds(_step(ours, x, y), min_time, device=dev)
+            t_ref = median_seconds(_step(ref, x, y), min_time, device=dev)
+            t_bw = median_seconds(lambda: torch.add(xd, y, out=out), min_time, device=dev)
             print(
                 f"{str(shape):>12} | {fmt_ms(t_ours)} {fmt_ms(t_ref)} {t_ref / t_ours:7.1f}x |"
                 f" {fmt_ms(t_bw):>11} {t_ours / t_bw:8.1f}x | {fmt_mib(m_ours)} {fmt_mib(m_ref)}"
                 f" {_bufs(m_ours, buf)} {_bufs(m_ref, buf)}"
             )
-    print("\nMiB / bufs: peak resident memory added during one step (MiB, and in logits-sized buffers),")
-    print("the final .grad included (one buffer, which any implementation allocates); page-granular,")
-    print("so only the larger shapes are meaningful.")
+    what = "CUDA allocator peak" if dev.type == "cuda" else "peak resident memory"
+    print(f"\nMiB / bufs: {what} added during one step (MiB, and in logits-sized buffers),")
+    print("the final .grad included (one buffer, which any implementation allocates); on the CPU")
+    print("page-granular, so only the larger shapes are meaningful.")
     return 0
