@@ -92,6 +92,57 @@ impl Params<'_> {
             Some(self.get(&format!("{prefix}.linear2.bias"))?),
         )
     }
+
+    /// The residual self-attention block `x + attn(x + pos, x)` of layer `prefix`, with
+    /// its LayerNorm `norm` before (pre-norm) or after (post-norm, official).
+    fn self_attn_block(
+        &self,
+        x: &Tensor,
+        pos: &Tensor,
+        prefix: &str,
+        norm: &str,
+        cfg: &HeadConfig,
+        train: bool,
+    ) -> Result<Tensor> {
+        let attn = self.mha(&format!("{prefix}.self_attn"))?;
+        let norm = format!("{prefix}.{norm}");
+        let run =
+            |x: &Tensor| self_attention(&x.f_add(pos)?, x, &attn, cfg.nhead, cfg.dropout, train);
+        if cfg.pre_norm {
+            let a = run(&self.norm(x, &norm, cfg.d_model)?)?;
+            Ok(x.f_add(&dropout(&a, cfg.dropout, train)?)?)
+        } else {
+            let a = run(x)?;
+            self.norm(
+                &x.f_add(&dropout(&a, cfg.dropout, train)?)?,
+                &norm,
+                cfg.d_model,
+            )
+        }
+    }
+
+    /// The residual FFN block of layer `prefix`, with its LayerNorm `norm` before or after.
+    fn ffn_block(
+        &self,
+        x: &Tensor,
+        prefix: &str,
+        norm: &str,
+        cfg: &HeadConfig,
+        train: bool,
+    ) -> Result<Tensor> {
+        let norm = format!("{prefix}.{norm}");
+        if cfg.pre_norm {
+            let f = self.ffn(&self.norm(x, &norm, cfg.d_model)?, prefix, cfg, train)?;
+            Ok(x.f_add(&dropout(&f, cfg.dropout, train)?)?)
+        } else {
+            let f = self.ffn(x, prefix, cfg, train)?;
+            self.norm(
+                &x.f_add(&dropout(&f, cfg.dropout, train)?)?,
+                &norm,
+                cfg.d_model,
+            )
+        }
+    }
 }
 
 fn check_input(x: &Tensor, p: &Params, cfg: &HeadConfig) -> Result<(i64, i64, i64, i64)> {
@@ -161,26 +212,8 @@ pub fn forward(
     let mut memory = src;
     for i in 0..cfg.enc_layers {
         let pre = format!("encoder.layers.{i}");
-        let attn = p.mha(&format!("{pre}.self_attn"))?;
-        if cfg.pre_norm {
-            let s2 = p.norm(&memory, &format!("{pre}.norm1"), d)?;
-            let a = self_attention(&s2.f_add(&pos)?, &s2, &attn, cfg.nhead, cfg.dropout, train)?;
-            memory = memory.f_add(&drop(a)?)?;
-            let s2 = p.norm(&memory, &format!("{pre}.norm2"), d)?;
-            memory = memory.f_add(&drop(p.ffn(&s2, &pre, cfg, train)?)?)?;
-        } else {
-            let a = self_attention(
-                &memory.f_add(&pos)?,
-                &memory,
-                &attn,
-                cfg.nhead,
-                cfg.dropout,
-                train,
-            )?;
-            memory = p.norm(&memory.f_add(&drop(a)?)?, &format!("{pre}.norm1"), d)?;
-            let f = p.ffn(&memory, &pre, cfg, train)?;
-            memory = p.norm(&memory.f_add(&drop(f)?)?, &format!("{pre}.norm2"), d)?;
-        }
+        memory = p.self_attn_block(&memory, &pos, &pre, "norm1", cfg, train)?;
+        memory = p.ffn_block(&memory, &pre, "norm2", cfg, train)?;
     }
     if cfg.pre_norm && cfg.enc_layers > 0 {
         memory = p.norm(&memory, "encoder.norm", d)?;
@@ -201,29 +234,7 @@ pub fn forward(
             cfg.keep_other_self_attn
         };
         if keep_self {
-            let attn = p.mha(&format!("{pre}.self_attn"))?;
-            if cfg.pre_norm {
-                let t2 = p.norm(&tgt, &format!("{pre}.norm1"), d)?;
-                let a = self_attention(
-                    &t2.f_add(&query_pos)?,
-                    &t2,
-                    &attn,
-                    cfg.nhead,
-                    cfg.dropout,
-                    train,
-                )?;
-                tgt = tgt.f_add(&drop(a)?)?;
-            } else {
-                let a = self_attention(
-                    &tgt.f_add(&query_pos)?,
-                    &tgt,
-                    &attn,
-                    cfg.nhead,
-                    cfg.dropout,
-                    train,
-                )?;
-                tgt = p.norm(&tgt.f_add(&drop(a)?)?, &format!("{pre}.norm1"), d)?;
-            }
+            tgt = p.self_attn_block(&tgt, &query_pos, &pre, "norm1", cfg, train)?;
         }
         let cross = p.mha(&format!("{pre}.multihead_attn"))?;
         let q_in = if cfg.pre_norm {
@@ -244,15 +255,11 @@ pub fn forward(
         if let Some(wt) = weights {
             attention.push(wt.f_view([b, k, h, w])?);
         }
-        if cfg.pre_norm {
-            tgt = tgt.f_add(&drop(a)?)?;
-            let t2 = p.norm(&tgt, &format!("{pre}.norm3"), d)?;
-            tgt = tgt.f_add(&drop(p.ffn(&t2, &pre, cfg, train)?)?)?;
-        } else {
-            tgt = p.norm(&tgt.f_add(&drop(a)?)?, &format!("{pre}.norm2"), d)?;
-            let f = p.ffn(&tgt, &pre, cfg, train)?;
-            tgt = p.norm(&tgt.f_add(&drop(f)?)?, &format!("{pre}.norm3"), d)?;
+        tgt = tgt.f_add(&drop(a)?)?;
+        if !cfg.pre_norm {
+            tgt = p.norm(&tgt, &format!("{pre}.norm2"), d)?;
         }
+        tgt = p.ffn_block(&tgt, &pre, "norm3", cfg, train)?;
     }
     let hs = p.norm(&tgt, "decoder.norm", d)?; // [B or 1, K, d]
     let hs = if hs.size()[0] != b {
