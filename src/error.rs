@@ -19,6 +19,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An image file that is not a readable JPEG or PNG.
+    Image { path: String, msg: String },
 }
 
 /// Result alias used throughout the crate.
@@ -37,6 +39,7 @@ impl fmt::Display for Error {
             Error::Value(msg) => f.write_str(msg),
             Error::Torch(msg) => write!(f, "libtorch error: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Image { path, msg } => write!(f, "{path}: {msg}"),
         }
     }
 }

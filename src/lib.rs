@@ -4,6 +4,7 @@
 //! `Result<_, Error>`. The `python` feature adds the `q2l._native` extension module,
 //! a thin layer of `#[pyfunction]` shims over this core.
 
+pub mod data;
 pub mod decoder;
 pub mod error;
 pub mod loss;

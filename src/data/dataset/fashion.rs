@@ -1,0 +1,228 @@
+//! Multi-label scenes composed from real Fashion-MNIST items.
+//!
+//! A canvas is cut into a `grid x grid` array of cells; 1 to `max_items` items go into
+//! distinct cells at a random scale and offset, and the labels are the classes present.
+//! Knowing each item's cell is what lets attention maps be scored against the objects.
+
+use std::path::Path;
+
+use std::sync::Arc;
+
+use super::idx::read_idx;
+use super::{Dataset, Source};
+use crate::bail;
+use crate::data::image::Image;
+use crate::data::resize::resize;
+use crate::data::rng::Rng;
+use crate::error::Result;
+
+/// Fashion-MNIST's classes, in label order.
+pub const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Scenes built from one split of Fashion-MNIST.
+pub struct FashionScenes {
+    items: Vec<u8>,
+    labels: Vec<u8>,
+    side: usize,
+    len: usize,
+    pub size: usize,
+    pub grid: usize,
+    pub seed: u64,
+    pub min_items: usize,
+    pub max_items: usize,
+}
+
+struct Placement {
+    item: usize,
+    x: usize,
+    y: usize,
+    side: usize,
+}
+
+impl FashionScenes {
+    /// Loads `<prefix>-images-idx3-ubyte[.gz]` and `<prefix>-labels-idx1-ubyte[.gz]` from
+    /// `root`, where the prefix is `train` or `t10k` (split `train` or `test`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        root: &Path,
+        split: &str,
+        len: usize,
+        size: usize,
+        grid: usize,
+        min_items: usize,
+        max_items: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let prefix = match split {
+            "train" => "train",
+            "test" => "t10k",
+            _ => bail!("Fashion-MNIST split must be 'train' or 'test', got {split:?}"),
+        };
+        let find = |stem: String| {
+            let gz = root.join(format!("{stem}.gz"));
+            if gz.exists() {
+                gz
+            } else {
+                root.join(stem)
+            }
+        };
+        let images = read_idx(&find(format!("{prefix}-images-idx3-ubyte")))?;
+        let labels = read_idx(&find(format!("{prefix}-labels-idx1-ubyte")))?;
+        if images.dims.len() != 3 || images.dims[1] != images.dims[2] {
+            bail!(
+                "{}: expected N x side x side images, got {:?}",
+                root.display(),
+                images.dims
+            );
+        }
+        if labels.dims != [images.dims[0]] {
+            bail!(
+                "{}: {} labels for {} images",
+                root.display(),
+                labels.dims.first().copied().unwrap_or(0),
+                images.dims[0]
+            );
+        }
+        if let Some(&bad) = labels
+            .data
+            .iter()
+            .find(|&&l| l as usize >= FASHION_CLASSES.len())
+        {
+            bail!("{}: label {bad} outside 0..10", root.display());
+        }
+        Self::from_items(
+            images.data,
+            labels.data,
+            images.dims[1],
+            len,
+            size,
+            grid,
+            min_items,
+            max_items,
+            seed,
+        )
+    }
+
+    /// Scenes from in-memory `side x side` items and their labels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_items(
+        items: Vec<u8>,
+        labels: Vec<u8>,
+        side: usize,
+        len: usize,
+        size: usize,
+        grid: usize,
+        min_items: usize,
+        max_items: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        if grid == 0 || size < grid * 4 {
+            bail!("canvas size {size} is too small for a {grid}x{grid} grid");
+        }
+        if min_items == 0 || min_items > max_items || max_items > grid * grid {
+            bail!("items per scene must satisfy 1 <= min <= max <= grid^2, got {min_items}..{max_items} with grid {grid}");
+        }
+        if labels.is_empty() || items.len() != labels.len() * side * side {
+            bail!("need at least one item, and side x side pixels per label");
+        }
+        Ok(FashionScenes {
+            items,
+            labels,
+            side,
+            len,
+            size,
+            grid,
+            seed,
+            min_items,
+            max_items,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn layout(&self, i: usize) -> Vec<Placement> {
+        let mut rng = Rng::keyed(&[self.seed, i as u64, 0xfa5]);
+        let count = self.min_items + rng.below(self.max_items - self.min_items + 1);
+        let mut cells: Vec<usize> = (0..self.grid * self.grid).collect();
+        rng.shuffle(&mut cells);
+        let cell = self.size / self.grid;
+        cells[..count]
+            .iter()
+            .map(|&c| {
+                let side = ((cell as f64 * rng.range(0.7, 1.0)) as usize).max(1);
+                let (cx, cy) = ((c % self.grid) * cell, (c / self.grid) * cell);
+                Placement {
+                    item: rng.below(self.labels.len()),
+                    x: cx + rng.below(cell - side + 1),
+                    y: cy + rng.below(cell - side + 1),
+                    side,
+                }
+            })
+            .collect()
+    }
+
+    /// Scene `i`'s multi-hot target.
+    pub fn target(&self, i: usize) -> Vec<i8> {
+        let mut t = vec![0i8; FASHION_CLASSES.len()];
+        for p in self.layout(i) {
+            t[self.labels[p.item] as usize] = 1;
+        }
+        t
+    }
+
+    /// Renders scene `i`: the image and each item's class and cell `[x0, y0, x1, y1]`.
+    pub fn render(&self, i: usize) -> (Image, Vec<(usize, [f32; 4])>) {
+        let n = self.size;
+        let mut img = Image::filled(n, n, [0, 0, 0]);
+        let cell = n / self.grid;
+        let mut boxes = Vec::new();
+        for p in self.layout(i) {
+            let px =
+                &self.items[p.item * self.side * self.side..(p.item + 1) * self.side * self.side];
+            let item = resize(&Image::from_gray(self.side, self.side, px), p.side, p.side);
+            for y in 0..p.side {
+                for x in 0..p.side {
+                    let v = item.get(x, y);
+                    let old = img.get(p.x + x, p.y + y);
+                    img.put(
+                        p.x + x,
+                        p.y + y,
+                        [old[0].max(v[0]), old[1].max(v[1]), old[2].max(v[2])],
+                    );
+                }
+            }
+            let (cx, cy) = ((p.x / cell) * cell, (p.y / cell) * cell);
+            boxes.push((
+                self.labels[p.item] as usize,
+                [cx as f32, cy as f32, (cx + cell) as f32, (cy + cell) as f32],
+            ));
+        }
+        (img, boxes)
+    }
+}
+
+impl FashionScenes {
+    /// The scenes as a dataset (targets computed from the layouts, nothing rendered).
+    pub fn into_dataset(self) -> Result<Dataset> {
+        let targets = (0..self.len).flat_map(|i| self.target(i)).collect();
+        let classes = FASHION_CLASSES.iter().map(|s| s.to_string()).collect();
+        Dataset::new(classes, targets, Source::Fashion(Arc::new(self)))
+    }
+}

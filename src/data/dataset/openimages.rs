@@ -1,0 +1,136 @@
+//! Open Images style image-level labels: `ImageID, LabelName, Confidence` rows.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{Dataset, LabelTable, Source};
+use crate::bail;
+use crate::error::{Error, Result};
+
+fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(file))
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    Error::Value(format!("{}:{line}: malformed CSV: {e}", path.display()))
+}
+
+/// Reads a class-descriptions CSV (`LabelName,DisplayName`, header optional): MIDs and names.
+fn descriptions(path: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut mids, mut names) = (Vec::new(), Vec::new());
+    for (k, rec) in reader(path)?.records().enumerate() {
+        let rec = rec.map_err(|e| csv_error(path, e))?;
+        if k == 0 && rec.get(0) == Some("LabelName") {
+            continue;
+        }
+        if rec.len() < 2 {
+            bail!(
+                "{}:{}: expected LabelName,DisplayName",
+                path.display(),
+                k + 1
+            );
+        }
+        mids.push(rec[0].to_string());
+        names.push(rec[1].to_string());
+    }
+    Ok((mids, names))
+}
+
+/// Reads human-verified image labels; images are `<image_dir>/<ImageID>.jpg`.
+///
+/// Confidence 1 is a positive, 0 a verified negative, and a class not mentioned for an
+/// image is unknown (-1). With `classes_csv` the label table is that file's classes in its
+/// order, named by display name (a repeated display name gets its MID appended), and a
+/// label outside it is an error; without it, the MIDs found, sorted.
+pub fn open_images(
+    labels_csv: &Path,
+    image_dir: &Path,
+    classes_csv: Option<&Path>,
+) -> Result<Dataset> {
+    let mut rdr = reader(labels_csv)?;
+    let mut records = rdr.records();
+    let header = match records.next() {
+        Some(r) => r.map_err(|e| csv_error(labels_csv, e))?,
+        None => bail!("{}: empty file", labels_csv.display()),
+    };
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (Some(ci), Some(cl), Some(cc)) = (col("ImageID"), col("LabelName"), col("Confidence"))
+    else {
+        bail!(
+            "{}:1: header must name ImageID, LabelName and Confidence columns",
+            labels_csv.display()
+        );
+    };
+    let mut rows: Vec<(usize, String, i8, u64)> = Vec::new();
+    let mut images: Vec<String> = Vec::new();
+    let mut image_row: HashMap<String, usize> = HashMap::new();
+    for rec in records {
+        let rec = rec.map_err(|e| csv_error(labels_csv, e))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let (Some(id), Some(label), Some(conf)) = (rec.get(ci), rec.get(cl), rec.get(cc)) else {
+            bail!(
+                "{}:{line}: missing ImageID, LabelName or Confidence",
+                labels_csv.display()
+            );
+        };
+        let conf = match conf.trim() {
+            "1" | "1.0" => 1,
+            "0" | "0.0" => 0,
+            other => bail!(
+                "{}:{line}: Confidence must be 0 or 1, got {other:?}",
+                labels_csv.display()
+            ),
+        };
+        let next = images.len();
+        let r = *image_row.entry(id.to_string()).or_insert_with(|| {
+            images.push(id.to_string());
+            next
+        });
+        rows.push((r, label.to_string(), conf, line));
+    }
+    let (mids, names) = match classes_csv {
+        Some(p) => {
+            let (mids, names) = descriptions(p)?;
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            names.iter().for_each(|n| *seen.entry(n).or_default() += 1);
+            let names = names
+                .iter()
+                .zip(&mids)
+                .map(|(n, m)| {
+                    if seen[n.as_str()] > 1 {
+                        format!("{n} ({m})")
+                    } else {
+                        n.clone()
+                    }
+                })
+                .collect();
+            (mids, names)
+        }
+        None => {
+            let mut mids: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+            mids.sort();
+            mids.dedup();
+            (mids.clone(), mids)
+        }
+    };
+    let table = LabelTable::new(mids)?;
+    let nc = table.len();
+    let mut targets = vec![-1i8; images.len() * nc];
+    for (r, label, conf, line) in &rows {
+        let c = table.get(label, &|| format!("{}:{line}", labels_csv.display()))?;
+        targets[r * nc + c] = *conf;
+    }
+    let paths = images
+        .iter()
+        .map(|id| image_dir.join(format!("{id}.jpg")))
+        .collect();
+    Dataset::new(names, targets, Source::Files(paths))
+}

@@ -1,0 +1,112 @@
+//! Pascal VOC 2007 / 2012 classification targets from the detection annotations.
+
+use std::path::Path;
+
+use super::{read_text, Dataset, LabelTable, Source};
+use crate::bail;
+use crate::error::Result;
+
+/// The 20 VOC classes in the standard (alphabetical) order.
+pub const VOC_CLASSES: [&str; 20] = [
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+];
+
+/// What a class seen only on `difficult` objects becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Difficult {
+    /// Unknown (-1): excluded from the loss and the metrics (the VOC evaluation's rule).
+    Ignore,
+    Positive,
+    Negative,
+}
+
+impl std::str::FromStr for Difficult {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "ignore" => Difficult::Ignore,
+            "positive" => Difficult::Positive,
+            "negative" => Difficult::Negative,
+            _ => bail!("difficult must be 'ignore', 'positive' or 'negative', got {s:?}"),
+        })
+    }
+}
+
+/// Reads `<root>/ImageSets/Main/<split>.txt` and each listed `Annotations/<id>.xml`;
+/// images are `<root>/JPEGImages/<id>.jpg`. `root` is a `VOC2007`-style folder.
+pub fn voc(root: &Path, split: &str, difficult: Difficult) -> Result<Dataset> {
+    let list = root
+        .join("ImageSets")
+        .join("Main")
+        .join(format!("{split}.txt"));
+    let ids: Vec<String> = read_text(&list)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let table = LabelTable::new(VOC_CLASSES.iter().map(|s| s.to_string()).collect())?;
+    let nc = table.len();
+    let mut targets = Vec::with_capacity(ids.len() * nc);
+    let mut paths = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let xml_path = root.join("Annotations").join(format!("{id}.xml"));
+        let xml = read_text(&xml_path)?;
+        let doc = match roxmltree::Document::parse(&xml) {
+            Ok(d) => d,
+            Err(e) => bail!("{}: malformed XML: {e}", xml_path.display()),
+        };
+        let mut row = vec![0i8; nc];
+        let mut hard = vec![false; nc];
+        for obj in doc.descendants().filter(|n| n.has_tag_name("object")) {
+            let child = |tag: &str| {
+                obj.children()
+                    .find(|c| c.has_tag_name(tag))
+                    .and_then(|c| c.text())
+                    .map(str::trim)
+            };
+            let Some(name) = child("name") else {
+                let line = doc.text_pos_at(obj.range().start).row;
+                bail!("{}:{line}: <object> without <name>", xml_path.display());
+            };
+            let line = doc.text_pos_at(obj.range().start).row;
+            let c = table.get(name, &|| format!("{}:{line}", xml_path.display()))?;
+            if child("difficult") == Some("1") {
+                hard[c] = true;
+            } else {
+                row[c] = 1;
+            }
+        }
+        for c in 0..nc {
+            if hard[c] && row[c] == 0 {
+                row[c] = match difficult {
+                    Difficult::Ignore => -1,
+                    Difficult::Positive => 1,
+                    Difficult::Negative => 0,
+                };
+            }
+        }
+        targets.extend_from_slice(&row);
+        paths.push(root.join("JPEGImages").join(format!("{id}.jpg")));
+    }
+    Dataset::new(table.into_classes(), targets, Source::Files(paths))
+}

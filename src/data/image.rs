@@ -1,0 +1,95 @@
+//! The decoded image every stage of the pipeline works on.
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved (`H x W x 3`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl Image {
+    /// A `width x height` image filled with one colour.
+    pub fn filled(width: usize, height: usize, rgb: [u8; 3]) -> Self {
+        let mut data = Vec::with_capacity(width * height * 3);
+        for _ in 0..width * height {
+            data.extend_from_slice(&rgb);
+        }
+        Image {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// Wraps interleaved RGB bytes; `data.len()` must be `width * height * 3`.
+    pub fn from_rgb(width: usize, height: usize, data: Vec<u8>) -> Self {
+        debug_assert_eq!(data.len(), width * height * 3);
+        Image {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// Expands one grey channel to RGB.
+    pub fn from_gray(width: usize, height: usize, gray: &[u8]) -> Self {
+        let mut data = Vec::with_capacity(gray.len() * 3);
+        for &v in gray {
+            data.extend_from_slice(&[v, v, v]);
+        }
+        Image {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// The pixel at `(x, y)`.
+    #[inline]
+    pub fn get(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Sets the pixel at `(x, y)`.
+    #[inline]
+    pub fn put(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+        let i = (y * self.width + x) * 3;
+        self.data[i..i + 3].copy_from_slice(&rgb);
+    }
+
+    /// The `w x h` window whose top-left corner is `(x, y)`; it must lie inside.
+    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Image {
+        let mut data = Vec::with_capacity(w * h * 3);
+        for row in y..y + h {
+            let start = (row * self.width + x) * 3;
+            data.extend_from_slice(&self.data[start..start + w * 3]);
+        }
+        Image {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// Mirrors left and right in place.
+    pub fn flip_horizontal(&mut self) {
+        let w = self.width;
+        for row in self.data.chunks_exact_mut(w * 3) {
+            for x in 0..w / 2 {
+                let (a, b) = (x * 3, (w - 1 - x) * 3);
+                for c in 0..3 {
+                    row.swap(a + c, b + c);
+                }
+            }
+        }
+    }
+
+    /// ITU-R 601-2 luma as PIL's `convert("L")` computes it.
+    #[inline]
+    pub fn luma(rgb: [u8; 3]) -> u8 {
+        let l = rgb[0] as u32 * 19595 + rgb[1] as u32 * 38470 + rgb[2] as u32 * 7471;
+        ((l + 0x8000) >> 16) as u8
+    }
+}

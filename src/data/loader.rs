@@ -1,0 +1,359 @@
+//! The batch loader: a sampler with `DistributedSampler`'s semantics, and a producer thread
+//! that decodes and augments each batch on a rayon pool while the consumer trains.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+use tch::{Device, Kind, Tensor};
+
+use super::dataset::Dataset;
+use super::rng::Rng;
+use super::transform::{Output, Pipeline};
+use crate::bail;
+use crate::error::{Error, Result};
+use crate::parallel::SendPtr;
+
+/// What to do with an image that cannot be read or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop with an exception naming the file.
+    Raise,
+    /// Leave the sample out of its batch and report it with the batch.
+    Skip,
+}
+
+/// A loader's settings (see `q2l.data.Loader` for their meaning).
+#[derive(Clone, Debug)]
+pub struct LoaderOptions {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub seed: u64,
+    pub threads: usize,
+    pub prefetch: usize,
+    pub rank: usize,
+    pub world_size: usize,
+    pub on_error: OnError,
+    /// Page-lock batches for fast copies to this CUDA device.
+    pub pin_memory: Option<usize>,
+}
+
+/// One finished batch.
+pub struct Batch {
+    /// `B x 3 x H x W`, float32 or uint8 as the pipeline says.
+    pub images: Tensor,
+    /// `B x C` float32 with 1, 0 and -1 (unknown).
+    pub targets: Tensor,
+    /// Dataset index of each row.
+    pub indices: Vec<i64>,
+    /// Samples left out under `OnError::Skip`: index and reason.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Batches of one dataset through one pipeline.
+pub struct Loader {
+    dataset: Arc<Dataset>,
+    pipeline: Arc<Pipeline>,
+    opts: LoaderOptions,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+const ORDER: u64 = 0x0dde;
+const AUGMENT: u64 = 0xa097;
+
+impl Loader {
+    /// Checks the options and starts the worker pool.
+    pub fn new(
+        dataset: Arc<Dataset>,
+        pipeline: Arc<Pipeline>,
+        opts: LoaderOptions,
+    ) -> Result<Self> {
+        if opts.batch_size == 0 {
+            bail!("batch_size must be at least 1");
+        }
+        if opts.world_size == 0 || opts.rank >= opts.world_size {
+            bail!(
+                "rank must be in [0, world_size), got rank {} of {}",
+                opts.rank,
+                opts.world_size
+            );
+        }
+        if opts.threads == 0 {
+            bail!("num_threads must be at least 1");
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .thread_name(|i| format!("q2l-data-{i}"))
+            .build()
+            .map_err(|e| {
+                Error::Value(format!(
+                    "could not start {} data threads: {e}",
+                    opts.threads
+                ))
+            })?;
+        let loader = Loader {
+            dataset,
+            pipeline,
+            opts,
+            pool: Arc::new(pool),
+        };
+        if loader.len() == 0 {
+            bail!(
+                "no batches: {} images per rank with batch_size {} and drop_last",
+                loader.samples_per_rank(),
+                loader.opts.batch_size
+            );
+        }
+        Ok(loader)
+    }
+
+    pub fn options(&self) -> &LoaderOptions {
+        &self.opts
+    }
+
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.dataset
+    }
+
+    /// Samples this rank sees per epoch (`DistributedSampler`'s `num_samples`).
+    pub fn samples_per_rank(&self) -> usize {
+        let (n, w) = (self.dataset.len(), self.opts.world_size);
+        if self.opts.drop_last && w > 1 {
+            n / w
+        } else {
+            n.div_ceil(w)
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn len(&self) -> usize {
+        let n = self.samples_per_rank();
+        if self.opts.drop_last {
+            n / self.opts.batch_size
+        } else {
+            n.div_ceil(self.opts.batch_size)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This rank's `(global position, dataset index)` order for `epoch`.
+    ///
+    /// As `DistributedSampler`: shuffle the whole dataset, pad by repeating from the start
+    /// (or trim when dropping the last uneven samples), then take every `world_size`-th
+    /// index from `rank`.
+    pub fn order(&self, epoch: u64) -> Vec<(usize, usize)> {
+        let n = self.dataset.len();
+        let mut all: Vec<usize> = (0..n).collect();
+        if self.opts.shuffle {
+            Rng::keyed(&[self.opts.seed, epoch, ORDER]).shuffle(&mut all);
+        }
+        let per = self.samples_per_rank();
+        let total = per * self.opts.world_size;
+        let mut k = 0;
+        while all.len() < total {
+            all.push(all[k % n]);
+            k += 1;
+        }
+        all.truncate(total);
+        all.into_iter()
+            .enumerate()
+            .skip(self.opts.rank)
+            .step_by(self.opts.world_size)
+            .collect()
+    }
+
+    /// Starts producing `epoch`'s batches in the background.
+    pub fn iter(&self, epoch: u64) -> BatchIter {
+        let order = self.order(epoch);
+        let chunks: Vec<Vec<(usize, usize)>> = order
+            .chunks(self.opts.batch_size)
+            .take(self.len())
+            .map(<[_]>::to_vec)
+            .collect();
+        let (tx, rx) = sync_channel(self.opts.prefetch.max(1));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            dataset: self.dataset.clone(),
+            pipeline: self.pipeline.clone(),
+            opts: self.opts.clone(),
+            pool: self.pool.clone(),
+            epoch,
+            cancel: cancel.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("q2l-data-producer".into())
+            .spawn(move || {
+                for chunk in chunks {
+                    if job.cancel.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let batch = job.batch(&chunk);
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        match handle {
+            Ok(h) => BatchIter {
+                rx: Some(rx),
+                cancel,
+                handle: Some(h),
+                error: None,
+            },
+            Err(e) => BatchIter {
+                rx: None,
+                cancel,
+                handle: None,
+                error: Some(Error::Value(format!(
+                    "could not start the loader thread: {e}"
+                ))),
+            },
+        }
+    }
+}
+
+struct Job {
+    dataset: Arc<Dataset>,
+    pipeline: Arc<Pipeline>,
+    opts: LoaderOptions,
+    pool: Arc<rayon::ThreadPool>,
+    epoch: u64,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Job {
+    fn sample(&self, position: usize, index: usize) -> Result<super::image::Image> {
+        let mut rng = Rng::keyed(&[self.opts.seed, self.epoch, position as u64, AUGMENT]);
+        let img = self.dataset.load(index)?;
+        Ok(self.pipeline.augment(img, &mut rng))
+    }
+
+    fn batch(&self, chunk: &[(usize, usize)]) -> Result<Batch> {
+        let b = chunk.len() as i64;
+        let (c, h, w) = self.pipeline.shape();
+        let plane = c * h * w;
+        let kind = match self.pipeline.output() {
+            Output::Normalize { .. } => Kind::Float,
+            Output::Uint8 => Kind::Uint8,
+        };
+        let images = Tensor::f_empty([b, c as i64, h as i64, w as i64], (kind, Device::Cpu))?;
+        let ptr = images.data_ptr();
+        let (f32_ptr, u8_ptr) = (SendPtr(ptr as *mut f32), SendPtr(ptr as *mut u8));
+        let results: Vec<Result<()>> = self.pool.install(|| {
+            chunk
+                .par_iter()
+                .enumerate()
+                .map(|(row, &(position, index))| {
+                    if self.cancel.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let run = AssertUnwindSafe(|| -> Result<()> {
+                        let img = self.sample(position, index)?;
+                        // SAFETY: row `row` of the batch tensor, written by this task only.
+                        unsafe {
+                            match kind {
+                                Kind::Float => self
+                                    .pipeline
+                                    .write_f32(&img, f32_ptr.slice_mut(row * plane, plane)),
+                                _ => self
+                                    .pipeline
+                                    .write_u8(&img, u8_ptr.slice_mut(row * plane, plane)),
+                            }
+                        }
+                        Ok(())
+                    });
+                    catch_unwind(run).unwrap_or_else(|_| {
+                        Err(Error::Value(format!(
+                            "internal error while preparing {}",
+                            self.dataset.name(index)
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let mut keep = Vec::with_capacity(chunk.len());
+        let mut skipped = Vec::new();
+        for (row, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(()) => keep.push(row as i64),
+                Err(e) if self.opts.on_error == OnError::Skip => {
+                    skipped.push((chunk[row].1, e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let nc = self.dataset.classes().len();
+        let mut targets = Vec::with_capacity(keep.len() * nc);
+        let mut indices = Vec::with_capacity(keep.len());
+        for &row in &keep {
+            let index = chunk[row as usize].1;
+            targets.extend(self.dataset.target(index).iter().map(|&t| t as f32));
+            indices.push(index as i64);
+        }
+        let mut images = if skipped.is_empty() {
+            images
+        } else {
+            images.f_index_select(0, &Tensor::from_slice(&keep))?
+        };
+        let mut targets = Tensor::from_slice(&targets).f_view([keep.len() as i64, nc as i64])?;
+        if let Some(cuda) = self.opts.pin_memory {
+            images = images.f_pin_memory(Device::Cuda(cuda))?;
+            targets = targets.f_pin_memory(Device::Cuda(cuda))?;
+        }
+        Ok(Batch {
+            images,
+            targets,
+            indices,
+            skipped,
+        })
+    }
+}
+
+/// The batches of one epoch, produced ahead by a background thread.
+///
+/// Dropping it stops the producer and joins it, so abandoning an epoch leaves no thread.
+pub struct BatchIter {
+    rx: Option<Receiver<Result<Batch>>>,
+    cancel: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    error: Option<Error>,
+}
+
+impl Iterator for BatchIter {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let item = self.rx.as_ref()?.recv().ok();
+        if item.is_none() {
+            self.finish();
+        }
+        item
+    }
+}
+
+impl BatchIter {
+    fn finish(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.rx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for BatchIter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

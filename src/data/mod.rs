@@ -1,0 +1,14 @@
+//! The multi-label image data pipeline: datasets, decoding, transforms and the loader.
+
+pub mod dataset;
+pub mod decode;
+pub mod image;
+pub mod loader;
+pub mod resize;
+pub mod rng;
+pub mod transform;
+
+pub use dataset::{Dataset, Source};
+pub use image::Image;
+pub use loader::{Batch, Loader, LoaderOptions, OnError};
+pub use transform::{Op, Output, Pipeline};

@@ -1,0 +1,155 @@
+//! Antialiased bilinear resizing that reproduces PIL's `Image.resize(..., BILINEAR)`.
+//!
+//! Same filter support, same 22-bit fixed-point coefficients, same horizontal-then-vertical
+//! order with an 8-bit intermediate, so torchvision's PIL-based transforms and ours agree to
+//! within rounding.
+
+use super::image::Image;
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Filter taps of one axis: for each output position, its first input index and weights.
+struct Taps {
+    bounds: Vec<(usize, usize)>,
+    ksize: usize,
+    coeffs: Vec<i32>,
+}
+
+fn bilinear(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
+
+fn taps(in_size: usize, out_size: usize) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut coeffs = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C's truncating casts, as in PIL.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(xmax) {
+            let w = bilinear((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        for (x, &kx) in k.iter().enumerate().take(xmax) {
+            let w = if ww != 0.0 { kx / ww } else { kx };
+            let fixed = w * (1u32 << PRECISION_BITS) as f64;
+            coeffs[xx * ksize + x] = if w < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
+        }
+        bounds.push((xmin, xmax));
+    }
+    Taps {
+        bounds,
+        ksize,
+        coeffs,
+    }
+}
+
+#[inline]
+fn clip8(acc: i32) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+fn horizontal(src: &Image, rows: std::ops::Range<usize>, out_w: usize) -> Image {
+    let t = taps(src.width, out_w);
+    let h = rows.len();
+    let mut data = vec![0u8; out_w * h * 3];
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for (oy, y) in rows.enumerate() {
+        let row = &src.data[y * src.width * 3..(y + 1) * src.width * 3];
+        let out = &mut data[oy * out_w * 3..(oy + 1) * out_w * 3];
+        for (xx, &(xmin, n)) in t.bounds.iter().enumerate() {
+            let k = &t.coeffs[xx * t.ksize..xx * t.ksize + n];
+            let px = &row[xmin * 3..(xmin + n) * 3];
+            let (mut r, mut g, mut b) = (half, half, half);
+            for (&c, p) in k.iter().zip(px.chunks_exact(3)) {
+                r += p[0] as i32 * c;
+                g += p[1] as i32 * c;
+                b += p[2] as i32 * c;
+            }
+            out[xx * 3] = clip8(r);
+            out[xx * 3 + 1] = clip8(g);
+            out[xx * 3 + 2] = clip8(b);
+        }
+    }
+    Image::from_rgb(out_w, h, data)
+}
+
+/// Vertical pass over `src`, whose row 0 is input row `offset` of the unresized image.
+fn vertical(src: &Image, t: &Taps, offset: usize) -> Image {
+    let stride = src.width * 3;
+    let out_h = t.bounds.len();
+    let mut data = vec![0u8; stride * out_h];
+    let mut acc = vec![0i32; stride];
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for (yy, &(ymin, n)) in t.bounds.iter().enumerate() {
+        acc.fill(half);
+        for (j, &c) in t.coeffs[yy * t.ksize..yy * t.ksize + n].iter().enumerate() {
+            let y = ymin + j - offset;
+            let row = &src.data[y * stride..(y + 1) * stride];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * c;
+            }
+        }
+        for (o, &a) in data[yy * stride..(yy + 1) * stride].iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    Image::from_rgb(src.width, out_h, data)
+}
+
+/// Resizes to `width x height` (aspect ratio not kept) with PIL's antialiased bilinear filter.
+pub fn resize(src: &Image, width: usize, height: usize) -> Image {
+    let need_h = width != src.width;
+    let need_v = height != src.height;
+    match (need_h, need_v) {
+        (false, false) => src.clone(),
+        (true, false) => horizontal(src, 0..src.height, width),
+        (false, true) => vertical(src, &taps(src.height, height), 0),
+        (true, true) => {
+            let tv = taps(src.height, height);
+            let first = tv.bounds.first().map_or(0, |b| b.0);
+            let last = tv.bounds.last().map_or(0, |b| b.0 + b.1);
+            let tmp = horizontal(src, first..last, width);
+            vertical(&tmp, &tv, first)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_images_stay_constant() {
+        let img = Image::filled(37, 23, [200, 10, 99]);
+        for (w, h) in [(5, 7), (64, 64), (37, 11), (100, 23)] {
+            let out = resize(&img, w, h);
+            assert_eq!((out.width, out.height), (w, h));
+            assert!(out.data.chunks(3).all(|p| p == [200, 10, 99]));
+        }
+    }
+
+    #[test]
+    fn identity_is_a_copy() {
+        let img = Image::from_rgb(2, 1, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(resize(&img, 2, 1), img);
+    }
+}

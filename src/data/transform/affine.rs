@@ -1,0 +1,85 @@
+//! Affine warps with nearest-neighbour sampling, as PIL's `Image.transform(AFFINE, NEAREST)`
+//! and torchvision's `F.affine` / `F.rotate` on PIL images compute them.
+
+use crate::data::image::Image;
+
+/// Inverse map `[a, b, c, d, e, f]`: output pixel centre `(x, y)` samples input
+/// `(a x + b y + c, d x + e y + f)`.
+pub type Matrix = [f64; 6];
+
+/// torchvision's `_get_inverse_affine_matrix` (angles in degrees).
+pub fn inverse_matrix(
+    center: (f64, f64),
+    angle: f64,
+    translate: (f64, f64),
+    shear: (f64, f64),
+) -> Matrix {
+    let rot = angle.to_radians();
+    let (sx, sy) = (shear.0.to_radians(), shear.1.to_radians());
+    let (cx, cy) = center;
+    let (tx, ty) = translate;
+    let a = (rot - sy).cos() / sy.cos();
+    let b = -(rot - sy).cos() * sx.tan() / sy.cos() - rot.sin();
+    let c = (rot - sy).sin() / sy.cos();
+    let d = -(rot - sy).sin() * sx.tan() / sy.cos() + rot.cos();
+    let mut m = [d, -b, 0.0, -c, a, 0.0];
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty);
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty);
+    m[2] += cx;
+    m[5] += cy;
+    m
+}
+
+/// PIL's `Image.rotate(angle)` about the centre, counter-clockwise in degrees, no expand.
+pub fn rotation_matrix(width: usize, height: usize, angle: f64) -> Matrix {
+    let r = -angle.to_radians();
+    let round15 = |v: f64| (v * 1e15).round() / 1e15;
+    let (cos, sin) = (round15(r.cos()), round15(r.sin()));
+    let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
+    let mut m = [cos, sin, 0.0, -sin, cos, 0.0];
+    m[2] = m[0] * -cx + m[1] * -cy + m[2] + cx;
+    m[5] = m[3] * -cx + m[4] * -cy + m[5] + cy;
+    m
+}
+
+/// Warps `src` by the inverse map `m`; samples outside the image take `fill`.
+pub fn warp_nearest(src: &Image, m: &Matrix, fill: [u8; 3]) -> Image {
+    let (w, h) = (src.width, src.height);
+    let mut out = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        let yc = y as f64 + 0.5;
+        let mut xin = m[1] * yc + m[2] + m[0] * 0.5;
+        let mut yin = m[4] * yc + m[5] + m[3] * 0.5;
+        for _ in 0..w {
+            // PIL's COORD: negatives are out, positives truncate.
+            let px = if xin < 0.0 { -1 } else { xin as i64 };
+            let py = if yin < 0.0 { -1 } else { yin as i64 };
+            if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
+                let i = (py as usize * w + px as usize) * 3;
+                out.extend_from_slice(&src.data[i..i + 3]);
+            } else {
+                out.extend_from_slice(&fill);
+            }
+            xin += m[0];
+            yin += m[3];
+        }
+    }
+    Image::from_rgb(w, h, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_and_shift() {
+        let src = Image::from_rgb(3, 2, (0..18).collect());
+        let id = inverse_matrix((0.0, 0.0), 0.0, (0.0, 0.0), (0.0, 0.0));
+        assert_eq!(warp_nearest(&src, &id, [0; 3]), src);
+        let shift = inverse_matrix((1.5, 1.0), 0.0, (1.0, 0.0), (0.0, 0.0));
+        let out = warp_nearest(&src, &shift, [9; 3]);
+        assert_eq!(out.get(0, 0), [9; 3]);
+        assert_eq!(out.get(1, 0), src.get(0, 0));
+        assert_eq!(out.get(2, 1), src.get(1, 1));
+    }
+}

@@ -1,0 +1,179 @@
+//! Pixel-value operations of RandAugment, each reproducing PIL's `ImageEnhance` / `ImageOps`
+//! (which torchvision's RandAugment calls on PIL images).
+
+use crate::data::image::Image;
+
+/// PIL's `Image.blend(degenerate, img, factor)`: truncating float interpolation.
+fn blend_with(img: &mut Image, factor: f64, degenerate: impl Fn(usize) -> u8) {
+    let f = factor as f32;
+    for (i, v) in img.data.iter_mut().enumerate() {
+        let d = degenerate(i) as f32;
+        let t = d + f * (*v as f32 - d);
+        *v = if t <= 0.0 {
+            0
+        } else if t >= 255.0 {
+            255
+        } else {
+            t as u8
+        };
+    }
+}
+
+/// `ImageEnhance.Brightness(img).enhance(factor)`.
+pub fn brightness(img: &mut Image, factor: f64) {
+    blend_with(img, factor, |_| 0);
+}
+
+/// `ImageEnhance.Color(img).enhance(factor)`: blend with the greyscale image.
+pub fn color(img: &mut Image, factor: f64) {
+    let gray: Vec<u8> = img
+        .data
+        .chunks_exact(3)
+        .map(|p| Image::luma([p[0], p[1], p[2]]))
+        .collect();
+    blend_with(img, factor, |i| gray[i / 3]);
+}
+
+/// `ImageEnhance.Contrast(img).enhance(factor)`: blend with the rounded mean grey level.
+pub fn contrast(img: &mut Image, factor: f64) {
+    let n = (img.data.len() / 3).max(1);
+    let sum: u64 = img
+        .data
+        .chunks_exact(3)
+        .map(|p| Image::luma([p[0], p[1], p[2]]) as u64)
+        .sum();
+    let mean = (sum as f64 / n as f64 + 0.5) as u8;
+    blend_with(img, factor, |_| mean);
+}
+
+/// `ImageEnhance.Sharpness(img).enhance(factor)`: blend with PIL's SMOOTH filter output.
+pub fn sharpness(img: &mut Image, factor: f64) {
+    let (w, h) = (img.width, img.height);
+    let mut smooth = img.data.clone();
+    if w >= 3 && h >= 3 {
+        for y in 1..h - 1 {
+            for x in 1..w - 1 {
+                for c in 0..3 {
+                    let at = |xx: usize, yy: usize| img.data[(yy * w + xx) * 3 + c] as f32;
+                    let mut s = 0.0f32;
+                    for yy in y - 1..=y + 1 {
+                        for xx in x - 1..=x + 1 {
+                            s += at(xx, yy);
+                        }
+                    }
+                    s += 4.0 * at(x, y);
+                    let v = s / 13.0;
+                    smooth[(y * w + x) * 3 + c] = if v <= 0.0 {
+                        0
+                    } else if v >= 255.0 {
+                        255
+                    } else {
+                        (v + 0.5) as u8
+                    };
+                }
+            }
+        }
+    }
+    blend_with(img, factor, |i| smooth[i]);
+}
+
+fn apply_lut(img: &mut Image, lut: &[[u8; 256]; 3]) {
+    for p in img.data.chunks_exact_mut(3) {
+        for c in 0..3 {
+            p[c] = lut[c][p[c] as usize];
+        }
+    }
+}
+
+fn histograms(img: &Image) -> [[u64; 256]; 3] {
+    let mut h = [[0u64; 256]; 3];
+    for p in img.data.chunks_exact(3) {
+        for c in 0..3 {
+            h[c][p[c] as usize] += 1;
+        }
+    }
+    h
+}
+
+/// `ImageOps.posterize(img, bits)`.
+pub fn posterize(img: &mut Image, bits: u32) {
+    let mask = !((1u32 << (8 - bits.min(8))) - 1) as u8;
+    img.data.iter_mut().for_each(|v| *v &= mask);
+}
+
+/// `ImageOps.solarize(img, threshold)`: inverts values at or above the threshold.
+pub fn solarize(img: &mut Image, threshold: f64) {
+    img.data.iter_mut().for_each(|v| {
+        if *v as f64 >= threshold {
+            *v = 255 - *v
+        }
+    });
+}
+
+/// `ImageOps.autocontrast(img)`: per channel, stretch [min, max] to [0, 255].
+pub fn autocontrast(img: &mut Image) {
+    let h = histograms(img);
+    let mut lut = [[0u8; 256]; 3];
+    for c in 0..3 {
+        let lo = h[c].iter().position(|&n| n > 0).unwrap_or(0);
+        let hi = h[c].iter().rposition(|&n| n > 0).unwrap_or(255);
+        for (i, l) in lut[c].iter_mut().enumerate() {
+            *l = if hi <= lo {
+                i as u8
+            } else {
+                let scale = 255.0 / (hi - lo) as f64;
+                let v = (i as f64 * scale - lo as f64 * scale) as i64;
+                v.clamp(0, 255) as u8
+            };
+        }
+    }
+    apply_lut(img, &lut);
+}
+
+/// `ImageOps.equalize(img)`: per-channel histogram equalisation.
+pub fn equalize(img: &mut Image) {
+    let h = histograms(img);
+    let mut lut = [[0u8; 256]; 3];
+    for c in 0..3 {
+        let used: Vec<u64> = h[c].iter().copied().filter(|&n| n > 0).collect();
+        let step = if used.len() <= 1 {
+            0
+        } else {
+            (used.iter().sum::<u64>() - used[used.len() - 1]) / 255
+        };
+        let mut n = step / 2;
+        for (i, l) in lut[c].iter_mut().enumerate() {
+            if step == 0 {
+                *l = i as u8;
+            } else {
+                *l = (n / step).min(255) as u8;
+                n += h[c][i];
+            }
+        }
+    }
+    apply_lut(img, &lut);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factor_one_is_identity() {
+        let src = Image::from_rgb(4, 3, (0..36).map(|v| (v * 7) as u8).collect());
+        for op in [brightness, color, contrast, sharpness] {
+            let mut img = src.clone();
+            op(&mut img, 1.0);
+            assert_eq!(img, src);
+        }
+    }
+
+    #[test]
+    fn luts() {
+        let mut img = Image::from_rgb(2, 1, vec![0, 100, 200, 255, 10, 180]);
+        posterize(&mut img, 4);
+        assert_eq!(img.data, [0, 96, 192, 240, 0, 176]);
+        solarize(&mut img, 128.0);
+        assert_eq!(img.data, [0, 96, 63, 15, 0, 79]);
+    }
+}
