@@ -14,7 +14,7 @@ Public parts (each a drop-in for the usual PyTorch piece):
 
 import torch  # noqa: F401  (must precede the native import)
 
-from . import _native, metrics
+from . import _native, data, metrics
 from .head import Query2Label, Query2LabelHead
 from .loss import (
     PRESETS,
@@ -36,6 +36,7 @@ __all__ = [
     "AsymmetricLossSingleLabel",
     "asymmetric_loss",
     "asymmetric_loss_single_label",
+    "data",
     "metrics",
     "__version__",
 ]

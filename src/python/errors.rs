@@ -6,14 +6,28 @@ use pyo3::exceptions::{
     PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError,
     PyValueError,
 };
+use pyo3::prelude::*;
 use pyo3::PyErr;
 
 use crate::error::Error;
+
+pyo3::create_exception!(
+    q2l,
+    ImageError,
+    PyOSError,
+    "An image file that is missing, truncated, corrupt or not a JPEG/PNG."
+);
+
+/// Adds the exception classes to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ImageError", m.py().get_type::<ImageError>())
+}
 
 /// Converts a core error into the Python exception users catch.
 pub fn to_py(err: Error) -> PyErr {
     match err {
         Error::Value(msg) => PyValueError::new_err(msg),
+        Error::Image { .. } => ImageError::new_err(err.to_string()),
         Error::Torch(_) => PyRuntimeError::new_err(err.to_string()),
         Error::Io { ref source, .. } => {
             let msg = err.to_string();

@@ -4,6 +4,7 @@
 //! [`Error`](crate::Error) through [`errors::to_py`]. Panics are caught and turned into
 //! `RuntimeError` so that none reaches the interpreter.
 
+mod data;
 mod decoder;
 mod errors;
 mod loss;
@@ -16,7 +17,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("TORCH_VERSION", torch_version())?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    data::register(m)?;
     decoder::register(m)?;
+    errors::register(m)?;
     loss::register(m)?;
     metrics::register(m)?;
     Ok(())

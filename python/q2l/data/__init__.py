@@ -1,0 +1,31 @@
+"""The multi-label data pipeline: datasets, transforms and a threaded loader, run in Rust.
+
+>>> from q2l import data
+>>> train = data.Dataset.scenes(n=2000, size=64, split="train")
+>>> loader = data.Loader(train, data.transforms.train_transform(64), batch_size=32, shuffle=True)
+>>> images, targets = next(iter(loader))
+"""
+
+from .. import _native
+from . import transforms
+from .datasets import FASHION_CLASSES, FASHION_MNIST_ROOT, SCENE_CLASSES, VOC_CLASSES, Dataset, decode_image
+from .loader import Loader
+from .transforms import Compose, eval_transform, train_transform
+
+#: Raised for a missing-format, truncated or corrupt image (a subclass of ``OSError``).
+ImageError = _native.ImageError
+
+__all__ = [
+    "Compose",
+    "Dataset",
+    "FASHION_CLASSES",
+    "FASHION_MNIST_ROOT",
+    "ImageError",
+    "Loader",
+    "SCENE_CLASSES",
+    "VOC_CLASSES",
+    "decode_image",
+    "eval_transform",
+    "train_transform",
+    "transforms",
+]

@@ -1,0 +1,186 @@
+"""Multi-label datasets: annotation readers run in Rust, images read on demand.
+
+Every dataset has a label table (:attr:`Dataset.classes`) and a target matrix
+(:attr:`Dataset.targets`) with 1 (present), 0 (absent) and -1 (unknown, ignored by
+:class:`q2l.AsymmetricLoss` and :mod:`q2l.metrics`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .. import _native
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Where Debian's ``dataset-fashion-mnist`` package puts the files.
+FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
+
+SCENE_CLASSES: Tuple[str, ...] = tuple(_native.SCENE_CLASSES)
+FASHION_CLASSES: Tuple[str, ...] = tuple(_native.FASHION_CLASSES)
+VOC_CLASSES: Tuple[str, ...] = tuple(_native.VOC_CLASSES)
+
+
+class Dataset:
+    """A multi-label image dataset; build one with the class methods.
+
+    Indexing gives ``(image, target)``: uint8 ``[3, H, W]`` and float32 ``[C]``.
+    """
+
+    def __init__(self, native, description: str):
+        self._native = native
+        self.description = description
+        self._targets: Optional[torch.Tensor] = None
+
+    # Readers -------------------------------------------------------------------------------
+
+    @classmethod
+    def coco(cls, annotations: PathLike, image_dir: PathLike, annotated_only: bool = False) -> "Dataset":
+        """MS-COCO 2014/2017 from an ``instances_*.json`` file.
+
+        Args:
+            annotations: the instances JSON.
+            image_dir: the folder holding its images (e.g. ``val2014/``).
+            annotated_only: ``False`` keeps every image (Query2Label's protocol, 40,504 in
+                val2014); ``True`` keeps images with an annotation (ASL's, 40,137).
+        """
+        return cls(_native.dataset_coco(os.fspath(annotations), os.fspath(image_dir), annotated_only), f"COCO {annotations}")
+
+    @classmethod
+    def voc(cls, root: PathLike, split: str = "trainval", difficult: str = "ignore") -> "Dataset":
+        """Pascal VOC 2007/2012 from a ``VOC20xx`` folder.
+
+        Args:
+            root: the folder holding ``ImageSets/``, ``Annotations/`` and ``JPEGImages/``.
+            split: a file of ``ImageSets/Main`` (``train``, ``val``, ``trainval``, ``test``).
+            difficult: a class present only as ``difficult`` objects becomes ``"ignore"`` (-1),
+                ``"positive"`` (1) or ``"negative"`` (0).
+        """
+        return cls(_native.dataset_voc(os.fspath(root), split, difficult), f"VOC {root} {split}")
+
+    @classmethod
+    def nus_wide(cls, root: PathLike, split: str = "train", image_dir: Optional[PathLike] = None) -> "Dataset":
+        """NUS-WIDE's 81 concepts as released (``Concepts81.txt``, ``ImageList/``, ``TrainTestLabels/``).
+
+        Args:
+            root: the release folder.
+            split: ``"train"`` or ``"test"``.
+            image_dir: where the image list's paths live (default ``root/Flickr``).
+        """
+        images = os.fspath(image_dir) if image_dir is not None else os.fspath(Path(root) / "Flickr")
+        return cls(_native.dataset_nus_wide(os.fspath(root), split, images), f"NUS-WIDE {root} {split}")
+
+    @classmethod
+    def open_images(cls, labels_csv: PathLike, image_dir: PathLike, classes_csv: Optional[PathLike] = None) -> "Dataset":
+        """Open Images style image-level labels (``ImageID, LabelName, Confidence``).
+
+        Confidence 1 is positive, 0 a verified negative, anything unmentioned unknown (-1).
+        With ``classes_csv`` (``LabelName,DisplayName``) the label table is its classes, by
+        display name, and other labels are errors.
+        """
+        cc = os.fspath(classes_csv) if classes_csv is not None else None
+        return cls(_native.dataset_open_images(os.fspath(labels_csv), os.fspath(image_dir), cc), f"Open Images {labels_csv}")
+
+    @classmethod
+    def from_list(cls, path: PathLike, image_root: Optional[PathLike] = None, classes: Optional[Sequence[str]] = None, sep: str = ";") -> "Dataset":
+        """Your own data from a ``.csv`` or ``.jsonl`` list.
+
+        CSV: a header with an ``image`` (or ``path``) column and a ``labels`` column whose
+        names are separated by ``sep``, optionally an ``unknown`` column. JSON Lines:
+        ``{"image": "a.jpg", "labels": ["cat"], "unknown": []}``.
+
+        Args:
+            path: the list file.
+            image_root: folder that relative paths start from (default: the list's folder).
+            classes: the label table; names outside it are errors. Default: every name, sorted.
+            sep: separator of names inside a CSV field.
+        """
+        root = os.fspath(image_root) if image_root is not None else os.fspath(Path(path).parent)
+        return cls(_native.dataset_list(os.fspath(path), root, list(classes) if classes is not None else None, sep), f"list {path}")
+
+    @classmethod
+    def from_arrays(cls, images, targets, classes: Sequence[str]) -> "Dataset":
+        """In-memory images: uint8 ``[N, H, W]`` or ``[N, H, W, 3]`` (numpy or torch) and ``[N, C]`` targets."""
+        images = torch.as_tensor(images)
+        targets = torch.as_tensor(targets)
+        if images.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8, got {images.dtype}")
+        return cls(_native.dataset_memory(images, targets, list(classes)), f"arrays {tuple(images.shape)}")
+
+    @classmethod
+    def scenes(cls, n: int = 2000, size: int = 64, seed: int = 0, split: str = "train", min_objects: int = 1, max_objects: int = 4) -> "Dataset":
+        """Generated scenes: 1-4 textured shapes of :data:`SCENE_CLASSES` on cluttered backgrounds.
+
+        Rendered in Rust on demand, deterministic per ``(seed, split, index)``; ``"train"``
+        and ``"val"`` draw from disjoint streams. :meth:`objects` gives each shape's box.
+        """
+        return cls(_native.dataset_scenes(n, size, seed, split, min_objects, max_objects), f"scenes {split} n={n} size={size} seed={seed}")
+
+    @classmethod
+    def fashion_mnist_scenes(cls, split: str = "train", n: int = 10000, size: int = 112, grid: int = 2, min_items: int = 1, max_items: int = 4, seed: int = 0, root: PathLike = FASHION_MNIST_ROOT) -> "Dataset":
+        """Multi-label scenes of real Fashion-MNIST items: 1-4 items in distinct cells of a grid.
+
+        Train scenes use the train split's items, test scenes the test split's. The files
+        are Debian's ``dataset-fashion-mnist`` (``apt install dataset-fashion-mnist``).
+        :meth:`objects` gives each item's class and cell.
+        """
+        return cls(_native.dataset_fashion(os.fspath(root), split, n, size, grid, min_items, max_items, seed), f"Fashion-MNIST scenes {split} n={n} size={size}")
+
+    # Access --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        return self._native.image(index), self.targets[index]
+
+    @property
+    def classes(self) -> List[str]:
+        """The label table: class ``j`` is column ``j`` of the targets."""
+        return self._native.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """float32 ``[N, C]``: 1 present, 0 absent, -1 unknown."""
+        if self._targets is None:
+            self._targets = self._native.targets()
+        return self._targets
+
+    @property
+    def paths(self) -> Optional[List[str]]:
+        """Image paths, or ``None`` for generated and in-memory data."""
+        return self._native.paths()
+
+    def objects(self, index: int) -> List[Tuple[int, Tuple[float, float, float, float]]]:
+        """Class and ``(x0, y0, x1, y1)`` box of each object of a generated scene."""
+        return [(c, tuple(b)) for c, b in self._native.objects(int(index))]
+
+    def with_max_pixels(self, max_pixels: int) -> "Dataset":
+        """A copy whose decoder accepts images up to ``max_pixels`` (default: PIL's bomb limit)."""
+        return Dataset(self._native.with_max_pixels(int(max_pixels)), self.description)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.description}: {len(self)} images, {self.num_classes} classes)"
+
+
+def decode_image(path: PathLike) -> torch.Tensor:
+    """Decodes a JPEG or PNG file to uint8 ``[3, H, W]`` RGB.
+
+    Raises:
+        q2l.data.ImageError: the file is not a readable JPEG/PNG (an ``OSError``).
+        FileNotFoundError: no such file.
+    """
+    return _native.decode_image(os.fspath(path))

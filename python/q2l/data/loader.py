@@ -1,0 +1,117 @@
+"""The batch loader: a drop-in for ``torch.utils.data.DataLoader`` over q2l datasets."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+
+from .. import _native
+from .datasets import Dataset
+from .transforms import Compose
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Loader:
+    """Batches of a :class:`Dataset` through a :class:`~q2l.data.transforms.Compose`, prepared
+    on Rust threads while the model trains.
+
+    Iterating yields ``(images, targets)`` (or ``(images, targets, indices)``): float32 (or
+    uint8) ``[B, 3, H, W]``, float32 ``[B, C]`` with -1 for unknown labels, int64 ``[B]``.
+    For a given ``seed`` and epoch the order and every augmentation are the same whatever
+    the thread count.
+
+    Args:
+        dataset: the data.
+        transform: the pipeline (e.g. :func:`~q2l.data.transforms.train_transform`).
+        batch_size: images per batch.
+        shuffle: a new order each epoch.
+        drop_last: drop the last incomplete batch.
+        seed: seeds orders and augmentations (the same on every rank).
+        num_threads: decoding/augmenting threads (default: the CPUs this process may use).
+        prefetch: finished batches kept ready ahead of the consumer.
+        rank, world_size: shard like ``DistributedSampler`` (padding included); default
+            from ``torch.distributed`` when it is initialised, else one process.
+        return_indices: also yield each row's dataset index.
+        pin_memory: page-lock batches for faster ``.to("cuda", non_blocking=True)``.
+        on_error: ``"raise"`` stops at an unreadable image with an exception naming it;
+            ``"skip"`` leaves it out of its batch, warns and counts it in :attr:`skipped`.
+
+    Like ``DistributedSampler``, call :meth:`set_epoch` before each epoch; without it, each
+    new iteration moves to the next epoch by itself.
+    """
+
+    def __init__(self, dataset: Dataset, transform: Compose, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False, seed: int = 0, num_threads: Optional[int] = None, prefetch: int = 2, rank: Optional[int] = None, world_size: Optional[int] = None, return_indices: bool = False, pin_memory: bool = False, on_error: str = "raise"):
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
+        if not isinstance(transform, Compose):
+            raise TypeError(f"transform must be a q2l.data.transforms.Compose, got {type(transform).__name__}")
+        if batch_size is None or int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if rank is None or world_size is None:
+            dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+            rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
+            world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
+        pin_device = None
+        if pin_memory:
+            if torch.cuda.is_available():
+                pin_device = torch.cuda.current_device()
+            else:
+                warnings.warn("pin_memory=True but no CUDA device is available: batches are not pinned", stacklevel=2)
+        self.dataset = dataset
+        self.transform = transform
+        self.batch_size = int(batch_size)
+        self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
+        self.num_threads = int(num_threads) if num_threads is not None else _default_threads()
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.return_indices = return_indices
+        #: Images left out under ``on_error="skip"``: ``(index, reason)``.
+        self.skipped: List[Tuple[int, str]] = []
+        if int(prefetch) < 1:
+            raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+        self._native = _native.NativeLoader(dataset._native, transform._native, self.batch_size, self.shuffle, self.drop_last, self.seed, self.num_threads, int(prefetch), self.rank, self.world_size, on_error, pin_device)
+        self._epoch: Optional[int] = None
+        self._next_epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch whose order and augmentations the next iteration uses."""
+        self._epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def indices(self, epoch: int = 0) -> List[int]:
+        """This rank's dataset indices for ``epoch``, in order, padding included."""
+        return self._native.order(int(epoch))
+
+    def __iter__(self) -> Iterator:
+        if self._epoch is not None:
+            epoch = self._epoch
+        else:
+            epoch = self._next_epoch
+            self._next_epoch += 1
+        return self._iterate(epoch)
+
+    def _iterate(self, epoch: int):
+        it = self._native.iter(epoch)
+        try:
+            for images, targets, indices, skipped in it:
+                if skipped:
+                    self.skipped.extend(skipped)
+                    for index, reason in skipped:
+                        warnings.warn(f"skipped image {index}: {reason}", stacklevel=3)
+                yield (images, targets, indices) if self.return_indices else (images, targets)
+        finally:
+            it.close()
+
+    def __repr__(self) -> str:
+        return (f"Loader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"threads={self.num_threads}, rank={self.rank}/{self.world_size})")

@@ -1,0 +1,194 @@
+"""Image transforms, described in Python and run in Rust on the loader's threads.
+
+A :class:`Compose` is a list of operations followed by the output layout. Its first operation
+fixes the image size (:class:`Resize` or :class:`RandomResizedCrop`) so that every image of a
+batch has one shape. Geometry and colour follow torchvision's PIL-based transforms: the
+resize is PIL's antialiased bilinear filter, RandAugment uses torchvision's operation table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
+
+from .. import _native
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """(height, width) from an int or a pair."""
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Squash to ``size`` (an int for square, or ``(height, width)``), PIL bilinear + antialias."""
+
+    size: Union[int, Tuple[int, int]]
+
+    def spec(self) -> dict:
+        h, w = _pair(self.size)
+        return {"op": "resize", "width": w, "height": h}
+
+
+@dataclass(frozen=True)
+class RandomResizedCrop:
+    """torchvision's ``RandomResizedCrop``: a crop of area fraction ``scale`` and aspect ``ratio``."""
+
+    size: Union[int, Tuple[int, int]]
+    scale: Tuple[float, float] = (0.08, 1.0)
+    ratio: Tuple[float, float] = (3 / 4, 4 / 3)
+
+    def spec(self) -> dict:
+        h, w = _pair(self.size)
+        return {"op": "random_resized_crop", "width": w, "height": h, "scale": tuple(self.scale), "ratio": tuple(self.ratio)}
+
+
+@dataclass(frozen=True)
+class CenterCrop:
+    """The central window of ``size`` (after a resize that makes the image at least as large)."""
+
+    size: Union[int, Tuple[int, int]]
+
+    def spec(self) -> dict:
+        h, w = _pair(self.size)
+        return {"op": "center_crop", "width": w, "height": h}
+
+
+@dataclass(frozen=True)
+class HorizontalFlip:
+    """Mirror left-right with probability ``p``."""
+
+    p: float = 0.5
+
+    def spec(self) -> dict:
+        return {"op": "hflip", "p": float(self.p)}
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """Cutout (DeVries & Taylor 2017) as Query2Label intends it.
+
+    Args:
+        factor: hole side as a fraction of the image side (per axis); Query2Label's 0.5.
+        holes: number of holes.
+        fill: ``None`` for one random colour per hole (the official choice) or an RGB triple.
+        p: probability of applying it to an image.
+    """
+
+    factor: float = 0.5
+    holes: int = 1
+    fill: Optional[Tuple[int, int, int]] = None
+    p: float = 1.0
+
+    def spec(self) -> dict:
+        fill = None if self.fill is None else tuple(int(v) for v in self.fill)
+        return {"op": "cutout", "holes": int(self.holes), "factor": float(self.factor), "fill": fill, "p": float(self.p)}
+
+
+@dataclass(frozen=True)
+class RandAugment:
+    """RandAugment with torchvision's operations: ``num_ops`` ops at ``magnitude`` of ``num_magnitude_bins``."""
+
+    num_ops: int = 2
+    magnitude: int = 9
+    num_magnitude_bins: int = 31
+    fill: Tuple[int, int, int] = (0, 0, 0)
+
+    def spec(self) -> dict:
+        return {"op": "randaugment", "num_ops": int(self.num_ops), "magnitude": int(self.magnitude), "bins": int(self.num_magnitude_bins), "fill": tuple(self.fill)}
+
+
+Operation = Union[Resize, RandomResizedCrop, CenterCrop, HorizontalFlip, Cutout, RandAugment]
+
+
+class Compose:
+    """A transform pipeline run by the Rust loader.
+
+    Args:
+        ops: the operations, in order; the first must be :class:`Resize` or
+            :class:`RandomResizedCrop`.
+        normalize: ``"imagenet"`` (torchvision's mean/std), ``None`` for plain ``x / 255``
+            (TResNet-style models), or a ``(mean, std)`` pair of RGB triples.
+        output: ``"float32"`` (normalised) or ``"uint8"`` (raw, to normalise on the GPU with
+            :func:`normalize_on_device`).
+
+    Raises:
+        ValueError: an unknown or badly placed operation, or bad parameters.
+    """
+
+    def __init__(self, ops: Sequence[Operation], normalize: Union[str, None, Tuple[Sequence[float], Sequence[float]]] = "imagenet", output: str = "float32"):
+        self.ops = list(ops)
+        if output not in ("float32", "uint8"):
+            raise ValueError(f"output must be 'float32' or 'uint8', got {output!r}")
+        if normalize == "imagenet":
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        elif normalize is None:
+            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        elif isinstance(normalize, str):
+            raise ValueError(f"normalize must be 'imagenet', None or (mean, std), got {normalize!r}")
+        else:
+            mean, std = normalize
+        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        self.output = output
+        for op in self.ops:
+            if not hasattr(op, "spec"):
+                raise ValueError(f"{op!r} is not a q2l.data.transforms operation")
+        self._native = _native.NativePipeline([op.spec() for op in self.ops], output, self.mean, self.std)
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        """Output ``(channels, height, width)``."""
+        return self._native.shape()
+
+    def augment(self, image, seed: int = 0):
+        """Applies the operations (not the normalisation) to one uint8 ``[H, W, 3]`` tensor.
+
+        Returns:
+            uint8 ``[3, H', W']``, deterministic for a given ``seed``.
+        """
+        return self._native.augment(image, int(seed))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(op) for op in self.ops)
+        return f"Compose([{inner}], mean={self.mean}, std={self.std}, output={self.output!r})"
+
+
+def train_transform(size: int = 448, cutout: Optional[float] = 0.5, randaugment: bool = True, flip: bool = False, normalize="imagenet", output: str = "float32") -> Compose:
+    """Query2Label's training transform: resize, Cutout, RandAugment, normalise.
+
+    Args:
+        size: output side.
+        cutout: Cutout's hole factor, or ``None`` for no Cutout.
+        randaugment: add RandAugment (2 ops, magnitude 9).
+        flip: add a random horizontal flip.
+        normalize: see :class:`Compose`.
+        output: see :class:`Compose`.
+    """
+    ops: list = [Resize(size)]
+    if flip:
+        ops.append(HorizontalFlip())
+    if cutout:
+        ops.append(Cutout(factor=cutout))
+    if randaugment:
+        ops.append(RandAugment())
+    return Compose(ops, normalize=normalize, output=output)
+
+
+def eval_transform(size: int = 448, normalize="imagenet", output: str = "float32") -> Compose:
+    """The validation transform: resize to ``size x size`` and normalise."""
+    return Compose([Resize(size)], normalize=normalize, output=output)
+
+
+def normalize_on_device(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Turns a uint8 ``[B, 3, H, W]`` batch (``output="uint8"``) into normalised float32 on its device."""
+    import torch
+
+    m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - m) / s

@@ -1,0 +1,550 @@
+//! Shims for `crate::data`: datasets, transforms and the loader as opaque handles.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::{PyStopIteration, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_tch::PyTensor;
+use tch::{Device, Kind, Tensor};
+
+use super::errors::{guarded, to_py};
+use crate::data::dataset::{self, coco, fashion, listfile, nuswide, openimages, scenes, voc};
+use crate::data::loader::{BatchIter, Loader, LoaderOptions, OnError};
+use crate::data::transform::{randaugment, Fill, Op, Output, Pipeline, RandAugment};
+use crate::data::{decode, resize, Dataset, Image};
+use crate::error::{Error, Result};
+
+/// A dataset handle (labels in memory, images read on demand).
+#[pyclass(frozen, module = "q2l._native")]
+pub struct NativeDataset(Arc<Dataset>);
+
+fn wrap(d: Result<Dataset>) -> Result<NativeDataset> {
+    d.map(|d| NativeDataset(Arc::new(d)))
+}
+
+fn image_tensor(img: &Image) -> Result<Tensor> {
+    Ok(Tensor::from_slice(&img.data)
+        .f_view([img.height as i64, img.width as i64, 3])?
+        .f_permute([2, 0, 1])?
+        .f_contiguous()?)
+}
+
+fn tensor_image(t: &Tensor) -> Result<Image> {
+    if t.kind() != Kind::Uint8 || t.device() != Device::Cpu || t.dim() != 3 || t.size()[2] != 3 {
+        return Err(Error::value(format!(
+            "expected a uint8 CPU image of shape [H, W, 3], got {:?} {:?} on {:?}",
+            t.kind(),
+            t.size(),
+            t.device()
+        )));
+    }
+    let (h, w) = (t.size()[0] as usize, t.size()[1] as usize);
+    let mut data = vec![0u8; h * w * 3];
+    t.f_contiguous()?.f_copy_data(&mut data, h * w * 3)?;
+    Ok(Image::from_rgb(w, h, data))
+}
+
+#[pymethods]
+impl NativeDataset {
+    fn __len__(&self) -> usize {
+        self.0.len()
+    }
+
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.0.classes().to_vec()
+    }
+
+    /// The `N x C` float32 target matrix (1, 0, -1).
+    fn targets(&self) -> PyResult<PyTensor> {
+        let t: Vec<f32> = self.0.targets().iter().map(|&v| v as f32).collect();
+        let n = self.0.len() as i64;
+        guarded(|| Ok(PyTensor(Tensor::from_slice(&t).f_view([n, -1])?)))
+    }
+
+    fn paths(&self) -> Option<Vec<String>> {
+        self.0
+            .paths()
+            .map(|p| p.iter().map(|p| p.display().to_string()).collect())
+    }
+
+    /// Image `i` as uint8 `[3, H, W]`.
+    fn image(&self, py: Python<'_>, i: usize) -> PyResult<PyTensor> {
+        let d = self.0.clone();
+        py.allow_threads(move || guarded(|| Ok(PyTensor(image_tensor(&d.load(i)?)?))))
+    }
+
+    fn objects(&self, i: usize) -> PyResult<Vec<(usize, [f32; 4])>> {
+        guarded(|| self.0.objects(i))
+    }
+
+    fn with_max_pixels(&self, max_pixels: usize) -> NativeDataset {
+        let mut d = (*self.0).clone();
+        d.max_pixels = max_pixels;
+        NativeDataset(Arc::new(d))
+    }
+}
+
+#[pyfunction]
+fn dataset_coco(
+    py: Python<'_>,
+    annotations: PathBuf,
+    image_dir: PathBuf,
+    annotated_only: bool,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| guarded(|| wrap(coco::coco(&annotations, &image_dir, annotated_only))))
+}
+
+#[pyfunction]
+fn dataset_voc(
+    py: Python<'_>,
+    root: PathBuf,
+    split: String,
+    difficult: String,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| guarded(|| wrap(voc::voc(&root, &split, difficult.parse()?))))
+}
+
+#[pyfunction]
+fn dataset_nus_wide(
+    py: Python<'_>,
+    root: PathBuf,
+    split: String,
+    image_dir: PathBuf,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| guarded(|| wrap(nuswide::nus_wide(&root, &split, &image_dir))))
+}
+
+#[pyfunction]
+#[pyo3(signature = (labels_csv, image_dir, classes_csv=None))]
+fn dataset_open_images(
+    py: Python<'_>,
+    labels_csv: PathBuf,
+    image_dir: PathBuf,
+    classes_csv: Option<PathBuf>,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| {
+        guarded(|| {
+            wrap(openimages::open_images(
+                &labels_csv,
+                &image_dir,
+                classes_csv.as_deref(),
+            ))
+        })
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, image_root, classes=None, sep=';'))]
+fn dataset_list(
+    py: Python<'_>,
+    path: PathBuf,
+    image_root: PathBuf,
+    classes: Option<Vec<String>>,
+    sep: char,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| guarded(|| wrap(listfile::list_file(&path, &image_root, classes, sep))))
+}
+
+/// `images`: uint8 `[N, H, W]` or `[N, H, W, 3]`; `targets`: `[N, C]` of 1, 0, -1.
+#[pyfunction]
+fn dataset_memory(
+    py: Python<'_>,
+    images: PyTensor,
+    targets: PyTensor,
+    classes: Vec<String>,
+) -> PyResult<NativeDataset> {
+    let (images, targets) = (images.0, targets.0);
+    py.allow_threads(move || {
+        guarded(|| {
+            let s = images.size();
+            if images.kind() != Kind::Uint8 || !(s.len() == 3 || s.len() == 4) {
+                return Err(Error::value(format!(
+                    "images must be uint8 [N, H, W] or [N, H, W, C], got {:?} {s:?}",
+                    images.kind()
+                )));
+            }
+            let shape = [
+                s[0] as usize,
+                s[1] as usize,
+                s[2] as usize,
+                if s.len() == 4 { s[3] as usize } else { 1 },
+            ];
+            let ts = targets.size();
+            if ts.len() != 2 || ts[0] != s[0] || ts[1] as usize != classes.len() {
+                return Err(Error::value(format!(
+                    "targets must be [N, C] = [{}, {}], got {ts:?}",
+                    s[0],
+                    classes.len()
+                )));
+            }
+            let n = images.numel();
+            let mut px = vec![0u8; n];
+            images
+                .f_to_device(Device::Cpu)?
+                .f_contiguous()?
+                .f_copy_data(&mut px, n)?;
+            let t = targets
+                .f_to_device(Device::Cpu)?
+                .f_to_kind(Kind::Float)?
+                .f_contiguous()?;
+            let mut tv = vec![0f32; t.numel()];
+            let len = tv.len();
+            t.f_copy_data(&mut tv, len)?;
+            if let Some(bad) = tv
+                .iter()
+                .find(|v| !(**v == 1.0 || **v == 0.0 || **v == -1.0))
+            {
+                return Err(Error::value(format!(
+                    "targets must be 1, 0 or -1, found {bad}"
+                )));
+            }
+            wrap(dataset::from_memory(
+                px,
+                shape,
+                tv.iter().map(|&v| v as i8).collect(),
+                classes,
+            ))
+        })
+    })
+}
+
+#[pyfunction]
+fn dataset_scenes(
+    py: Python<'_>,
+    len: usize,
+    size: usize,
+    seed: u64,
+    split: String,
+    min_objects: usize,
+    max_objects: usize,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| {
+        guarded(|| {
+            wrap(scenes::generated(
+                len,
+                size,
+                seed,
+                &split,
+                min_objects,
+                max_objects,
+            ))
+        })
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn dataset_fashion(
+    py: Python<'_>,
+    root: PathBuf,
+    split: String,
+    len: usize,
+    size: usize,
+    grid: usize,
+    min_items: usize,
+    max_items: usize,
+    seed: u64,
+) -> PyResult<NativeDataset> {
+    py.allow_threads(|| {
+        guarded(|| {
+            fashion::FashionScenes::open(
+                &root, &split, len, size, grid, min_items, max_items, seed,
+            )?
+            .into_dataset()
+            .map(|d| NativeDataset(Arc::new(d)))
+        })
+    })
+}
+
+/// A validated transform pipeline.
+#[pyclass(frozen, module = "q2l._native")]
+pub struct NativePipeline(Arc<Pipeline>);
+
+fn get<'py, T: FromPyObject<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(v) => v.extract(),
+        None => Err(PyValueError::new_err(format!(
+            "transform spec {d} lacks {key:?}"
+        ))),
+    }
+}
+
+fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
+    let name: String = get(d, "op")?;
+    Ok(match name.as_str() {
+        "resize" => Op::Resize {
+            width: get(d, "width")?,
+            height: get(d, "height")?,
+        },
+        "center_crop" => Op::CenterCrop {
+            width: get(d, "width")?,
+            height: get(d, "height")?,
+        },
+        "random_resized_crop" => Op::RandomResizedCrop {
+            width: get(d, "width")?,
+            height: get(d, "height")?,
+            scale: get(d, "scale")?,
+            ratio: get(d, "ratio")?,
+        },
+        "hflip" => Op::HorizontalFlip { p: get(d, "p")? },
+        "cutout" => {
+            let fill: Option<[u8; 3]> = get(d, "fill")?;
+            Op::Cutout {
+                holes: get(d, "holes")?,
+                factor: get(d, "factor")?,
+                fill: fill.map_or(Fill::Random, Fill::Constant),
+                p: get(d, "p")?,
+            }
+        }
+        "randaugment" => Op::RandAugment(RandAugment {
+            num_ops: get(d, "num_ops")?,
+            magnitude: get(d, "magnitude")?,
+            bins: get(d, "bins")?,
+            fill: get(d, "fill")?,
+        }),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown transform {other:?}"
+            )))
+        }
+    })
+}
+
+#[pymethods]
+impl NativePipeline {
+    #[new]
+    #[pyo3(signature = (ops, output, mean=None, std=None))]
+    fn new(
+        ops: Vec<Bound<'_, PyDict>>,
+        output: &str,
+        mean: Option<[f32; 3]>,
+        std: Option<[f32; 3]>,
+    ) -> PyResult<Self> {
+        let ops = ops.iter().map(parse_op).collect::<PyResult<Vec<_>>>()?;
+        let output = match (output, mean, std) {
+            ("float32", Some(mean), Some(std)) => Output::Normalize { mean, std },
+            ("uint8", _, _) => Output::Uint8,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "output must be 'float32' (with mean and std) or 'uint8'",
+                ))
+            }
+        };
+        guarded(|| Pipeline::new(ops, output)).map(|p| NativePipeline(Arc::new(p)))
+    }
+
+    /// Output `(C, H, W)`.
+    fn shape(&self) -> (usize, usize, usize) {
+        self.0.shape()
+    }
+
+    /// Runs the pipeline on a uint8 `[H, W, 3]` image with a given random stream; returns
+    /// the augmented uint8 `[3, H', W']` image (before normalisation).
+    fn augment(&self, py: Python<'_>, image: PyTensor, seed: u64) -> PyResult<PyTensor> {
+        let (p, t) = (self.0.clone(), image.0);
+        py.allow_threads(move || {
+            guarded(|| {
+                let mut rng = crate::data::rng::Rng::keyed(&[seed]);
+                Ok(PyTensor(image_tensor(
+                    &p.augment(tensor_image(&t)?, &mut rng),
+                )?))
+            })
+        })
+    }
+}
+
+/// Decodes a JPEG or PNG file to uint8 `[3, H, W]`.
+#[pyfunction]
+#[pyo3(signature = (path, max_pixels=decode::DEFAULT_MAX_PIXELS))]
+fn decode_image(py: Python<'_>, path: PathBuf, max_pixels: usize) -> PyResult<PyTensor> {
+    py.allow_threads(move || {
+        guarded(|| {
+            Ok(PyTensor(image_tensor(&decode::read_image(
+                &path, max_pixels,
+            )?)?))
+        })
+    })
+}
+
+/// PIL-compatible bilinear resize of a uint8 `[H, W, 3]` image, returned as `[3, h, w]`.
+#[pyfunction]
+fn resize_image(image: PyTensor, width: usize, height: usize) -> PyResult<PyTensor> {
+    guarded(|| {
+        if width == 0 || height == 0 {
+            return Err(Error::value("size must be positive"));
+        }
+        Ok(PyTensor(image_tensor(&resize::resize(
+            &tensor_image(&image.0)?,
+            width,
+            height,
+        ))?))
+    })
+}
+
+/// One RandAugment operation (torchvision's name) with a signed magnitude.
+#[pyfunction]
+fn randaugment_op(
+    image: PyTensor,
+    name: &str,
+    magnitude: f64,
+    fill: [u8; 3],
+) -> PyResult<PyTensor> {
+    use randaugment::{Operation, OPERATIONS};
+    let names = [
+        "Identity",
+        "ShearX",
+        "ShearY",
+        "TranslateX",
+        "TranslateY",
+        "Rotate",
+        "Brightness",
+        "Color",
+        "Contrast",
+        "Sharpness",
+        "Posterize",
+        "Solarize",
+        "AutoContrast",
+        "Equalize",
+    ];
+    let Some(k) = names.iter().position(|n| *n == name) else {
+        return Err(PyValueError::new_err(format!(
+            "unknown RandAugment operation {name:?}; known: {names:?}"
+        )));
+    };
+    let op: Operation = OPERATIONS[k];
+    guarded(|| {
+        Ok(PyTensor(image_tensor(&op.apply(
+            tensor_image(&image.0)?,
+            magnitude,
+            fill,
+        ))?))
+    })
+}
+
+/// A loader over a dataset and a pipeline.
+#[pyclass(frozen, module = "q2l._native")]
+pub struct NativeLoader(Arc<Loader>);
+
+#[pymethods]
+impl NativeLoader {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        dataset: &NativeDataset,
+        pipeline: &NativePipeline,
+        batch_size: usize,
+        shuffle: bool,
+        drop_last: bool,
+        seed: u64,
+        threads: usize,
+        prefetch: usize,
+        rank: usize,
+        world_size: usize,
+        on_error: &str,
+        pin_device: Option<usize>,
+    ) -> PyResult<Self> {
+        let on_error = match on_error {
+            "raise" => OnError::Raise,
+            "skip" => OnError::Skip,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "on_error must be 'raise' or 'skip', got {other:?}"
+                )))
+            }
+        };
+        let opts = LoaderOptions {
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            threads,
+            prefetch,
+            rank,
+            world_size,
+            on_error,
+            pin_memory: pin_device,
+        };
+        guarded(|| Loader::new(dataset.0.clone(), pipeline.0.clone(), opts))
+            .map(|l| NativeLoader(Arc::new(l)))
+    }
+
+    fn __len__(&self) -> usize {
+        self.0.len()
+    }
+
+    /// This rank's dataset indices for `epoch`, padding included.
+    fn order(&self, epoch: u64) -> Vec<usize> {
+        self.0.order(epoch).into_iter().map(|(_, i)| i).collect()
+    }
+
+    fn iter(&self, epoch: u64) -> NativeBatchIter {
+        NativeBatchIter(Mutex::new(Some(self.0.iter(epoch))))
+    }
+}
+
+/// One epoch's batches.
+#[pyclass(frozen, module = "q2l._native")]
+pub struct NativeBatchIter(Mutex<Option<BatchIter>>);
+
+type PyBatch = (PyTensor, PyTensor, PyTensor, Vec<(usize, String)>);
+
+#[pymethods]
+impl NativeBatchIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<PyBatch> {
+        let next = py.allow_threads(|| {
+            let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let item = guard.as_mut().and_then(Iterator::next);
+            if !matches!(item, Some(Ok(_))) {
+                *guard = None;
+            }
+            item
+        });
+        match next {
+            None => Err(PyStopIteration::new_err(())),
+            Some(Err(e)) => Err(to_py(e)),
+            Some(Ok(b)) => Ok((
+                PyTensor(b.images),
+                PyTensor(b.targets),
+                PyTensor(Tensor::from_slice(&b.indices)),
+                b.skipped,
+            )),
+        }
+    }
+
+    /// Stops the producer thread and frees prefetched batches.
+    fn close(&self, py: Python<'_>) {
+        py.allow_threads(|| {
+            let it = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(it);
+        });
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeDataset>()?;
+    m.add_class::<NativePipeline>()?;
+    m.add_class::<NativeLoader>()?;
+    m.add_class::<NativeBatchIter>()?;
+    m.add_function(wrap_pyfunction!(dataset_coco, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_voc, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_nus_wide, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_open_images, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_list, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_scenes, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_fashion, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_image, m)?)?;
+    m.add_function(wrap_pyfunction!(resize_image, m)?)?;
+    m.add_function(wrap_pyfunction!(randaugment_op, m)?)?;
+    m.add("SCENE_CLASSES", scenes::SCENE_CLASSES.to_vec())?;
+    m.add("FASHION_CLASSES", fashion::FASHION_CLASSES.to_vec())?;
+    m.add("VOC_CLASSES", voc::VOC_CLASSES.to_vec())?;
+    Ok(())
+}
