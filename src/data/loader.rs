@@ -246,6 +246,10 @@ impl Job {
         };
         let images = Tensor::f_empty([b, c as i64, h as i64, w as i64], (kind, Device::Cpu))?;
         let ptr = images.data_ptr();
+        advise_huge_pages(
+            ptr as *mut u8,
+            b as usize * plane * if kind == Kind::Float { 4 } else { 1 },
+        );
         let (f32_ptr, u8_ptr) = (SendPtr(ptr as *mut f32), SendPtr(ptr as *mut u8));
         let results: Vec<Result<()>> = self.pool.install(|| {
             chunk
@@ -314,6 +318,24 @@ impl Job {
             indices,
             skipped,
         })
+    }
+}
+
+/// Asks Linux to back a fresh batch buffer with transparent huge pages.
+///
+/// Batches are tens of megabytes, freshly mapped each time; faulting them in 4 KiB pages
+/// from several worker threads at once serialises on the process's memory map and cost
+/// about 40% of the validation pipeline's time on 2 threads.
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: the range lies inside the live allocation; the advice changes no contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-"""``python -m q2l.bench {loss,head,metrics}``: run one benchmark and print its table."""
+"""``python -m q2l.bench {loss,head,metrics,data}``: run one benchmark and print its table."""
 
 import argparse
 import sys
@@ -16,6 +16,10 @@ def main(argv=None) -> int:
     head.add_argument("--device", default="cpu", help="cpu or cuda")
     metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
     metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
+    dat = sub.add_parser("data", help="the q2l loader against torchvision + PIL with DataLoader workers")
+    dat.add_argument("--quick", action="store_true", help="48 small images (for tests)")
+    dat.add_argument("--device", default="cpu", help="cpu, or cuda to include the copy to the GPU")
+    dat.add_argument("--workers", type=int, default=0, help="threads / worker processes (default: CPUs available)")
     args = parser.parse_args(argv)
     if args.what == "loss":
         from .loss import main as run
@@ -29,6 +33,10 @@ def main(argv=None) -> int:
         from .metrics import main as run_metrics
 
         return run_metrics(quick=args.quick)
+    if args.what == "data":
+        from .data import main as run_data
+
+        return run_data(quick=args.quick, device=args.device, workers=args.workers)
     return 2
 
 

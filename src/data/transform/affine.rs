@@ -45,6 +45,15 @@ pub fn rotation_matrix(width: usize, height: usize, angle: f64) -> Matrix {
 /// Warps `src` by the inverse map `m`; samples outside the image take `fill`.
 pub fn warp_nearest(src: &Image, m: &Matrix, fill: [u8; 3]) -> Image {
     let (w, h) = (src.width, src.height);
+    if m[0] == 1.0
+        && m[1] == 0.0
+        && m[3] == 0.0
+        && m[4] == 1.0
+        && m[2].fract() == 0.0
+        && m[5].fract() == 0.0
+    {
+        return shift(src, m[2] as i64, m[5] as i64, fill);
+    }
     let mut out = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         let yc = y as f64 + 0.5;
@@ -67,6 +76,28 @@ pub fn warp_nearest(src: &Image, m: &Matrix, fill: [u8; 3]) -> Image {
     Image::from_rgb(w, h, out)
 }
 
+/// An integer translation (what torchvision's TranslateX/Y amount to): output `(x, y)` is
+/// input `(x + dx, y + dy)`, copied row by row.
+fn shift(src: &Image, dx: i64, dy: i64, fill: [u8; 3]) -> Image {
+    let (w, h) = (src.width as i64, src.height as i64);
+    let mut out = Image::filled(src.width, src.height, fill);
+    let (x0, x1) = ((-dx).clamp(0, w), (w - dx).clamp(0, w));
+    if x1 <= x0 {
+        return out;
+    }
+    for y in 0..h {
+        let sy = y + dy;
+        if sy < 0 || sy >= h {
+            continue;
+        }
+        let dst = ((y * w + x0) * 3) as usize;
+        let from = ((sy * w + x0 + dx) * 3) as usize;
+        let len = ((x1 - x0) * 3) as usize;
+        out.data[dst..dst + len].copy_from_slice(&src.data[from..from + len]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +112,15 @@ mod tests {
         assert_eq!(out.get(0, 0), [9; 3]);
         assert_eq!(out.get(1, 0), src.get(0, 0));
         assert_eq!(out.get(2, 1), src.get(1, 1));
+        for (dx, dy) in [(-2.0, 1.0), (5.0, 0.0), (0.0, -1.0), (1.0, 1.0)] {
+            let m = [1.0, 0.0, dx, 0.0, 1.0, dy];
+            let mut n = m;
+            n[1] = 1e-300;
+            assert_eq!(
+                warp_nearest(&src, &m, [7; 3]),
+                warp_nearest(&src, &n, [7; 3]),
+                "{dx} {dy}"
+            );
+        }
     }
 }

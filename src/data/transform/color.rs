@@ -3,35 +3,41 @@
 
 use crate::data::image::Image;
 
-/// PIL's `Image.blend(degenerate, img, factor)`: truncating float interpolation.
-fn blend_with(img: &mut Image, factor: f64, degenerate: impl Fn(usize) -> u8) {
+#[inline(always)]
+fn mix(d: f32, v: u8, f: f32) -> u8 {
+    let t = d + f * (v as f32 - d);
+    // Truncating, as PIL's blend. SAFETY: finite inputs and the clamp keep `t` in 0..=255;
+    // the unchecked cast is what lets the loop vectorise.
+    unsafe { t.clamp(0.0, 255.0).to_int_unchecked::<i32>() as u8 }
+}
+
+/// PIL's `Image.blend(degenerate, img, factor)` with a per-byte degenerate image.
+fn blend(img: &mut Image, degenerate: &[u8], factor: f64) {
     let f = factor as f32;
-    for (i, v) in img.data.iter_mut().enumerate() {
-        let d = degenerate(i) as f32;
-        let t = d + f * (*v as f32 - d);
-        *v = if t <= 0.0 {
-            0
-        } else if t >= 255.0 {
-            255
-        } else {
-            t as u8
-        };
+    for (v, &d) in img.data.iter_mut().zip(degenerate) {
+        *v = mix(d as f32, *v, f);
     }
+}
+
+/// PIL's `Image.blend` with a constant degenerate image.
+fn blend_const(img: &mut Image, degenerate: u8, factor: f64) {
+    let (f, d) = (factor as f32, degenerate as f32);
+    img.data.iter_mut().for_each(|v| *v = mix(d, *v, f));
 }
 
 /// `ImageEnhance.Brightness(img).enhance(factor)`.
 pub fn brightness(img: &mut Image, factor: f64) {
-    blend_with(img, factor, |_| 0);
+    blend_const(img, 0, factor);
 }
 
 /// `ImageEnhance.Color(img).enhance(factor)`: blend with the greyscale image.
 pub fn color(img: &mut Image, factor: f64) {
-    let gray: Vec<u8> = img
-        .data
-        .chunks_exact(3)
-        .map(|p| Image::luma([p[0], p[1], p[2]]))
-        .collect();
-    blend_with(img, factor, |i| gray[i / 3]);
+    let mut gray = vec![0u8; img.data.len()];
+    for (g, p) in gray.chunks_exact_mut(3).zip(img.data.chunks_exact(3)) {
+        let l = Image::luma([p[0], p[1], p[2]]);
+        g.copy_from_slice(&[l, l, l]);
+    }
+    blend(img, &gray, factor);
 }
 
 /// `ImageEnhance.Contrast(img).enhance(factor)`: blend with the rounded mean grey level.
@@ -43,38 +49,35 @@ pub fn contrast(img: &mut Image, factor: f64) {
         .map(|p| Image::luma([p[0], p[1], p[2]]) as u64)
         .sum();
     let mean = (sum as f64 / n as f64 + 0.5) as u8;
-    blend_with(img, factor, |_| mean);
+    blend_const(img, mean, factor);
 }
 
-/// `ImageEnhance.Sharpness(img).enhance(factor)`: blend with PIL's SMOOTH filter output.
+/// `ImageEnhance.Sharpness(img).enhance(factor)`: blend with PIL's SMOOTH filter output
+/// (3x3 kernel of ones with 5 in the centre, over 13; the border is left as is).
 pub fn sharpness(img: &mut Image, factor: f64) {
     let (w, h) = (img.width, img.height);
     let mut smooth = img.data.clone();
     if w >= 3 && h >= 3 {
+        let stride = w * 3;
+        // Vertical sums of three rows, then horizontal sums of three of those.
+        let mut col = vec![0u16; stride];
         for y in 1..h - 1 {
-            for x in 1..w - 1 {
-                for c in 0..3 {
-                    let at = |xx: usize, yy: usize| img.data[(yy * w + xx) * 3 + c] as f32;
-                    let mut s = 0.0f32;
-                    for yy in y - 1..=y + 1 {
-                        for xx in x - 1..=x + 1 {
-                            s += at(xx, yy);
-                        }
-                    }
-                    s += 4.0 * at(x, y);
-                    let v = s / 13.0;
-                    smooth[(y * w + x) * 3 + c] = if v <= 0.0 {
-                        0
-                    } else if v >= 255.0 {
-                        255
-                    } else {
-                        (v + 0.5) as u8
-                    };
-                }
+            let (up, mid, down) = (
+                &img.data[(y - 1) * stride..y * stride],
+                &img.data[y * stride..(y + 1) * stride],
+                &img.data[(y + 1) * stride..(y + 2) * stride],
+            );
+            for i in 0..stride {
+                col[i] = up[i] as u16 + mid[i] as u16 + down[i] as u16;
+            }
+            let out = &mut smooth[y * stride..(y + 1) * stride];
+            for i in 3..stride - 3 {
+                let s = (col[i - 3] + col[i] + col[i + 3]) as f32 + 4.0 * mid[i] as f32;
+                out[i] = (s / 13.0 + 0.5).min(255.0) as u8;
             }
         }
     }
-    blend_with(img, factor, |i| smooth[i]);
+    blend(img, &smooth, factor);
 }
 
 fn apply_lut(img: &mut Image, lut: &[[u8; 256]; 3]) {
