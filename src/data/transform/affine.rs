@@ -54,24 +54,28 @@ pub fn warp_nearest(src: &Image, m: &Matrix, fill: [u8; 3]) -> Image {
     {
         return shift(src, m[2] as i64, m[5] as i64, fill);
     }
+    // PIL's affine_fixed: 16.16 fixed point stepped per pixel, so that samples landing
+    // exactly on a pixel edge round the same way as PIL's.
+    let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+    let (a0, a1, a3, a4) = (fix(m[0]), fix(m[1]), fix(m[3]), fix(m[4]));
+    let mut row_x = fix(m[2] + m[0] * 0.5 + m[1] * 0.5);
+    let mut row_y = fix(m[5] + m[3] * 0.5 + m[4] * 0.5);
     let mut out = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        let yc = y as f64 + 0.5;
-        let mut xin = m[1] * yc + m[2] + m[0] * 0.5;
-        let mut yin = m[4] * yc + m[5] + m[3] * 0.5;
+    for _ in 0..h {
+        let (mut xx, mut yy) = (row_x, row_y);
         for _ in 0..w {
-            // PIL's COORD: negatives are out, positives truncate.
-            let px = if xin < 0.0 { -1 } else { xin as i64 };
-            let py = if yin < 0.0 { -1 } else { yin as i64 };
+            let (px, py) = (xx >> 16, yy >> 16);
             if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
                 let i = (py as usize * w + px as usize) * 3;
                 out.extend_from_slice(&src.data[i..i + 3]);
             } else {
                 out.extend_from_slice(&fill);
             }
-            xin += m[0];
-            yin += m[3];
+            xx += a0;
+            yy += a3;
         }
+        row_x += a1;
+        row_y += a4;
     }
     Image::from_rgb(w, h, out)
 }
