@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
+# Real data for the benchmarks, the experiment and the tests: Debian's Fashion-MNIST.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 ||
+        { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } ||
+        echo "warning: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds q2l against a second PyTorch, torch 2.11.0 with tch/torch-sys/pyo3-tch 0.24, from
-# the same source, and runs the Rust unit tests and the loss, head and metrics tests there.
+# the same source, and runs the Rust unit tests and the loss, head, metrics and data tests there.
 #
 # Two tch versions cannot share one Cargo graph (both link `torch`), so this copies the
 # sources to target/torch-2.11.0/tree/ with a manifest that pins tch 0.24 and enables the
@@ -38,4 +38,4 @@ python -m pip install -q --force-reinstall --no-deps "$dir"/wheels/q2l_rs-*.whl
 cargo test --release --lib --manifest-path "$tree/Cargo.toml"
 python -c "import q2l; assert q2l._native.TORCH_VERSION == '$torch', q2l._native.TORCH_VERSION; print('q2l built against torch', q2l._native.TORCH_VERSION)"
 # From tests/, so that the checkout's python/ is not on the path: the wheel is tested.
-cd tests && python -m pytest -q -p no:cacheprovider test_loss_asymmetric.py test_loss_single_label.py test_head.py test_metrics.py
+cd tests && python -m pytest -q -p no:cacheprovider test_loss_asymmetric.py test_loss_single_label.py test_head.py test_metrics.py test_data_loader.py test_data_readers.py

@@ -17,3 +17,9 @@ def test_metrics_benchmark_quick_mode_runs(capsys):
 def test_head_benchmark_quick_mode_runs(capsys):
     assert main(["head", "--quick"]) == 0
     assert "2, 4x4" in capsys.readouterr().out
+
+
+def test_data_benchmark_quick_mode_runs(capsys):
+    assert main(["data", "--quick", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "decode only" in out and "training (resize + Cutout + RandAugment" in out

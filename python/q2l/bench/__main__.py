@@ -16,6 +16,7 @@ def main(argv=None) -> int:
     head.add_argument("--device", default="cpu", help="cpu or cuda")
     metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
     metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
+    metrics.add_argument("--device", default="cpu", help="cpu, or cuda for inputs on the GPU")
     dat = sub.add_parser("data", help="the q2l loader against torchvision + PIL with DataLoader workers")
     dat.add_argument("--quick", action="store_true", help="48 small images (for tests)")
     dat.add_argument("--device", default="cpu", help="cpu, or cuda to include the copy to the GPU")
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     if args.what == "metrics":
         from .metrics import main as run_metrics
 
-        return run_metrics(quick=args.quick)
+        return run_metrics(quick=args.quick, device=args.device)
     if args.what == "data":
         from .data import main as run_data
 
