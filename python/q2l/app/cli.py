@@ -1,0 +1,142 @@
+"""The ``q2l`` command: ``train``, ``evaluate``, ``predict``, ``visualize``, ``export``.
+
+``q2l train`` with no arguments trains the demo on generated scenes (CPU, a few minutes).
+Launch with ``torchrun --nproc-per-node N -m q2l train ...`` for data-parallel training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from typing import List, Optional
+
+from .config import DATASETS, TrainConfig, field_names
+
+HELP = {
+    "dataset": f"one of {', '.join(DATASETS)} (default: scenes, the generated demo data)",
+    "root": "dataset folder (COCO root with annotations/, a VOC20xx folder, NUS-WIDE release, image folder)",
+    "train_split": "training split (COCO train2014, VOC trainval, NUS-WIDE train)",
+    "val_split": "validation split (COCO val2014, VOC test, NUS-WIDE test)",
+    "train_list": "training list (csv: image,labels; openimages: labels CSV)",
+    "val_list": "validation list",
+    "train_size": "number of generated training scenes",
+    "val_size": "number of generated validation scenes",
+    "img_size": "input side in pixels",
+    "cutout": "Cutout hole factor (0.5 in the paper); omit for none",
+    "randaugment": "RandAugment (2 ops, magnitude 9)",
+    "flip": "random horizontal flips",
+    "workers": "data threads (default: all CPUs)",
+    "backbone": "tiny, a torchvision name (resnet101, mobilenet_v2, efficientnet_b0, ...) or timm:<name>",
+    "weights": "local backbone weights file (never downloaded)",
+    "d_model": "head width", "nhead": "attention heads", "enc_layers": "encoder layers",
+    "dec_layers": "decoder layers", "dim_feedforward": "feed-forward width", "dropout": "dropout",
+    "pre_norm": "pre-norm Transformer layers", "freeze_stem": "freeze a ResNet's stem and layer1",
+    "epochs": "epochs", "batch_size": "images per step per process", "lr": "peak learning rate (OneCycle)",
+    "weight_decay": "AdamW weight decay", "pct_start": "OneCycle warm-up fraction",
+    "ema": "EMA decay of the weights (both raw and EMA are evaluated)",
+    "loss": "loss preset: query2label, asl, mmpretrain, or bce",
+    "amp": "mixed precision on CUDA", "early_stop": "stop after this many epochs without improvement (0: never)",
+    "grad_clip": "clip the gradient norm (0: no clipping)", "seed": "seed of data order, augmentation and init",
+    "device": "auto, cpu or cuda[:N]", "output": "output folder", "resume": "checkpoint to resume from",
+    "attention_images": "validation images to draw attention overlays for", "log_every": "steps between progress lines",
+}
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="JSON file of options (flags override it)")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
+        if base is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name))
+        else:
+            p.add_argument(flag, dest=f.name, type=base, default=None, help=HELP.get(f.name))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="q2l", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = root.add_subparsers(dest="command", required=True)
+    _add_train_args(sub.add_parser("train", help="train a model (no arguments: the generated-scenes demo)"))
+    ev = sub.add_parser("evaluate", help="all metrics of a checkpoint on its validation set, as JSON")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--which", default="best", choices=["best", "model", "ema"])
+    ev.add_argument("--dataset"), ev.add_argument("--root"), ev.add_argument("--val-split", dest="val_split")
+    ev.add_argument("--val-list", dest="val_list"), ev.add_argument("--val-size", dest="val_size", type=int)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--output", help="write the JSON report here as well")
+    pr = sub.add_parser("predict", help="labels and scores of images")
+    pr.add_argument("checkpoint")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--threshold", type=float, default=0.5)
+    pr.add_argument("--thresholds", help="JSON file: a list of per-class thresholds or {class: threshold}")
+    pr.add_argument("--format", choices=["json", "table"], default="table")
+    pr.add_argument("--which", default="best", choices=["best", "model", "ema"])
+    vi = sub.add_parser("visualize", help="per-label attention overlays as PNG")
+    vi.add_argument("checkpoint")
+    vi.add_argument("images", nargs="+")
+    vi.add_argument("--output", default="q2l-attention")
+    vi.add_argument("--labels", type=int, default=4, help="how many top labels per image")
+    vi.add_argument("--which", default="best", choices=["best", "model", "ema"])
+    ex = sub.add_parser("export", help="ONNX export, checked in onnxruntime")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--output", default="q2l.onnx")
+    ex.add_argument("--which", default="best", choices=["best", "model", "ema"])
+    return root
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"q2l {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"q2l {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import commands
+
+    if args.command == "train":
+        from .config import resolve
+        from .train import TrainingError, train
+
+        cfg = resolve({k: getattr(args, k) for k in field_names()}, args.config)
+        try:
+            train(cfg)
+        except TrainingError as err:
+            print(f"q2l train: {err}", file=sys.stderr)
+            return 3
+        return 0
+    if args.command == "evaluate":
+        overrides = {k: getattr(args, k) for k in ("dataset", "root", "val_split", "val_list", "val_size")}
+        report = commands.evaluate(args.checkpoint, args.which, overrides, args.device)
+        text = json.dumps(report, indent=2)
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text + "\n")
+        print(text)
+        return 0
+    if args.command == "predict":
+        results = commands.predict(args.checkpoint, args.images, args.threshold, args.thresholds, args.which)
+        print(json.dumps(results, indent=2) if args.format == "json" else commands.format_table(results))
+        return 0
+    if args.command == "visualize":
+        for path in commands.visualize(args.checkpoint, args.images, args.output, args.labels, args.which):
+            print(path)
+        return 0
+    if args.command == "export":
+        print(json.dumps(commands.export(args.checkpoint, args.output, args.which), indent=2))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

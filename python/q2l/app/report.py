@@ -1,0 +1,87 @@
+"""What a run leaves behind besides checkpoints: the metrics log, curves and attention overlays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def append_log(path: Path, row: Dict) -> None:
+    """One JSON object per epoch (JSON Lines), flushed at once."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def plot_curves(history: List[Dict], path: Path) -> None:
+    """Training loss and validation mAP (raw and EMA) per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax1.set_yscale("log")
+    ax2.plot(epochs, [100 * h["mAP"] for h in history], marker="o", label="model")
+    ax2.plot(epochs, [100 * h["mAP_ema"] for h in history], marker="s", label="EMA")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation mAP (%)")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _heat(map_: torch.Tensor, size) -> np.ndarray:
+    m = F.interpolate(map_[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
+    m = (m - m.min()) / (m.max() - m.min() + 1e-12)
+    return m.numpy()
+
+
+def attention_figure(image: torch.Tensor, maps: torch.Tensor, scores: torch.Tensor, classes: Sequence[str],
+                     path: Path, targets: torch.Tensor = None, max_labels: int = 4) -> List[int]:
+    """Saves the image next to each top label's attention map overlaid on it.
+
+    Args:
+        image: uint8 ``[3, H, W]``.
+        maps: ``[K, h, w]`` cross-attention of the last decoder layer.
+        scores: ``[K]`` probabilities.
+        classes: label names.
+        path: PNG to write.
+        targets: optional ``[K]`` ground truth, marked in the titles.
+        max_labels: how many labels (highest scores) to show.
+
+    Returns:
+        The labels shown.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = torch.argsort(scores, descending=True)[:max_labels].tolist()
+    img = image.permute(1, 2, 0).numpy()
+    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(2.6 * (len(shown) + 1), 2.8))
+    axes[0].imshow(img)
+    axes[0].set_title("image")
+    for ax, k in zip(axes[1:], shown):
+        ax.imshow(img)
+        ax.imshow(_heat(maps[k], img.shape[:2]), cmap="jet", alpha=0.45)
+        mark = "" if targets is None else (" (true)" if targets[k] == 1 else " (false)")
+        ax.set_title(f"{classes[k]} {scores[k]:.2f}{mark}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return shown

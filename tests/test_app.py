@@ -1,0 +1,176 @@
+"""The q2l application end to end on tiny configurations (seconds each)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from q2l import data
+from q2l.app import PAPER, TrainConfig, resolve
+from q2l.app import checkpoint as ckpt_io
+from q2l.app import commands
+from q2l.app.cli import main
+from q2l.app.train import Trainer, TrainingError
+
+TINY = dict(train_size=64, val_size=32, img_size=32, epochs=2, batch_size=16, d_model=32, dim_feedforward=64,
+            attention_images=1, workers=1)
+
+
+def tiny(tmp_path, name="run", **kw):
+    return resolve({**TINY, "output": str(tmp_path / name), **kw})
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_config_defaults_round_trip_and_errors(tmp_path):
+    demo = resolve({})
+    assert demo.dataset == "scenes" and demo.backbone == "tiny" and demo.img_size == 64
+    coco = resolve({"dataset": "coco", "root": "/data/coco"})
+    assert {k: getattr(coco, k) for k in PAPER} == PAPER
+    assert coco.lr == 1e-4  # not the official script's 0.1 default
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"epochs": 3, "lr": 3e-4}))
+    cfg = resolve({"lr": 5e-4}, str(path))
+    assert (cfg.epochs, cfg.lr) == (3, 5e-4)
+    assert TrainConfig(**json.loads(cfg.to_json())) == cfg
+    (tmp_path / "bad.json").write_text('{"epoch": 3}')
+    with pytest.raises(ValueError, match="unknown options"):
+        resolve({}, str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="unknown dataset"):
+        resolve({"dataset": "imagenet"})
+    with pytest.raises(ValueError, match="--root is needed"):
+        resolve({"dataset": "voc"})
+    with pytest.raises(ValueError, match="divisible by nhead"):
+        resolve({"d_model": 30, "nhead": 4})
+    with pytest.raises(FileNotFoundError):
+        resolve({}, str(tmp_path / "missing.json"))
+
+
+def test_train_writes_every_output_and_resume_equals_an_uninterrupted_run(tmp_path):
+    full = Trainer(tiny(tmp_path, "full"), quiet=True)
+    full.fit()
+    out = tmp_path / "full"
+    for name in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "curves.png", "attention/val_000.png"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["mAP"] <= 1 for r in rows)
+
+    first = Trainer(tiny(tmp_path, "split"), quiet=True)
+    first.fit(stop_after=1)
+    second = Trainer(tiny(tmp_path, "split", resume=str(tmp_path / "split" / "last.pt")), quiet=True)
+    assert second.epoch == 1
+    second.fit()
+    for (k, a), b in zip(weights(full.model).items(), weights(second.model).values()):
+        assert torch.equal(a, b), k
+    assert [r["mAP"] for r in second.history] == [r["mAP"] for r in full.history]
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    Trainer(tiny(tmp_path, "a"), quiet=True).fit(stop_after=1)
+    with pytest.raises(ValueError, match="different architecture.*d_model: checkpoint 32 vs requested 64"):
+        Trainer(tiny(tmp_path, "b", d_model=64, resume=str(tmp_path / "a" / "last.pt")), quiet=True)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        Trainer(tiny(tmp_path, "c", resume=str(tmp_path / "junk.pt")), quiet=True)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(tiny(tmp_path), quiet=True)
+    trainer.fit(stop_after=1)
+    last = tmp_path / "run" / "last.pt"
+    before = last.read_bytes()
+    trainer.criterion = lambda logits, targets: logits.sum() * float("nan")
+    with pytest.raises(TrainingError, match="loss became nan at epoch 2.*last.pt"):
+        trainer.fit()
+    assert last.read_bytes() == before
+    assert ckpt_io.load(str(last))["epoch"] == 1
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trained")
+    trainer = Trainer(resolve({**TINY, "output": str(tmp / "run"), "epochs": 1}), quiet=True)
+    trainer.fit()
+    images = []
+    val = data.Dataset.scenes(n=3, size=32, split="val")
+    for i in range(3):
+        path = tmp / f"scene {i}.png"
+        Image.fromarray(val[i][0].permute(1, 2, 0).numpy()).save(path)
+        images.append(str(path))
+    return tmp, trainer, images
+
+
+def test_evaluate_matches_training_evaluation(trained, capsys):
+    tmp, trainer, _ = trained
+    assert main(["evaluate", str(tmp / "run" / "last.pt"), "--which", "model", "--output", str(tmp / "r.json")]) == 0
+    report = json.loads((tmp / "r.json").read_text())
+    assert report["images"] == 32 and len(report["classes"]) == 10
+    assert abs(report["mAP"] - trainer.history[-1]["mAP"]) < 1e-12
+    assert {"CF1", "OF1", "CP", "OR", "top3"} <= set(report)
+
+
+def test_predict_formats_and_thresholds(trained, capsys):
+    tmp, trainer, images = trained
+    results = commands.predict(str(tmp / "run" / "best.pt"), images, threshold=0.0)
+    assert len(results) == 3 and len(results[0]["labels"]) == 10
+    assert commands.predict(str(tmp / "run" / "best.pt"), images[:1], threshold=1.01)[0]["labels"] == []
+    per_class = tmp / "t.json"
+    per_class.write_text(json.dumps({"circle": 0.0}))
+    only = commands.predict(str(tmp / "run" / "best.pt"), images[:1], threshold=1.01, thresholds_file=str(per_class))
+    assert [x["label"] for x in only[0]["labels"]] == ["circle"]
+    assert main(["predict", str(tmp / "run" / "best.pt"), *images, "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["predict", str(tmp / "run" / "best.pt"), images[0]]) == 0
+    assert "scene 0.png" in capsys.readouterr().out
+    per_class.write_text(json.dumps({"unicorn": 0.1}))
+    assert main(["predict", str(tmp / "run" / "best.pt"), images[0], "--thresholds", str(per_class)]) == 2
+    assert "unknown classes ['unicorn']" in capsys.readouterr().err
+    assert main(["predict", str(tmp / "run" / "best.pt"), str(tmp / "nope.png")]) == 2
+
+
+def test_visualize_and_export(trained):
+    tmp, _, images = trained
+    written = commands.visualize(str(tmp / "run" / "best.pt"), images[:2], str(tmp / "vis"), labels=3)
+    assert len(written) == 2 and all(os.path.getsize(p) > 1000 for p in written)
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    result = commands.export(str(tmp / "run" / "best.pt"), str(tmp / "m.onnx"))
+    assert result["max_abs_difference"] < 1e-3 and (tmp / "m.onnx").stat().st_size > 10_000
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys):
+    assert main(["train", "--backbone", "resnet7", "--output", str(tmp_path / "x"), "--epochs", "1"]) == 2
+    assert "unknown torchvision backbone 'resnet7'" in capsys.readouterr().err
+    assert main(["train", "--backbone", "resnet18", "--weights", str(tmp_path / "none.pth")]) == 2
+    assert "no weights file" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_a_killed_run_loses_nothing_written_before(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "q2l", "train", "--output", str(out), "--epochs", "40", "--train-size", "64",
+           "--val-size", "32", "--img-size", "32", "--batch-size", "16", "--d-model", "32", "--dim-feedforward", "64",
+           "--workers", "1", "--attention-images", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert len(rows) >= 2
+    saved = ckpt_io.load(str(out / "last.pt"))
+    assert saved["epoch"] in (len(rows) - 1, len(rows))
+    resumed = Trainer(resolve({**TINY, "output": str(out), "epochs": saved["epoch"] + 1, "resume": str(out / "last.pt")}), quiet=True)
+    assert resumed.epoch == saved["epoch"]
