@@ -80,7 +80,25 @@ class TinyBackbone(nn.Sequential):
                          _block(2 * w, 4 * w, 2), _block(4 * w, 4 * w, 1))
 
 
-def model(cfg: TrainConfig, num_classes: int) -> Query2Label:
+class LinearBaseline(nn.Module):
+    """The paper's baseline: the same backbone, global average pooling and one linear layer."""
+
+    def __init__(self, q2l: Query2Label, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = q2l.backbone
+        self.channels_last = q2l.channels_last
+        self.fc = nn.Linear(q2l.head.in_channels, num_classes)
+
+    # The same feature extraction as Query2Label's (dicts, lists, channels-last).
+    _features = Query2Label._features
+
+    def forward(self, images: torch.Tensor, return_attention: bool = False):
+        if return_attention:
+            raise ValueError("the linear baseline has no attention maps")
+        return self.fc(self._features(images).mean((2, 3)))
+
+
+def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     """Backbone (``tiny``, a torchvision name, or ``timm:<name>``) plus the configured head."""
     head = dict(d_model=cfg.d_model, nhead=cfg.nhead, num_encoder_layers=cfg.enc_layers,
                 num_decoder_layers=cfg.dec_layers, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
@@ -88,10 +106,12 @@ def model(cfg: TrainConfig, num_classes: int) -> Query2Label:
     if cfg.backbone == "tiny":
         if cfg.weights is not None:
             raise ValueError("--weights applies to torchvision/timm backbones, not 'tiny'")
-        return Query2Label(TinyBackbone(), num_classes, **head)
-    if cfg.weights is not None and not os.path.isfile(cfg.weights):
-        raise FileNotFoundError(f"no weights file at {cfg.weights!r}")
-    return Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
+        full = Query2Label(TinyBackbone(), num_classes, **head)
+    else:
+        if cfg.weights is not None and not os.path.isfile(cfg.weights):
+            raise FileNotFoundError(f"no weights file at {cfg.weights!r}")
+        full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
+    return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
 
 
 def prepare(image: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -132,7 +132,7 @@ class ExportedModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.backbone = model.backbone
-        self.head = model.head.export()
+        self.head = model.head.export() if hasattr(model, "head") else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.fc)
         self.channels_last = model.channels_last
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ class TrainConfig:
     flip: bool = True
     workers: int = 0
     # Model
+    head: str = "q2l"
     backbone: str = "tiny"
     weights: Optional[str] = None
     d_model: int = 128
@@ -69,7 +70,7 @@ class TrainConfig:
 
     def architecture(self, num_classes: int) -> Dict[str, Any]:
         """What a checkpoint must match to be loaded into this model."""
-        keys = ("backbone", "img_size", "d_model", "nhead", "enc_layers", "dec_layers", "dim_feedforward", "pre_norm")
+        keys = ("head", "backbone", "img_size", "d_model", "nhead", "enc_layers", "dec_layers", "dim_feedforward", "pre_norm")
         return {"num_classes": num_classes, **{k: getattr(self, k) for k in keys}}
 
 
@@ -129,6 +130,7 @@ def validate(cfg: TrainConfig) -> None:
         (0 <= cfg.ema < 1, f"ema must be in [0, 1), got {cfg.ema}"),
         (0 < cfg.pct_start < 1, "pct_start must be in (0, 1)"),
         (cfg.d_model % cfg.nhead == 0, f"d_model ({cfg.d_model}) must be divisible by nhead ({cfg.nhead})"),
+        (cfg.head in ("q2l", "linear"), f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}"),
         (cfg.device in ("auto", "cpu") or cfg.device.startswith("cuda"), f"device must be auto, cpu or cuda[:N], got {cfg.device!r}"),
         (cfg.dataset in ("scenes", "fashion") or cfg.root is not None or cfg.dataset == "csv", f"--root is needed for dataset {cfg.dataset!r}"),
         (cfg.dataset != "csv" or cfg.train_list is not None, "--train-list is needed for dataset 'csv'"),

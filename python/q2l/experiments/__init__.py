@@ -1,0 +1,1 @@
+"""Reproducible experiments on real data (``python -m q2l.experiments.fashion``)."""
