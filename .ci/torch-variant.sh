@@ -19,7 +19,7 @@ fi
 # shellcheck disable=SC1090
 . "$venv/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q "torch==$torch" numpy pytest hypothesis scikit-learn "maturin>=1.5,<2"
+python -m pip install -q "torch==$torch" numpy pillow pytest hypothesis scikit-learn "maturin>=1.5,<2"
 # A copy of the sources with the variant's manifest (maturin wants python/ inside the project).
 tree="$dir/tree"
 rm -rf "$tree"

@@ -250,11 +250,17 @@ fn dataset_fashion(
 ) -> PyResult<NativeDataset> {
     py.allow_threads(|| {
         guarded(|| {
-            fashion::FashionScenes::open(
-                &root, &split, len, size, grid, min_items, max_items, seed,
-            )?
-            .into_dataset()
-            .map(|d| NativeDataset(Arc::new(d)))
+            let layout = fashion::Layout {
+                len,
+                size,
+                grid,
+                min_items,
+                max_items,
+                seed,
+            };
+            fashion::FashionScenes::open(&root, &split, layout)?
+                .into_dataset()
+                .map(|d| NativeDataset(Arc::new(d)))
         })
     })
 }

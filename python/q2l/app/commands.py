@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import data
+from ..head import Query2Label
 from . import build, checkpoint, report
 from .config import TrainConfig
 
@@ -135,15 +136,10 @@ class ExportedModel(nn.Module):
         self.head = model.head.export() if hasattr(model, "head") else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.fc)
         self.channels_last = model.channels_last
 
+    _features = Query2Label._features
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(images)
-        if isinstance(feats, dict):
-            feats = list(feats.values())[-1]
-        if isinstance(feats, (list, tuple)):
-            feats = feats[-1]
-        if self.channels_last:
-            feats = feats.permute(0, 3, 1, 2)
-        return self.head(feats)
+        return self.head(self._features(images))
 
 
 def export(path: str, output: str, which: str = "best", batch: int = 2) -> Dict[str, Any]:

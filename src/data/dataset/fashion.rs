@@ -30,17 +30,25 @@ pub const FASHION_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
+/// How many scenes, how large, and how items are placed.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub len: usize,
+    /// Canvas side in pixels.
+    pub size: usize,
+    /// The canvas is `grid x grid` cells, one item at most per cell.
+    pub grid: usize,
+    pub min_items: usize,
+    pub max_items: usize,
+    pub seed: u64,
+}
+
 /// Scenes built from one split of Fashion-MNIST.
 pub struct FashionScenes {
     items: Vec<u8>,
     labels: Vec<u8>,
     side: usize,
-    len: usize,
-    pub size: usize,
-    pub grid: usize,
-    pub seed: u64,
-    pub min_items: usize,
-    pub max_items: usize,
+    layout: Layout,
 }
 
 struct Placement {
@@ -53,17 +61,7 @@ struct Placement {
 impl FashionScenes {
     /// Loads `<prefix>-images-idx3-ubyte[.gz]` and `<prefix>-labels-idx1-ubyte[.gz]` from
     /// `root`, where the prefix is `train` or `t10k` (split `train` or `test`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        root: &Path,
-        split: &str,
-        len: usize,
-        size: usize,
-        grid: usize,
-        min_items: usize,
-        max_items: usize,
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn open(root: &Path, split: &str, layout: Layout) -> Result<Self> {
         let prefix = match split {
             "train" => "train",
             "test" => "t10k",
@@ -101,32 +99,23 @@ impl FashionScenes {
         {
             bail!("{}: label {bad} outside 0..10", root.display());
         }
-        Self::from_items(
-            images.data,
-            labels.data,
-            images.dims[1],
-            len,
-            size,
-            grid,
-            min_items,
-            max_items,
-            seed,
-        )
+        Self::from_items(images.data, labels.data, images.dims[1], layout)
     }
 
     /// Scenes from in-memory `side x side` items and their labels.
-    #[allow(clippy::too_many_arguments)]
     pub fn from_items(
         items: Vec<u8>,
         labels: Vec<u8>,
         side: usize,
-        len: usize,
-        size: usize,
-        grid: usize,
-        min_items: usize,
-        max_items: usize,
-        seed: u64,
+        layout: Layout,
     ) -> Result<Self> {
+        let Layout {
+            size,
+            grid,
+            min_items,
+            max_items,
+            ..
+        } = layout;
         if grid == 0 || size < grid * 4 {
             bail!("canvas size {size} is too small for a {grid}x{grid} grid");
         }
@@ -140,34 +129,30 @@ impl FashionScenes {
             items,
             labels,
             side,
-            len,
-            size,
-            grid,
-            seed,
-            min_items,
-            max_items,
+            layout,
         })
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.layout.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.layout.len == 0
     }
 
     fn layout(&self, i: usize) -> Vec<Placement> {
-        let mut rng = Rng::keyed(&[self.seed, i as u64, 0xfa5]);
-        let count = self.min_items + rng.below(self.max_items - self.min_items + 1);
-        let mut cells: Vec<usize> = (0..self.grid * self.grid).collect();
+        let mut rng = Rng::keyed(&[self.layout.seed, i as u64, 0xfa5]);
+        let count =
+            self.layout.min_items + rng.below(self.layout.max_items - self.layout.min_items + 1);
+        let mut cells: Vec<usize> = (0..self.layout.grid * self.layout.grid).collect();
         rng.shuffle(&mut cells);
-        let cell = self.size / self.grid;
+        let cell = self.layout.size / self.layout.grid;
         cells[..count]
             .iter()
             .map(|&c| {
                 let side = ((cell as f64 * rng.range(0.7, 1.0)) as usize).max(1);
-                let (cx, cy) = ((c % self.grid) * cell, (c / self.grid) * cell);
+                let (cx, cy) = ((c % self.layout.grid) * cell, (c / self.layout.grid) * cell);
                 Placement {
                     item: rng.below(self.labels.len()),
                     x: cx + rng.below(cell - side + 1),
@@ -189,9 +174,9 @@ impl FashionScenes {
 
     /// Renders scene `i`: the image and each item's class and cell `[x0, y0, x1, y1]`.
     pub fn render(&self, i: usize) -> (Image, Vec<(usize, [f32; 4])>) {
-        let n = self.size;
+        let n = self.layout.size;
         let mut img = Image::filled(n, n, [0, 0, 0]);
-        let cell = n / self.grid;
+        let cell = n / self.layout.grid;
         let mut boxes = Vec::new();
         for p in self.layout(i) {
             let px =
@@ -221,7 +206,7 @@ impl FashionScenes {
 impl FashionScenes {
     /// The scenes as a dataset (targets computed from the layouts, nothing rendered).
     pub fn into_dataset(self) -> Result<Dataset> {
-        let targets = (0..self.len).flat_map(|i| self.target(i)).collect();
+        let targets = (0..self.layout.len).flat_map(|i| self.target(i)).collect();
         let classes = FASHION_CLASSES.iter().map(|s| s.to_string()).collect();
         Dataset::new(classes, targets, Source::Fashion(Arc::new(self)))
     }
