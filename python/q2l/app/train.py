@@ -72,6 +72,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, quiet: bool = False) -> None:
         self.cfg = cfg
         self.device = build.device_of(cfg)
+        if self.device.type == "cuda" and "LOCAL_RANK" in os.environ and cfg.device in ("auto", "cuda"):
+            # One GPU per process under torchrun.
+            self.device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+            torch.cuda.set_device(self.device)
         self.distributed = init_distributed(self.device)
         self.is_main = rank() == 0
         self.quiet = quiet or not self.is_main
