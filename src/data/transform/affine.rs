@@ -60,24 +60,44 @@ pub fn warp_nearest(src: &Image, m: &Matrix, fill: [u8; 3]) -> Image {
     let (a0, a1, a3, a4) = (fix(m[0]), fix(m[1]), fix(m[3]), fix(m[4]));
     let mut row_x = fix(m[2] + m[0] * 0.5 + m[1] * 0.5);
     let mut row_y = fix(m[5] + m[3] * 0.5 + m[4] * 0.5);
-    let mut out = Vec::with_capacity(w * h * 3);
-    for _ in 0..h {
-        let (mut xx, mut yy) = (row_x, row_y);
-        for _ in 0..w {
-            let (px, py) = (xx >> 16, yy >> 16);
-            if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
-                let i = (py as usize * w + px as usize) * 3;
-                out.extend_from_slice(&src.data[i..i + 3]);
-            } else {
-                out.extend_from_slice(&fill);
+    let mut out = Image::filled(w, h, fill);
+    let (wf, hf) = ((w as i64) << 16, (h as i64) << 16);
+    for dst in out.data.chunks_exact_mut(w * 3) {
+        // The pixels whose sample lies inside the image form one run per row (the map is
+        // linear): find it once instead of testing every pixel.
+        let (x0, x1) = inside(row_x, a0, wf, w);
+        let (y0, y1) = inside(row_y, a3, hf, w);
+        let (lo, hi) = (x0.max(y0), x1.min(y1));
+        if lo < hi {
+            let (mut xx, mut yy) = (row_x + lo as i64 * a0, row_y + lo as i64 * a3);
+            for o in dst[lo * 3..hi * 3].chunks_exact_mut(3) {
+                let i = (((yy >> 16) as usize) * w + (xx >> 16) as usize) * 3;
+                o.copy_from_slice(&src.data[i..i + 3]);
+                xx += a0;
+                yy += a3;
             }
-            xx += a0;
-            yy += a3;
         }
         row_x += a1;
         row_y += a4;
     }
-    Image::from_rgb(w, h, out)
+    out
+}
+
+/// The run `[first, end)` of `i` in `0..n` for which `0 <= start + i * step < bound`.
+fn inside(start: i64, step: i64, bound: i64, n: usize) -> (usize, usize) {
+    let n = n as i64;
+    let (first, end) = match step {
+        0 if (0..bound).contains(&start) => (0, n),
+        0 => (0, 0),
+        s if s > 0 => (ceil_div(-start, s), ceil_div(bound - start, s)),
+        s => (ceil_div(start - bound + 1, -s), (start).div_euclid(-s) + 1),
+    };
+    let (first, end) = (first.clamp(0, n), end.clamp(0, n));
+    (first as usize, end.max(first) as usize)
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    -((-a).div_euclid(b))
 }
 
 /// An integer translation (what torchvision's TranslateX/Y amount to): output `(x, y)` is
@@ -105,6 +125,60 @@ fn shift(src: &Image, dx: i64, dy: i64, fill: [u8; 3]) -> Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::rng::Rng;
+
+    /// PIL's loop as written: every pixel tested.
+    fn reference(src: &Image, m: &Matrix, fill: [u8; 3]) -> Image {
+        let (w, h) = (src.width, src.height);
+        let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+        let (a0, a1, a3, a4) = (fix(m[0]), fix(m[1]), fix(m[3]), fix(m[4]));
+        let (mut row_x, mut row_y) = (
+            fix(m[2] + m[0] * 0.5 + m[1] * 0.5),
+            fix(m[5] + m[3] * 0.5 + m[4] * 0.5),
+        );
+        let mut out = Vec::new();
+        for _ in 0..h {
+            let (mut xx, mut yy) = (row_x, row_y);
+            for _ in 0..w {
+                let (px, py) = (xx >> 16, yy >> 16);
+                if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
+                    out.extend_from_slice(&src.get(px as usize, py as usize));
+                } else {
+                    out.extend_from_slice(&fill);
+                }
+                xx += a0;
+                yy += a3;
+            }
+            row_x += a1;
+            row_y += a4;
+        }
+        Image::from_rgb(w, h, out)
+    }
+
+    #[test]
+    fn runs_match_the_per_pixel_loop() {
+        let mut rng = Rng::keyed(&[42]);
+        let src = Image::from_rgb(23, 17, (0..23 * 17 * 3).map(|v| (v % 251) as u8).collect());
+        for _ in 0..300 {
+            let angle = rng.range(-40.0, 40.0);
+            let shear = (rng.range(-20.0, 20.0), rng.range(-20.0, 20.0));
+            let center = (rng.range(-5.0, 30.0), rng.range(-5.0, 20.0));
+            let shift = (rng.range(-30.0, 30.0), rng.range(-20.0, 20.0));
+            let m = inverse_matrix(center, angle, shift, shear);
+            assert_eq!(
+                warp_nearest(&src, &m, [1, 2, 3]),
+                reference(&src, &m, [1, 2, 3]),
+                "{m:?}"
+            );
+            let r = rotation_matrix(23, 17, angle);
+            assert_eq!(warp_nearest(&src, &r, [0; 3]), reference(&src, &r, [0; 3]));
+        }
+        let flip = [-1.0, 0.0, 23.0, 0.0, 1.0, 0.0];
+        assert_eq!(
+            warp_nearest(&src, &flip, [0; 3]),
+            reference(&src, &flip, [0; 3])
+        );
+    }
 
     #[test]
     fn identity_and_shift() {
