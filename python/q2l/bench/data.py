@@ -5,7 +5,8 @@ The images are JPEGs (quality 90, 640x480) of Fashion-MNIST scenes when Debian's
 folder. The second row of each transform has q2l hand over uint8 batches (4x fewer bytes),
 normalised later on the device with ``q2l.data.transforms.normalize_on_device``; torchvision
 still produces float32 there. Both loaders read the same files with the same number of workers (q2l threads vs
-DataLoader worker processes); each is warmed up with one epoch, then one epoch is timed.
+DataLoader worker processes); each is warmed up with one epoch, then three epochs are timed
+and the median rate is reported.
 """
 
 import os
@@ -87,11 +88,15 @@ def _epoch(loader, device: str) -> int:
     return count
 
 
-def _rate(loader, device: str) -> float:
+def _rate(loader, device: str, epochs: int = 3) -> float:
+    """Median images per second over ``epochs`` timed epochs, after one warm-up epoch."""
     _epoch(loader, device)
-    t0 = time.perf_counter()
-    n = _epoch(loader, device)
-    return n / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        n = _epoch(loader, device)
+        rates.append(n / (time.perf_counter() - t0))
+    return float(sorted(rates)[len(rates) // 2])
 
 
 def _decode_rate(paths, fn: Callable[[str], object]) -> float:
@@ -148,13 +153,13 @@ def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
             tv_loader = torch.utils.data.DataLoader(
                 FolderDataset(paths, targets, tv_tf), batch_size=batch, shuffle=True, num_workers=workers,
                 persistent_workers=True, pin_memory=pin)
-            theirs = _rate(tv_loader, device)
+            theirs = _rate(tv_loader, device, 1 if quick else 3)
             del tv_loader
             our_loader = data.Loader(ours_ds, our_tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
-            ours = _rate(our_loader, device)
+            ours = _rate(our_loader, device, 1 if quick else 3)
             print(f"{name:<54} {theirs:18.0f} {ours:10.0f} {ours / theirs:7.2f}x")
             raw = data.transforms.Compose(our_tf.ops, output="uint8")
             raw_loader = data.Loader(ours_ds, raw, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
-            ours_u8 = _rate(raw_loader, device)
+            ours_u8 = _rate(raw_loader, device, 1 if quick else 3)
             print(f"{'  same, q2l output uint8 (normalise on the device)':<54} {theirs:18.0f} {ours_u8:10.0f} {ours_u8 / theirs:7.2f}x")
     return 0
