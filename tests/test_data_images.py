@@ -241,6 +241,20 @@ def test_random_resized_crop_statistics():
     assert 0.33 < np.mean(area) < 0.42
 
 
+def test_multi_scale_crop_positions_and_sizes():
+    # A ramp along x: the first output column shows the crop's left edge.
+    ramp = torch.arange(200).repeat(100, 1).to(torch.uint8)[..., None].expand(100, 200, 3).contiguous()
+    fixed = data.transforms.Compose([T.MultiScaleCrop(50, scales=(1.0, 0.5), max_distort=0)])
+    lefts = {int(fixed.augment(ramp, s)[0, 0, 0]) for s in range(300)}
+    # Crops of 100 or 50 pixels, left edges at multiples of (200 - w) // 4 = 25 or 37; the
+    # 100-pixel crops are halved, so their first column averages the ramp from the edge (+1).
+    assert lefts <= {1, 26, 51, 76, 101, 0, 37, 74, 111, 148} and len(lefts) >= 8
+    free = data.transforms.Compose([T.MultiScaleCrop(50, scales=(0.5,), fix_crop=False)])
+    assert len({int(free.augment(ramp, s)[0, 0, 0]) for s in range(300)}) > 50
+    with pytest.raises(ValueError, match="scales must be in"):
+        data.transforms.Compose([T.MultiScaleCrop(50, scales=(1.5,))])
+
+
 def test_randaugment_changes_images_and_is_deterministic_per_seed():
     img = torch.from_numpy(photo()[:64, :64].copy())
     tf = data.transforms.Compose([T.Resize(64), T.RandAugment(num_ops=2, magnitude=9)])

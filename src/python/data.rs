@@ -295,6 +295,13 @@ fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
             scale: get(d, "scale")?,
             ratio: get(d, "ratio")?,
         },
+        "multi_scale_crop" => Op::MultiScaleCrop {
+            width: get(d, "width")?,
+            height: get(d, "height")?,
+            scales: get(d, "scales")?,
+            max_distort: get(d, "max_distort")?,
+            fix_crop: get(d, "fix_crop")?,
+        },
         "hflip" => Op::HorizontalFlip { p: get(d, "p")? },
         "cutout" => {
             let fill: Option<[u8; 3]> = get(d, "fill")?;

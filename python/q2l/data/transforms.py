@@ -1,7 +1,7 @@
 """Image transforms, described in Python and run in Rust on the loader's threads.
 
 A :class:`Compose` is a list of operations followed by the output layout. Its first operation
-fixes the image size (:class:`Resize` or :class:`RandomResizedCrop`) so that every image of a
+fixes the image size (:class:`Resize`, :class:`RandomResizedCrop` or :class:`MultiScaleCrop`) so that every image of a
 batch has one shape. Geometry and colour follow torchvision's PIL-based transforms: the
 resize is PIL's antialiased bilinear filter, RandAugment uses torchvision's operation table.
 """
@@ -47,6 +47,23 @@ class RandomResizedCrop:
     def spec(self) -> dict:
         h, w = _pair(self.size)
         return {"op": "random_resized_crop", "width": w, "height": h, "scale": tuple(self.scale), "ratio": tuple(self.ratio)}
+
+
+@dataclass(frozen=True)
+class MultiScaleCrop:
+    """ML-GCN's multi-scale crop: crop sides of ``scales`` x the shorter image side (the width
+    and height scale indices at most ``max_distort`` apart), at one of 13 fixed positions
+    (``fix_crop``) or anywhere, then resized to ``size``."""
+
+    size: Union[int, Tuple[int, int]]
+    scales: Tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    max_distort: int = 1
+    fix_crop: bool = True
+
+    def spec(self) -> dict:
+        h, w = _pair(self.size)
+        return {"op": "multi_scale_crop", "width": w, "height": h, "scales": [float(s) for s in self.scales],
+                "max_distort": int(self.max_distort), "fix_crop": bool(self.fix_crop)}
 
 
 @dataclass(frozen=True)
@@ -104,15 +121,15 @@ class RandAugment:
         return {"op": "randaugment", "num_ops": int(self.num_ops), "magnitude": int(self.magnitude), "bins": int(self.num_magnitude_bins), "fill": tuple(self.fill)}
 
 
-Operation = Union[Resize, RandomResizedCrop, CenterCrop, HorizontalFlip, Cutout, RandAugment]
+Operation = Union[Resize, RandomResizedCrop, MultiScaleCrop, CenterCrop, HorizontalFlip, Cutout, RandAugment]
 
 
 class Compose:
     """A transform pipeline run by the Rust loader.
 
     Args:
-        ops: the operations, in order; the first must be :class:`Resize` or
-            :class:`RandomResizedCrop`.
+        ops: the operations, in order; the first must be :class:`Resize`,
+            :class:`RandomResizedCrop` or :class:`MultiScaleCrop`.
         normalize: ``"imagenet"`` (torchvision's mean/std), ``None`` for plain ``x / 255``
             (TResNet-style models), or a ``(mean, std)`` pair of RGB triples.
         output: ``"float32"`` (normalised) or ``"uint8"`` (raw, to normalise on the GPU with

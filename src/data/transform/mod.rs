@@ -2,6 +2,7 @@
 
 pub mod affine;
 pub mod color;
+pub mod crop;
 pub mod randaugment;
 
 use super::image::Image;
@@ -9,6 +10,7 @@ use super::resize::resize;
 use super::rng::Rng;
 use crate::bail;
 use crate::error::Result;
+pub use crop::{multi_scale_box, random_crop_box};
 pub use randaugment::RandAugment;
 
 /// ImageNet channel means and standard deviations (torchvision's).
@@ -37,6 +39,16 @@ pub enum Op {
         height: usize,
         scale: (f64, f64),
         ratio: (f64, f64),
+    },
+    /// ML-GCN's `MultiScaleCrop`: a crop whose sides are `scales` x the shorter side (the two
+    /// scale indices at most `max_distort` apart), at a random position or, with `fix_crop`, at
+    /// one of 13 fixed positions; then resized.
+    MultiScaleCrop {
+        width: usize,
+        height: usize,
+        scales: Vec<f64>,
+        max_distort: usize,
+        fix_crop: bool,
     },
     /// The central `width x height` window (the image must be at least that large).
     CenterCrop {
@@ -85,7 +97,14 @@ impl Pipeline {
         let mut size: Option<(usize, usize)> = None;
         for (i, op) in ops.iter().enumerate() {
             match op {
-                Op::Resize { width, height } | Op::RandomResizedCrop { width, height, .. } => {
+                Op::MultiScaleCrop { scales, .. }
+                    if scales.is_empty() || scales.iter().any(|s| !(*s > 0.0 && *s <= 1.0)) =>
+                {
+                    bail!("transform {i}: MultiScaleCrop scales must be in (0, 1], got {scales:?}")
+                }
+                Op::Resize { width, height }
+                | Op::RandomResizedCrop { width, height, .. }
+                | Op::MultiScaleCrop { width, height, .. } => {
                     if *width == 0 || *height == 0 {
                         bail!("transform {i}: output size must be positive, got {width}x{height}");
                     }
@@ -124,7 +143,7 @@ impl Pipeline {
                 _ => {}
             }
             if size.is_none() {
-                bail!("transform {i}: the first transform must be Resize or RandomResizedCrop (it fixes the batch's image size)");
+                bail!("transform {i}: the first transform must be Resize, RandomResizedCrop or MultiScaleCrop (it fixes the batch's image size)");
             }
         }
         let Some((width, height)) = size else {
@@ -172,6 +191,24 @@ impl Pipeline {
                     ratio,
                 } => {
                     let (x, y, w, h) = random_crop_box(img.width, img.height, *scale, *ratio, rng);
+                    resize(&img.crop(x, y, w, h), *width, *height)
+                }
+                Op::MultiScaleCrop {
+                    width,
+                    height,
+                    scales,
+                    max_distort,
+                    fix_crop,
+                } => {
+                    let (x, y, w, h) = multi_scale_box(
+                        img.width,
+                        img.height,
+                        (*width, *height),
+                        scales,
+                        *max_distort,
+                        *fix_crop,
+                        rng,
+                    );
                     resize(&img.crop(x, y, w, h), *width, *height)
                 }
                 Op::CenterCrop { width, height } => {
@@ -225,42 +262,6 @@ impl Pipeline {
             out[2 * plane + i] = p[2];
         }
     }
-}
-
-/// torchvision's `RandomResizedCrop.get_params`: `(x, y, w, h)`.
-pub fn random_crop_box(
-    width: usize,
-    height: usize,
-    scale: (f64, f64),
-    ratio: (f64, f64),
-    rng: &mut Rng,
-) -> (usize, usize, usize, usize) {
-    let area = (width * height) as f64;
-    let (lr0, lr1) = (ratio.0.ln(), ratio.1.ln());
-    for _ in 0..10 {
-        let target = area * rng.range(scale.0, scale.1);
-        let aspect = rng.range(lr0, lr1).exp();
-        let w = (target * aspect).sqrt().round() as usize;
-        let h = (target / aspect).sqrt().round() as usize;
-        if 0 < w && w <= width && 0 < h && h <= height {
-            return (rng.below(width - w + 1), rng.below(height - h + 1), w, h);
-        }
-    }
-    let in_ratio = width as f64 / height as f64;
-    let (w, h) = if in_ratio < ratio.0 {
-        (
-            width,
-            ((width as f64 / ratio.0).round() as usize).clamp(1, height),
-        )
-    } else if in_ratio > ratio.1 {
-        (
-            ((height as f64 * ratio.1).round() as usize).clamp(1, width),
-            height,
-        )
-    } else {
-        (width, height)
-    };
-    ((width - w) / 2, (height - h) / 2, w, h)
 }
 
 /// Paints `holes` squares (side `factor x` the image side, per axis) at uniform centres.
