@@ -405,29 +405,13 @@ fn randaugment_op(
     magnitude: f64,
     fill: [u8; 3],
 ) -> PyResult<PyTensor> {
-    use randaugment::{Operation, OPERATIONS};
-    let names = [
-        "Identity",
-        "ShearX",
-        "ShearY",
-        "TranslateX",
-        "TranslateY",
-        "Rotate",
-        "Brightness",
-        "Color",
-        "Contrast",
-        "Sharpness",
-        "Posterize",
-        "Solarize",
-        "AutoContrast",
-        "Equalize",
-    ];
-    let Some(k) = names.iter().position(|n| *n == name) else {
+    use randaugment::{NAMES, OPERATIONS};
+    let Some(k) = NAMES.iter().position(|n| *n == name) else {
         return Err(PyValueError::new_err(format!(
-            "unknown RandAugment operation {name:?}; known: {names:?}"
+            "unknown RandAugment operation {name:?}; known: {NAMES:?}"
         )));
     };
-    let op: Operation = OPERATIONS[k];
+    let op = OPERATIONS[k];
     guarded(|| {
         Ok(PyTensor(image_tensor(&op.apply(
             tensor_image(&image.0)?,

@@ -4,9 +4,22 @@ use super::{affine, color};
 use crate::data::image::Image;
 use crate::data::rng::Rng;
 
-/// torchvision's RandAugment operations, in its order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
+/// Declares the operations once: the enum, the table in torchvision's order, and the names.
+macro_rules! operations {
+    ($($op:ident),* $(,)?) => {
+        /// torchvision's RandAugment operations.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Operation { $($op),* }
+
+        /// Every operation, indexable by torchvision's op index.
+        pub const OPERATIONS: &[Operation] = &[$(Operation::$op),*];
+
+        /// torchvision's name of each operation of [`OPERATIONS`].
+        pub const NAMES: &[&str] = &[$(stringify!($op)),*];
+    };
+}
+
+operations!(
     Identity,
     ShearX,
     ShearY,
@@ -21,28 +34,7 @@ pub enum Operation {
     Solarize,
     AutoContrast,
     Equalize,
-}
-
-/// Every operation, indexable by torchvision's op index.
-pub const OPERATIONS: [Operation; 14] = {
-    use Operation::*;
-    [
-        Identity,
-        ShearX,
-        ShearY,
-        TranslateX,
-        TranslateY,
-        Rotate,
-        Brightness,
-        Color,
-        Contrast,
-        Sharpness,
-        Posterize,
-        Solarize,
-        AutoContrast,
-        Equalize,
-    ]
-};
+);
 
 /// RandAugment's settings: `num_ops` operations of strength `magnitude` out of `bins`.
 #[derive(Clone, Debug, PartialEq)]
