@@ -53,6 +53,18 @@ def test_config_defaults_round_trip_and_errors(tmp_path):
         resolve({"d_model": 30, "nhead": 4})
     with pytest.raises(FileNotFoundError):
         resolve({}, str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="loss must be"):
+        resolve({"loss": "focal"})
+
+
+def test_bce_ignores_unknown_labels():
+    from q2l.app.train import masked_bce
+
+    logits = torch.randn(4, 3, dtype=torch.float64)
+    targets = torch.tensor([[1.0, 0, -1], [0, -1, 1], [1, 1, 1], [-1, -1, 0]], dtype=torch.float64)
+    known = targets >= 0
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known])
+    torch.testing.assert_close(masked_bce(logits, targets), expected)
 
 
 def test_train_writes_every_output_and_resume_equals_an_uninterrupted_run(tmp_path):

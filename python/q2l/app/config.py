@@ -130,6 +130,7 @@ def validate(cfg: TrainConfig) -> None:
         (0 <= cfg.ema < 1, f"ema must be in [0, 1), got {cfg.ema}"),
         (0 < cfg.pct_start < 1, "pct_start must be in (0, 1)"),
         (cfg.d_model % cfg.nhead == 0, f"d_model ({cfg.d_model}) must be divisible by nhead ({cfg.nhead})"),
+        (cfg.loss in ("query2label", "asl", "mmpretrain", "bce"), f"loss must be query2label, asl, mmpretrain or bce, got {cfg.loss!r}"),
         (cfg.head in ("q2l", "linear"), f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}"),
         (cfg.device in ("auto", "cpu") or cfg.device.startswith("cuda"), f"device must be auto, cpu or cuda[:N], got {cfg.device!r}"),
         (cfg.dataset in ("scenes", "fashion") or cfg.root is not None or cfg.dataset == "csv", f"--root is needed for dataset {cfg.dataset!r}"),

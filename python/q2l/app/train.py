@@ -66,6 +66,13 @@ def evaluate(model: nn.Module, loader: data.Loader, device: torch.device, amp: b
     return metrics.compute()
 
 
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy that, like the asymmetric loss, ignores targets of -1 (unknown)."""
+    known = (targets >= 0).to(logits.dtype)
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, targets.clamp(min=0), weight=known, reduction="sum")
+    return loss / known.sum().clamp(min=1)
+
+
 class Trainer:
     """Builds everything from a configuration and runs (or resumes) the training."""
 
@@ -97,7 +104,7 @@ class Trainer:
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.criterion = AsymmetricLoss.from_preset(cfg.loss) if cfg.loss != "bce" else nn.BCEWithLogitsLoss()
+        self.criterion = AsymmetricLoss.from_preset(cfg.loss) if cfg.loss != "bce" else masked_bce
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = len(self.train_loader)
