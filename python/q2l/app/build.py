@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Tuple
 
@@ -108,8 +107,6 @@ def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
             raise ValueError("--weights applies to torchvision/timm backbones, not 'tiny'")
         full = Query2Label(TinyBackbone(), num_classes, **head)
     else:
-        if cfg.weights is not None and not os.path.isfile(cfg.weights):
-            raise FileNotFoundError(f"no weights file at {cfg.weights!r}")
         full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
     return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
 

@@ -60,7 +60,7 @@ def evaluate(model: nn.Module, loader: data.Loader, device: torch.device, amp: b
             with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
                 logits = model(images.to(device, non_blocking=True))
             # Global position of row j of this rank: r + world * (seen + j).
-            keep = torch.tensor([r + world * (seen + j) < n for j in range(images.shape[0])])
+            keep = r + world * (seen + torch.arange(images.shape[0])) < n
             seen += images.shape[0]
             metrics.update(logits.float().sigmoid()[keep.to(logits.device)], targets.to(device)[keep.to(device)])
     return metrics.compute()
