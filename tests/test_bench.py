@@ -4,7 +4,7 @@ from q2l.bench.__main__ import main
 
 
 def test_loss_benchmark_quick_mode_runs(capsys):
-    assert main(["loss", "--quick", "--preset", "query2label"]) == 0
+    assert main(["loss", "--quick", "--preset", "query2label", "--compile", "aot_eager"]) == 0
     out = capsys.readouterr().out
     assert "preset 'query2label'" in out and "(128, 1000)" in out
 
@@ -15,7 +15,7 @@ def test_metrics_benchmark_quick_mode_runs(capsys):
 
 
 def test_head_benchmark_quick_mode_runs(capsys):
-    assert main(["head", "--quick"]) == 0
+    assert main(["head", "--quick", "--compile", "aot_eager"]) == 0
     assert "2, 4x4" in capsys.readouterr().out
 
 

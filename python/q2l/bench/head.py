@@ -3,8 +3,10 @@
 COCO configuration (d=2048, FFN 8192, 4 heads, 1 encoder and 2 decoder layers, K=80),
 float32, CPU. The reference runs the official computation (sequence-first
 ``nn.MultiheadAttention`` on the same modules, so the same weights); both are timed in
-this process. Memory is the peak resident memory a training step adds beyond the
-parameters and their gradients: the bytes of activations autograd saves for backward.
+this process, eager and under ``torch.compile`` (``--compile``: Inductor by default; q2l-rs
+compiles its plain-PyTorch twin, :mod:`q2l.head.functional`). Memory is the peak resident
+memory an eager training step adds beyond the parameters and their gradients: the bytes of
+activations autograd saves for backward.
 """
 
 import math
@@ -52,7 +54,11 @@ def official_forward(head: Query2LabelHead, features: torch.Tensor) -> torch.Ten
     return (head.fc.W * hs).sum(-1) + head.fc.b
 
 
-def main(quick: bool = False, device: str = "cpu") -> int:
+def _ratio(ref: float, ours: float) -> str:
+    return f"{ref / ours:6.2f}x"
+
+
+def main(quick: bool = False, device: str = "cpu", compile_backend: str = "inductor") -> int:
     dev = torch.device(device)
     torch.manual_seed(0)
     if quick:
@@ -63,18 +69,26 @@ def main(quick: bool = False, device: str = "cpu") -> int:
         cases = [(1, 14), (8, 14), (1, 18), (8, 18)]
     head = head.to(dev)
     min_time = 0.05 if quick else 2.0
-    print(f"Query2Label head, float32, {dev}.", threads_line())
+    compiled = compile_backend != "none"
+    ours_c = torch.compile(head, backend=compile_backend) if compiled else None
+    ref_c = torch.compile(official_forward, backend=compile_backend) if compiled else None
+    print(f"Query2Label head, float32, {dev}.", threads_line(), f"torch.compile backend: {compile_backend}.")
     n_params = sum(p.numel() for p in head.parameters())
-    print(f"{n_params / 1e6:.1f} M parameters; times are medians.\n")
-    print(f"{'batch, HxW':>12} | {'infer q2l ms':>12} {'ref ms':>9} {'speedup':>7} | {'train q2l ms':>12} {'ref ms':>9}"
-          f" {'speedup':>7} | {'q2l MiB':>8} {'ref MiB':>8} {'ratio':>6}")
+    print(f"{n_params / 1e6:.1f} M parameters; times are medians in ms; c: compiled.\n")
+    print(f"{'batch, HxW':>12} | {'infer q2l':>9} {'ref':>9} {'q2l c':>9} {'ref c':>9} {'ref/q2l':>7} {'rc/q2l':>7}"
+          f" {'rc/q2lc':>7} | {'train q2l':>9} {'ref':>9} {'q2l c':>9} {'ref c':>9} {'ref/q2l':>7} {'rc/q2l':>7}"
+          f" {'rc/q2lc':>7} | {'q2l MiB':>8} {'ref MiB':>8} {'ratio':>6}")
     for batch, side in cases:
         x = torch.randn(batch, head.in_channels, side, side, device=dev)
         head.eval()
         with torch.no_grad():
             torch.testing.assert_close(head(x), official_forward(head, x), rtol=1e-4, atol=1e-4)
-            t_inf = median_seconds(lambda: head(x), min_time, min_runs=3, device=dev)
-            r_inf = median_seconds(lambda: official_forward(head, x), min_time, min_runs=3, device=dev)
+            inference = [median_seconds(lambda f=f: f(head, x), min_time, min_runs=3, device=dev)
+                         for f in (lambda m, t: m(t), official_forward)]
+            if compiled:
+                torch.testing.assert_close(ours_c(x), head(x), rtol=1e-4, atol=1e-4)
+                inference += [median_seconds(lambda: ours_c(x), min_time, min_runs=3, device=dev),
+                              median_seconds(lambda: ref_c(head, x), min_time, min_runs=3, device=dev)]
         head.train()
 
         def step(fn):
@@ -84,21 +98,23 @@ def main(quick: bool = False, device: str = "cpu") -> int:
 
             return run
 
-        ours = step(lambda m, inp: m(inp))
-        ref = step(official_forward)
         params = list(head.parameters())
         m_ours = saved_activation_bytes(lambda: head(x).square().mean(), params)
         m_ref = saved_activation_bytes(lambda: official_forward(head, x).square().mean(), params)
-        t_tr = median_seconds(ours, min_time, min_runs=3, device=dev)
-        r_tr = median_seconds(ref, min_time, min_runs=3, device=dev)
-        ratio = f"{m_ours / m_ref:6.2f}"
+        fns = [lambda m, t: m(t), official_forward]
+        if compiled:
+            fns += [lambda m, t: ours_c(t), ref_c]
+        training = [median_seconds(step(f), min_time, min_runs=3, device=dev) for f in fns]
 
-        def mib(v):
-            return f"{v / 2**20:8.1f}"
-        print(
-            f"{f'{batch}, {side}x{side}':>12} | {fmt_ms(t_inf):>12} {fmt_ms(r_inf)} {r_inf / t_inf:6.2f}x |"
-            f" {fmt_ms(t_tr):>12} {fmt_ms(r_tr)} {r_tr / t_tr:6.2f}x | {mib(m_ours)} {mib(m_ref)} {ratio}"
-        )
-    print("\nMiB: activations a training step keeps for backward (beyond parameters and gradients);")
-    print("ratio: q2l / reference.")
+        def columns(t):
+            if not compiled:
+                return f"{fmt_ms(t[0])} {fmt_ms(t[1])} {'-':>9} {'-':>9} {_ratio(t[1], t[0])} {'-':>7} {'-':>7}"
+            return (f"{fmt_ms(t[0])} {fmt_ms(t[1])} {fmt_ms(t[2])} {fmt_ms(t[3])} {_ratio(t[1], t[0])}"
+                    f" {_ratio(t[3], t[0])} {_ratio(t[3], t[2])}")
+
+        print(f"{f'{batch}, {side}x{side}':>12} | {columns(inference)} | {columns(training)} |"
+              f" {m_ours / 2**20:8.1f} {m_ref / 2**20:8.1f} {m_ours / m_ref:6.2f}")
+    print("\nref/q2l: official eager over q2l eager; rc/q2l: official compiled over q2l eager; rc/q2lc: official")
+    print("compiled over q2l compiled. MiB: activations an eager training step keeps for backward (beyond")
+    print("parameters and gradients); ratio: q2l / reference.")
     return 0

@@ -1,9 +1,11 @@
 """Asymmetric loss: q2l-rs's fused kernel against the official formula in plain PyTorch.
 
-For each logits shape (float32, CPU) it prints the forward+backward median time of both,
-their ratio, the peak memory each allocates during the step (in MiB and in logits-sized
-buffers, the final ``.grad`` included), and the memory-bandwidth bound: the time of one
-pass that reads two logits-sized tensors and writes a third (``torch.add(x, y, out=g)``).
+For each logits shape (float32, CPU) it prints the forward+backward median time of q2l-rs
+and of the official formula, eager and under ``torch.compile`` (``--compile``: Inductor by
+default), their ratios, the peak memory each allocates during an eager step (in MiB and in
+logits-sized buffers, the final ``.grad`` included), and the memory-bandwidth bound: the
+time of one pass that reads two logits-sized tensors and writes a third
+(``torch.add(x, y, out=g)``).
 """
 
 from typing import Callable
@@ -54,19 +56,25 @@ def _step(fn, x, y):
     return run
 
 
-def main(quick: bool = False, preset: str = "all", device: str = "cpu") -> int:
+def _compiled(fn, backend: str):
+    return None if backend == "none" else torch.compile(fn, backend=backend)
+
+
+def main(quick: bool = False, preset: str = "all", device: str = "cpu", compile_backend: str = "inductor") -> int:
     presets = ["query2label", "asl"] if preset == "all" else [preset]
     shapes = QUICK_SHAPES if quick else SHAPES
     min_time = 0.05 if quick else 0.5
     dev = torch.device(device)
-    print(f"Asymmetric loss, forward+backward, float32, {dev}.", threads_line())
+    print(f"Asymmetric loss, forward+backward, float32, {dev}.", threads_line(), f"torch.compile backend: {compile_backend}.")
     for name in presets:
         ours = AsymmetricLoss.from_preset(name)
         ref = reference(name)
+        ours_c, ref_c = _compiled(ours, compile_backend), _compiled(ref, compile_backend)
         print(f"\npreset {name!r}: q2l.AsymmetricLoss.from_preset({name!r}) vs the official formula in plain PyTorch")
         print(
-            f"{'shape':>12} | {'q2l ms':>9} {'ref ms':>9} {'speedup':>8} | {'bw-bound ms':>11} {'q2l/bound':>9} |"
-            f" {'q2l MiB':>8} {'ref MiB':>8} {'q2l bufs':>8} {'ref bufs':>8}"
+            f"{'shape':>12} | {'q2l ms':>9} {'ref ms':>9} {'speedup':>8} | {'q2l c ms':>9} {'ref c ms':>9}"
+            f" {'ref c/q2l':>9} {'ref c/q2l c':>11} | {'bw-bound ms':>11} {'q2l/bound':>9} | {'q2l MiB':>8} {'ref MiB':>8} {'q2l bufs':>8}"
+            f" {'ref bufs':>8}"
         )
         for shape in shapes:
             g = torch.Generator().manual_seed(0)
@@ -83,13 +91,21 @@ def main(quick: bool = False, preset: str = "all", device: str = "cpu") -> int:
             t_ours = median_seconds(_step(ours, x, y), min_time, device=dev)
             t_ref = median_seconds(_step(ref, x, y), min_time, device=dev)
             t_bw = median_seconds(lambda: torch.add(xd, y, out=out), min_time, device=dev)
+            if ref_c is not None:
+                t_ours_c = median_seconds(_step(ours_c, x, y), min_time, device=dev)
+                t_ref_c = median_seconds(_step(ref_c, x, y), min_time, device=dev)
+                compiled = f"{fmt_ms(t_ours_c)} {fmt_ms(t_ref_c)} {t_ref_c / t_ours:8.1f}x {t_ref_c / t_ours_c:10.1f}x"
+            else:
+                compiled = f"{'-':>9} {'-':>9} {'-':>9} {'-':>11}"
             print(
-                f"{str(shape):>12} | {fmt_ms(t_ours)} {fmt_ms(t_ref)} {t_ref / t_ours:7.1f}x |"
+                f"{str(shape):>12} | {fmt_ms(t_ours)} {fmt_ms(t_ref)} {t_ref / t_ours:7.1f}x | {compiled} |"
                 f" {fmt_ms(t_bw):>11} {t_ours / t_bw:8.1f}x | {fmt_mib(m_ours)} {fmt_mib(m_ref)}"
                 f" {_bufs(m_ours, buf)} {_bufs(m_ref, buf)}"
             )
+    print("\nc: under torch.compile; ref c/q2l: the compiled official formula's time over q2l's eager time,")
+    print("ref c/q2l c: over q2l's compiled time (its custom operator in the graph).")
     what = "CUDA allocator peak" if dev.type == "cuda" else "peak resident memory"
-    print(f"\nMiB / bufs: {what} added during one step (MiB, and in logits-sized buffers),")
+    print(f"MiB / bufs: {what} added during one step (MiB, and in logits-sized buffers),")
     print("the final .grad included (one buffer, which any implementation allocates); on the CPU")
     print("page-granular, so only the larger shapes are meaningful.")
     return 0

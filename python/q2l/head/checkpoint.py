@@ -15,6 +15,7 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
+from .._files import load_torch_file
 from .query2label import Query2LabelHead
 
 StateDict = Dict[str, torch.Tensor]
@@ -23,12 +24,7 @@ StateDict = Dict[str, torch.Tensor]
 def read_official_checkpoint(source: Union[str, os.PathLike, Mapping]) -> StateDict:
     """The state dict of an official checkpoint file (or of an already loaded dict)."""
     if isinstance(source, (str, os.PathLike)):
-        if not os.path.exists(source):
-            raise FileNotFoundError(f"no checkpoint at {os.fspath(source)!r}")
-        try:
-            source = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several types for corrupt files
-            raise ValueError(f"{os.fspath(source)!r} is not a readable PyTorch checkpoint: {err}") from err
+        source = load_torch_file(source, "checkpoint")
     if not isinstance(source, Mapping):
         raise ValueError(f"a checkpoint must hold a dict, got {type(source).__name__}")
     state = source.get("state_dict", source.get("model", source))
@@ -117,7 +113,7 @@ def to_official_state_dict(
     With ``img_size`` the fixed positional-encoding buffer ``backbone.1.pe`` that the
     official code expects is included, for a feature map of ``img_size // downsample``.
     """
-    from .query2label import _sine_encoding
+    from .functional import sine_encoding
 
     prefix = "module." if ddp_prefix else ""
     out: StateDict = {}
@@ -129,6 +125,6 @@ def to_official_state_dict(
         out[prefix + "backbone.0.body." + key] = value.detach().clone()
     if img_size is not None:
         n = img_size // downsample
-        pe = _sine_encoding(n, n, head.d_model, head.temperature, torch.float32, "cpu")
+        pe = sine_encoding(n, n, head.d_model, head.temperature, torch.float32, "cpu")
         out[prefix + "backbone.1.pe"] = pe.reshape(n, n, head.d_model).permute(2, 0, 1)[None].contiguous()
     return out

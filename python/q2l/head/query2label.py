@@ -2,18 +2,21 @@
 
 :class:`Query2LabelHead` owns the parameters (named as in the official model, so its
 checkpoints map key for key); its ``forward`` is one Rust call on libtorch ops, so autograd,
-AMP, ``.to()`` and optimizers work as for any module.
+AMP, ``.to()`` and optimizers work as for any module. Under ``torch.compile``, on the meta
+device and on fake tensors the same computation runs as plain PyTorch ops
+(:mod:`q2l.head.functional`), which those tools can trace.
 """
 
 import copy
 import math
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import _native
+from .._tracing import needs_torch_ops
+from . import functional
 
 
 class GroupWiseLinear(nn.Module):
@@ -140,11 +143,12 @@ class Query2LabelHead(nn.Module):
         self.in_channels = in_channels
         self.d_model = d_model
         self.nhead = nhead
-        self.dropout = dropout
+        self.dim_feedforward = dim_feedforward
+        self.dropout = float(dropout)
         self.pre_norm = pre_norm
         self.keep_first_self_attn = keep_first_self_attn
         self.keep_other_self_attn = keep_other_self_attn
-        self.temperature = temperature
+        self.temperature = float(temperature)
         self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1) if use_proj else None
         self.query_embed = nn.Embedding(num_classes, d_model)
         self.encoder = _Stack(
@@ -164,6 +168,17 @@ class Query2LabelHead(nn.Module):
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor arguments that rebuild this head (JSON-ready)."""
+        return {
+            "num_classes": self.num_classes, "in_channels": self.in_channels, "d_model": self.d_model,
+            "nhead": self.nhead, "num_encoder_layers": self.num_encoder_layers,
+            "num_decoder_layers": self.num_decoder_layers, "dim_feedforward": self.dim_feedforward,
+            "dropout": self.dropout, "pre_norm": self.pre_norm, "keep_first_self_attn": self.keep_first_self_attn,
+            "keep_other_self_attn": self.keep_other_self_attn, "input_proj": self.input_proj is not None,
+            "temperature": self.temperature,
+        }
 
     @property
     def num_encoder_layers(self) -> int:
@@ -198,6 +213,9 @@ class Query2LabelHead(nn.Module):
                 ``(B, K, H, W)``, averaged over heads (before dropout).
         """
         self._check(features)
+        if needs_torch_ops(features):
+            logits, maps = functional.forward(self, features, self.training, return_attention)
+            return (logits, maps) if return_attention else logits
         logits, maps = _native.head_forward(
             features,
             dict(self.named_parameters()),
@@ -230,76 +248,14 @@ class Query2LabelHead(nn.Module):
         return TorchQuery2LabelHead(copy.deepcopy(self)).eval()
 
 
-def _sine_encoding(h: int, w: int, d: int, temperature: float, dtype, device) -> torch.Tensor:
-    f = d // 2
-    idx = torch.arange(f, dtype=torch.float64, device=device)
-    dim_t = temperature ** (2 * torch.div(idx, 2, rounding_mode="floor") / f)
-
-    def axis(n: int) -> torch.Tensor:
-        c = torch.arange(1, n + 1, dtype=torch.float64, device=device) / (n + 1e-6) * 2 * math.pi
-        a = c[:, None] / dim_t
-        return torch.where(idx.remainder(2) == 0, a.sin(), a.cos())
-
-    y = axis(h)[:, None, :].expand(h, w, f)
-    x = axis(w)[None, :, :].expand(h, w, f)
-    return torch.cat([y, x], dim=2).reshape(h * w, d).to(dtype)
-
-
 class TorchQuery2LabelHead(nn.Module):
-    """The same computation as :class:`Query2LabelHead` in plain PyTorch (eval mode,
-    no dropout); obtained with ``head.export()``.
+    """The same computation as :class:`Query2LabelHead` in plain PyTorch ops (see
+    :mod:`q2l.head.functional`), in eval mode; obtained with ``head.export()``.
     """
 
     def __init__(self, head: Query2LabelHead) -> None:
         super().__init__()
         self.head = head
 
-    @staticmethod
-    def _mha(q_in, k_in, v_in, mha: nn.MultiheadAttention, nhead: int):
-        d = q_in.shape[-1]
-        wq, wk, wv = mha.in_proj_weight.chunk(3)
-        bq, bk, bv = mha.in_proj_bias.chunk(3)
-        dh = d // nhead
-
-        def split(t):
-            return t.reshape(t.shape[0], t.shape[1], nhead, dh).transpose(1, 2)
-
-        q, k, v = split(F.linear(q_in, wq, bq)), split(F.linear(k_in, wk, bk)), split(F.linear(v_in, wv, bv))
-        p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)
-        o = (p @ v).transpose(1, 2).reshape(v.shape[0], -1, d)
-        return mha.out_proj(o)
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        m = self.head
-        x = m.input_proj(features) if m.input_proj is not None else features
-        b, d, h, w = x.shape
-        src = x.flatten(2).transpose(1, 2)
-        pos = _sine_encoding(h, w, d, m.temperature, src.dtype, src.device)[None]
-        for layer in m.encoder.layers:
-            if m.pre_norm:
-                s2 = layer.norm1(src)
-                src = src + self._mha(s2 + pos, s2 + pos, s2, layer.self_attn, m.nhead)
-                src = src + layer.linear2(F.relu(layer.linear1(layer.norm2(src))))
-            else:
-                src = layer.norm1(src + self._mha(src + pos, src + pos, src, layer.self_attn, m.nhead))
-                src = layer.norm2(src + layer.linear2(F.relu(layer.linear1(src))))
-        if m.pre_norm and len(m.encoder.layers):
-            src = m.encoder.norm(src)
-        query_pos = m.query_embed.weight[None].expand(b, -1, -1)
-        tgt = torch.zeros_like(query_pos)
-        for layer in m.decoder.layers:
-            if hasattr(layer, "self_attn"):
-                if m.pre_norm:
-                    t2 = layer.norm1(tgt)
-                    tgt = tgt + self._mha(t2 + query_pos, t2 + query_pos, t2, layer.self_attn, m.nhead)
-                else:
-                    tgt = layer.norm1(tgt + self._mha(tgt + query_pos, tgt + query_pos, tgt, layer.self_attn, m.nhead))
-            q_in = layer.norm2(tgt) if m.pre_norm else tgt
-            a = self._mha(q_in + query_pos, src + pos, src, layer.multihead_attn, m.nhead)
-            if m.pre_norm:
-                tgt = tgt + a
-                tgt = tgt + layer.linear2(F.relu(layer.linear1(layer.norm3(tgt))))
-            else:
-                tgt = layer.norm2(tgt + a)
-                tgt = layer.norm3(tgt + layer.linear2(F.relu(layer.linear1(tgt))))
-        return m.fc(m.decoder.norm(tgt))
+        return functional.forward(self.head, features, training=False)[0]

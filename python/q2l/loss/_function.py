@@ -5,6 +5,8 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._tracing import needs_torch_ops
+
 NativeLoss = Callable[..., Tuple[torch.Tensor, Optional[torch.Tensor]]]
 
 
@@ -38,21 +40,27 @@ class _FusedLoss(torch.autograd.Function):
         return grad * grad_output.to(grad.dtype), None, None, None
 
 
-def run(native: NativeLoss, logits: torch.Tensor, args: tuple, kwargs: dict, constants: dict) -> torch.Tensor:
-    """Calls ``native`` through autograd when ``logits`` needs a gradient.
+def run(native: NativeLoss, op: NativeLoss, logits: torch.Tensor, args: tuple, kwargs: dict,
+        constants: dict) -> torch.Tensor:
+    """Calls ``native`` through autograd when ``logits`` needs a gradient, or its custom
+    operator ``op`` (same arguments) where the call is traced or the tensors are fake.
 
     ``constants`` names the tensor arguments that must not require a gradient: the loss
     treats them as constants, and silently dropping their gradient would be a trap.
     """
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    if torch.is_grad_enabled() and logits.requires_grad:
+    need_grad = torch.is_grad_enabled() and logits.requires_grad
+    if need_grad:
         for name, value in constants.items():
             if isinstance(value, torch.Tensor) and value.requires_grad:
                 raise ValueError(
                     f"{name} requires grad, but the loss treats it as a constant and gives it no "
                     f"gradient; pass {name}.detach()"
                 )
+    if needs_torch_ops(logits):
+        return op(logits, *args, need_grad=need_grad, **kwargs)[0]
+    if need_grad:
         return _FusedLoss.apply(logits, native, args, kwargs)
     loss, _ = native(logits, *args, need_grad=False, **kwargs)
     return loss

@@ -18,6 +18,7 @@ from torch import nn
 
 from .. import _native
 from ._function import run
+from ._ops import asymmetric_loss_op
 
 #: Named configurations reproducing each reference implementation exactly.
 #:
@@ -108,6 +109,7 @@ def asymmetric_loss(
     )
     return run(
         _native.asymmetric_loss,
+        asymmetric_loss_op,
         logits,
         (targets, class_weight),
         kwargs,

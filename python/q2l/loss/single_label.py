@@ -5,6 +5,7 @@ from torch import nn
 
 from .. import _native
 from ._function import run
+from ._ops import asymmetric_loss_single_label_op
 
 _REDUCTIONS = ("none", "sum", "mean")
 
@@ -58,7 +59,7 @@ def asymmetric_loss_single_label(
         validate=bool(validate),
         backend=backend,
     )
-    return run(_native.asymmetric_loss_single_label, logits, (targets,), kwargs, {})
+    return run(_native.asymmetric_loss_single_label, asymmetric_loss_single_label_op, logits, (targets,), kwargs, {})
 
 
 class AsymmetricLossSingleLabel(nn.Module):

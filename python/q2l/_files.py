@@ -1,0 +1,46 @@
+"""Reading PyTorch files without running code from them."""
+
+import os
+import pickle
+from typing import Any, Union
+
+
+class CheckpointError(ValueError):
+    """A weights or checkpoint file that cannot be loaded, or that would run code if it were."""
+
+
+def _reason(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "global" in line.lower():
+            return line[:300]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
+def load_torch_file(path: Union[str, os.PathLike], what: str = "checkpoint") -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file.
+
+    Only tensors and plain Python values are unpickled; a file holding anything else (a
+    pickle that would call a function, build an object) is refused before any of it runs.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        CheckpointError: not a regular file, not a PyTorch file, or refused as unsafe.
+    """
+    import torch
+
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"no {what} at {name!r}")
+    if not os.path.isfile(name):
+        raise CheckpointError(f"{what} {name!r} is not a regular file")
+    try:
+        return torch.load(name, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" not in str(err).lower():  # not a disallowed object: just not a pickle torch reads
+            raise CheckpointError(f"{what} {name!r} is not a readable PyTorch file: {_reason(err)}") from None
+        raise CheckpointError(
+            f"refusing to load {what} {name!r}: it holds objects other than tensors and plain values, which "
+            f"could run code when unpickled ({_reason(err)})") from None
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"{what} {name!r} is not a readable PyTorch file: {_reason(err)}") from None

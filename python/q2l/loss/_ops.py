@@ -1,0 +1,99 @@
+"""The losses as PyTorch custom operators (``torch.ops.q2l.*``), for compiled and fake tensors.
+
+Eager calls go straight to Rust through :class:`~q2l.loss._function._FusedLoss`, which lets
+``loss.backward()`` adopt the kernel's gradient buffer as ``.grad`` without a copy. Under
+``torch.compile``/``torch.export`` and on meta or fake tensors (see
+:func:`q2l._tracing.needs_torch_ops`) the same Rust call runs as a custom operator instead:
+a schema Dynamo can put in a graph, a fake implementation that gives shapes and dtypes
+without computing, and the analytic gradient registered as its autograd formula.
+
+Each operator returns ``(loss, grad)``; ``grad`` is ``d loss / d logits`` (the reduction and
+scale included) when ``need_grad`` is true and an empty tensor otherwise, since an operator
+cannot return ``None``.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import _native
+
+
+def _loss_dtype(logits: Tensor) -> torch.dtype:
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _grad_like(logits: Tensor, need_grad: bool) -> Tensor:
+    return torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else logits.new_empty(0)
+
+
+@torch.library.custom_op("q2l::asymmetric_loss", mutates_args=(), device_types=None)
+def asymmetric_loss_op(
+    logits: Tensor, targets: Tensor, class_weight: Optional[Tensor], gamma_pos: float, gamma_neg: float,
+    clip: float, eps: float, focal_grad: bool, reduction: str, scale: float, validate: bool, backend: str,
+    need_grad: bool,
+) -> Tuple[Tensor, Tensor]:
+    loss, grad = _native.asymmetric_loss(
+        logits, targets, class_weight, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, eps=eps,
+        focal_grad=focal_grad, reduction=reduction, scale=scale, validate=validate, backend=backend,
+        need_grad=need_grad,
+    )
+    return loss, grad if grad is not None else logits.new_empty(0)
+
+
+@asymmetric_loss_op.register_fake
+def _(logits, targets, class_weight, gamma_pos, gamma_neg, clip, eps, focal_grad, reduction, scale, validate,
+      backend, need_grad):
+    shape = logits.shape if reduction == "none" else ()
+    return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
+
+
+@torch.library.custom_op("q2l::asymmetric_loss_single_label", mutates_args=(), device_types=None)
+def asymmetric_loss_single_label_op(
+    logits: Tensor, targets: Tensor, gamma_pos: float, gamma_neg: float, smoothing: float, reduction: str,
+    scale: float, ignore_index: int, validate: bool, backend: str, need_grad: bool,
+) -> Tuple[Tensor, Tensor]:
+    loss, grad = _native.asymmetric_loss_single_label(
+        logits, targets, gamma_pos=gamma_pos, gamma_neg=gamma_neg, smoothing=smoothing, reduction=reduction,
+        scale=scale, ignore_index=ignore_index, validate=validate, backend=backend, need_grad=need_grad,
+    )
+    return loss, grad if grad is not None else logits.new_empty(0)
+
+
+@asymmetric_loss_single_label_op.register_fake
+def _(logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index, validate, backend,
+      need_grad):
+    shape = logits.shape[:1] if reduction == "none" else ()
+    return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(output[1])
+    ctx.logits_dtype = inputs[0].dtype
+
+
+def _backward(ctx, grad_loss: Tensor, _grad_of_grad: Optional[Tensor]):
+    (grad,) = ctx.saved_tensors
+    if grad.numel() == 0 and grad_loss.numel() != 0:
+        raise RuntimeError("q2l loss: backward through a call made with need_grad=False")
+    # The kernel's gradient is that of the (reduced) loss; for reduction="none" it is the
+    # gradient of the sum, so each element scales by its own upstream gradient.
+    while grad_loss.dim() < grad.dim() and grad_loss.dim() > 0:
+        grad_loss = grad_loss.unsqueeze(-1)
+    n_inputs = ctx.n_inputs
+    return (grad * grad_loss.to(grad.dtype),) + (None,) * (n_inputs - 1)
+
+
+def _asl_setup(ctx, inputs, output) -> None:
+    _setup_context(ctx, inputs, output)
+    ctx.n_inputs = 13
+
+
+def _single_setup(ctx, inputs, output) -> None:
+    _setup_context(ctx, inputs, output)
+    ctx.n_inputs = 11
+
+
+torch.library.register_autograd("q2l::asymmetric_loss", _backward, setup_context=_asl_setup)
+torch.library.register_autograd("q2l::asymmetric_loss_single_label", _backward, setup_context=_single_setup)
