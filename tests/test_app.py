@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,10 @@ from q2l.app.train import Trainer, TrainingError
 
 TINY = dict(train_size=64, val_size=32, img_size=32, epochs=2, batch_size=16, d_model=32, dim_feedforward=64,
             attention_images=1, workers=1)
+
+
+TINY_FLAGS = ["--train-size", "64", "--val-size", "32", "--img-size", "32", "--epochs", "1", "--batch-size", "16",
+              "--d-model", "32", "--dim-feedforward", "64", "--workers", "1", "--attention-images", "0"]
 
 
 def tiny(tmp_path, name="run", **kw):
@@ -43,8 +48,14 @@ def test_config_defaults_round_trip_and_errors(tmp_path):
     assert (cfg.epochs, cfg.lr) == (3, 5e-4)
     assert TrainConfig(**json.loads(cfg.to_json())) == cfg
     (tmp_path / "bad.json").write_text('{"epoch": 3}')
-    with pytest.raises(ValueError, match="unknown options"):
+    with pytest.raises(ValueError, match="unknown option 'epoch'"):
         resolve({}, str(tmp_path / "bad.json"))
+    (tmp_path / "typed.json").write_text('{"epochs": "3"}')
+    with pytest.raises(ValueError, match="typed.json: option 'epochs' must be int, got '3'"):
+        resolve({}, str(tmp_path / "typed.json"))
+    (tmp_path / "list.json").write_text('[1, 2]')
+    with pytest.raises(ValueError, match="expected a JSON object of options, got list"):
+        resolve({}, str(tmp_path / "list.json"))
     with pytest.raises(ValueError, match="unknown dataset"):
         resolve({"dataset": "imagenet"})
     with pytest.raises(ValueError, match="--root is needed"):
@@ -91,7 +102,7 @@ def test_resume_refuses_another_architecture(tmp_path):
     with pytest.raises(ValueError, match="different architecture.*d_model: checkpoint 32 vs requested 64"):
         Trainer(tiny(tmp_path, "b", d_model=64, resume=str(tmp_path / "a" / "last.pt")), quiet=True)
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match="junk.pt' is not a readable PyTorch file"):
         Trainer(tiny(tmp_path, "c", resume=str(tmp_path / "junk.pt")), quiet=True)
 
 
@@ -184,5 +195,90 @@ def test_a_killed_run_loses_nothing_written_before(tmp_path):
     assert len(rows) >= 2
     saved = ckpt_io.load(str(out / "last.pt"))
     assert saved["epoch"] in (len(rows) - 1, len(rows))
-    resumed = Trainer(resolve({**TINY, "output": str(out), "epochs": saved["epoch"] + 1, "resume": str(out / "last.pt")}), quiet=True)
+    resumed = Trainer(resolve({**TINY, "output": str(out), "epochs": 40, "resume": str(out / "last.pt")}), quiet=True)
     assert resumed.epoch == saved["epoch"]
+
+
+def test_model_folder_serves_every_command(trained, capsys):
+    tmp, trainer, images = trained
+    folder = tmp / "folder"
+    assert main(["export", str(tmp / "run" / "best.pt"), "--format", "safetensors", "--output", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    from_ckpt = commands.predict(str(tmp / "run" / "best.pt"), images, threshold=0.0)
+    from_folder = commands.predict(str(folder), images, threshold=0.0)
+    assert from_folder == from_ckpt
+    capsys.readouterr()
+    assert main(["evaluate", str(folder), "--val-size", "32"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    best = ckpt_io.load(str(tmp / "run" / "best.pt"))["best"]
+    assert abs(report["mAP"] - best["mAP"]) < 1e-9
+    assert len(commands.visualize(str(folder), images[:1], str(tmp / "vis2"))) == 1
+
+
+class _Payload:
+    """Unpickling this creates a file: what a malicious checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _malicious(tmp_path, name="evil.pt"):
+    marker = tmp_path / "pwned"
+    path = tmp_path / name
+    torch.save({"format": "q2l-train-checkpoint/1", "payload": _Payload(str(marker))}, path)
+    return path, marker
+
+
+def test_malicious_checkpoints_are_refused_everywhere(tmp_path, trained, capsys):
+    tmp, _, images = trained
+    path, marker = _malicious(tmp_path)
+    calls = [
+        ["evaluate", str(path)],
+        ["predict", str(path), images[0]],
+        ["visualize", str(path), images[0], "--output", str(tmp_path / "v")],
+        ["export", str(path), "--output", str(tmp_path / "m.onnx")],
+        ["export", str(path), "--format", "safetensors", "--output", str(tmp_path / "f")],
+        ["train", *TINY_FLAGS, "--output", str(tmp_path / "r"), "--resume", str(path)],
+    ]
+    for argv in calls:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "refusing to load" in err and "evil.pt" in err, (argv, err)
+        assert not marker.exists()
+    from q2l.head import Query2Label, head_from_official
+
+    with pytest.raises(ValueError, match="refusing to load"):
+        head_from_official(str(path))
+    with pytest.raises(ValueError, match="refusing to load"):
+        Query2Label("resnet18", 3, weights=str(path))
+    assert not marker.exists()
+
+
+def test_checkpoints_load_with_weights_only(trained):
+    tmp, _, _ = trained
+    raw = torch.load(tmp / "run" / "last.pt", weights_only=True)
+    assert raw["format"] == "q2l-train-checkpoint/1" and isinstance(raw["rng"]["numpy"]["keys"], torch.Tensor)
+
+
+def test_damaged_checkpoints_name_the_key(tmp_path, trained, capsys):
+    tmp, _, images = trained
+    good = torch.load(tmp / "run" / "best.pt", weights_only=True)
+    cases = {
+        "nokey": ({k: v for k, v in good.items() if k != "classes"}, "missing key 'classes'"),
+        "badcfg": ({**good, "config": {**good["config"], "colour": 1}}, "unknown option 'colour'"),
+        "typecfg": ({**good, "config": {**good["config"], "epochs": "3"}}, "option 'epochs' must be int"),
+        "shape": ({**good, "model": {**good["model"], "head.fc.b": torch.zeros(1, 3)},
+                   "ema": {**good["ema"], "head.fc.b": torch.zeros(1, 3)}},
+                  "tensor 'head.fc.b' has shape \\[1, 3\\]"),
+    }
+    for name, (state, message) in cases.items():
+        path = tmp_path / f"{name}.pt"
+        torch.save(state, path)
+        assert main(["predict", str(path), images[0]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("q2l predict: error: ") and f"{name}.pt" in err, err
+        assert re.search(message, err), (message, err)
+        assert len(err.strip().splitlines()) == 1

@@ -12,9 +12,13 @@ Public parts (each a drop-in for the usual PyTorch piece):
 ``import torch`` happens first: the native module resolves libtorch's symbols from it.
 """
 
-import torch  # noqa: F401  (must precede the native import)
+import torch  # must precede the native import
 
-from . import _native, data, metrics
+from ._torch_check import check_torch_version
+
+check_torch_version(torch.__version__)
+
+from . import _native, data, metrics  # noqa: E402
 from .head import Query2Label, Query2LabelHead
 from .loss import (
     PRESETS,

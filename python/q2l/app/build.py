@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from .. import data
 from ..head import Query2Label
+from ..head.model import TinyBackbone  # noqa: F401  (its home before q2l.head)
 from .config import TrainConfig
 
 
@@ -26,37 +27,46 @@ def _split(value, default):
     return value if value is not None else default
 
 
-def datasets(cfg: TrainConfig) -> Tuple[data.Dataset, data.Dataset]:
-    """The training and validation datasets the configuration names."""
+def datasets(cfg: TrainConfig, splits: Tuple[str, ...] = ("train", "val"),
+             classes: Optional[List[str]] = None) -> Tuple[data.Dataset, ...]:
+    """The datasets the configuration names, one per entry of ``splits`` (``"train"``,
+    ``"val"``); a split not asked for is not read (``q2l evaluate`` reads only validation).
+    ``classes`` fixes the label table of a ``csv`` validation list (a model's classes)."""
+    return tuple(_dataset(cfg, split, classes) for split in splits)
+
+
+def _dataset(cfg: TrainConfig, split: str, classes: Optional[List[str]]) -> data.Dataset:
     root = Path(cfg.root) if cfg.root is not None else None
+    train = split == "train"
     if cfg.dataset == "scenes":
-        return (data.Dataset.scenes(n=cfg.train_size, size=cfg.img_size, seed=cfg.seed, split="train"),
-                data.Dataset.scenes(n=cfg.val_size, size=cfg.img_size, seed=cfg.seed, split="val"))
+        n = cfg.train_size if train else cfg.val_size
+        return data.Dataset.scenes(n=n, size=cfg.img_size, seed=cfg.seed, split=split)
     if cfg.dataset == "fashion":
-        kw = dict(size=cfg.img_size, seed=cfg.seed, root=root or data.FASHION_MNIST_ROOT)
-        return (data.Dataset.fashion_mnist_scenes("train", n=cfg.train_size, **kw),
-                data.Dataset.fashion_mnist_scenes("test", n=cfg.val_size, **kw))
+        n = cfg.train_size if train else cfg.val_size
+        return data.Dataset.fashion_mnist_scenes("train" if train else "test", n=n, size=cfg.img_size, seed=cfg.seed,
+                                                 root=root or data.FASHION_MNIST_ROOT)
     if cfg.dataset == "coco":
-        tr, va = _split(cfg.train_split, "train2014"), _split(cfg.val_split, "val2014")
-        return (data.Dataset.coco(root / "annotations" / f"instances_{tr}.json", root / tr),
-                data.Dataset.coco(root / "annotations" / f"instances_{va}.json", root / va))
+        name = _split(cfg.train_split, "train2014") if train else _split(cfg.val_split, "val2014")
+        return data.Dataset.coco(root / "annotations" / f"instances_{name}.json", root / name)
     if cfg.dataset == "voc":
-        return (data.Dataset.voc(root, _split(cfg.train_split, "trainval")),
-                data.Dataset.voc(root, _split(cfg.val_split, "test")))
+        return data.Dataset.voc(root, _split(cfg.train_split, "trainval") if train else _split(cfg.val_split, "test"))
     if cfg.dataset == "nuswide":
-        return (data.Dataset.nus_wide(root, _split(cfg.train_split, "train")),
-                data.Dataset.nus_wide(root, _split(cfg.val_split, "test")))
+        return data.Dataset.nus_wide(root, _split(cfg.train_split, "train") if train else _split(cfg.val_split, "test"))
+    listed = cfg.train_list if train else cfg.val_list
     if cfg.dataset == "openimages":
-        classes = root / "class-descriptions.csv"
-        cc = classes if classes.exists() else None
-        if cfg.train_list is None or cfg.val_list is None:
-            raise ValueError("dataset 'openimages' needs --train-list and --val-list (labels CSVs); --root is the image folder")
-        return (data.Dataset.open_images(cfg.train_list, root, cc), data.Dataset.open_images(cfg.val_list, root, cc))
+        table = root / "class-descriptions.csv"
+        if listed is None:
+            raise ValueError(f"dataset 'openimages' needs --{split}-list (a labels CSV); --root is the image folder")
+        return data.Dataset.open_images(listed, root, table if table.exists() else None)
     if cfg.dataset == "csv":
-        train = data.Dataset.from_list(cfg.train_list, image_root=root)
-        if cfg.val_list is None:
-            raise ValueError("dataset 'csv' needs --val-list as well")
-        return train, data.Dataset.from_list(cfg.val_list, image_root=root, classes=train.classes)
+        if listed is None:
+            raise ValueError(f"dataset 'csv' needs --{split}-list")
+        if train:
+            return data.Dataset.from_list(listed, image_root=root)
+        # The label table is the model's or the training list's, so that logits line up.
+        if classes is None and cfg.train_list is not None:
+            classes = data.Dataset.from_list(cfg.train_list, image_root=root).classes
+        return data.Dataset.from_list(listed, image_root=root, classes=classes)
     raise ValueError(f"unknown dataset {cfg.dataset!r}")
 
 
@@ -64,19 +74,6 @@ def transforms(cfg: TrainConfig) -> Tuple[data.Compose, data.Compose]:
     """The training transform (resize, flip, Cutout, RandAugment as configured) and the validation one."""
     train = data.train_transform(cfg.img_size, cutout=cfg.cutout, randaugment=cfg.randaugment, flip=cfg.flip)
     return train, data.eval_transform(cfg.img_size)
-
-
-def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class TinyBackbone(nn.Sequential):
-    """A six-layer CNN with stride 8 and 128 channels: small enough to train on a laptop CPU."""
-
-    def __init__(self, width: int = 32) -> None:
-        w = width
-        super().__init__(_block(3, w, 2), _block(w, w, 1), _block(w, 2 * w, 2), _block(2 * w, 2 * w, 1),
-                         _block(2 * w, 4 * w, 2), _block(4 * w, 4 * w, 1))
 
 
 class LinearBaseline(nn.Module):
@@ -102,17 +99,13 @@ def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     head = dict(d_model=cfg.d_model, nhead=cfg.nhead, num_encoder_layers=cfg.enc_layers,
                 num_decoder_layers=cfg.dec_layers, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
                 pre_norm=cfg.pre_norm)
-    if cfg.backbone == "tiny":
-        if cfg.weights is not None:
-            raise ValueError("--weights applies to torchvision/timm backbones, not 'tiny'")
-        full = Query2Label(TinyBackbone(), num_classes, **head)
-    else:
-        full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
+    full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
     return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
 
 
-def prepare(image: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def prepare(image: torch.Tensor, size: int, mean=data.transforms.IMAGENET_MEAN,
+            std=data.transforms.IMAGENET_STD) -> Tuple[torch.Tensor, torch.Tensor]:
     """One uint8 ``[3, H, W]`` image as the validation transform sees it: the resized uint8
     image (for display) and the normalised float batch of one (for the model)."""
     resized = data.eval_transform(size).augment(image.permute(1, 2, 0).contiguous())
-    return resized, data.transforms.normalize_on_device(resized[None])
+    return resized, data.transforms.normalize_on_device(resized[None], mean, std)

@@ -1,4 +1,9 @@
-"""Whole-run checkpoints: written atomically, refused when the architecture differs."""
+"""Whole-run checkpoints: written atomically, refused when the architecture differs.
+
+A checkpoint holds tensors and plain Python values only (dicts, lists, tuples, strings,
+numbers, None), so it loads with ``torch.load(..., weights_only=True)``: reading one never
+runs code from the file. RNG states are stored in that form too.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,24 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
+from .._files import CheckpointError, load_torch_file
+
+__all__ = ["CheckpointError", "check_architecture", "config_of", "load", "load_state", "rng_state", "save",
+           "set_rng_state"]
+
 FORMAT = "q2l-train-checkpoint/1"
 
 
 def rng_state() -> Dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    """Every RNG the training draws from, as tensors and plain values."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": {"version": version, "state": list(mt), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -22,31 +40,84 @@ def rng_state() -> Dict[str, Any]:
 
 def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save(path: Path, payload: Dict[str, Any]) -> None:
-    """Writes to a temporary file, then renames: a crash never leaves a half-written checkpoint."""
+    """Writes to a temporary file, flushes it to disk, then renames: a crash or a full disk
+    never leaves a half-written checkpoint, and the previous one stays as it was.
+
+    Raises:
+        CheckpointError: the write failed (disk full, file too large, no permission); says
+            whether a previous checkpoint at ``path`` is intact.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **payload}, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        kept = f"the previous checkpoint {os.fspath(path)} is unchanged" if path.exists() else "no checkpoint was kept"
+        reason = " ".join(str(err).split())[:200]
+        raise CheckpointError(f"could not write checkpoint {os.fspath(path)} ({reason}); {kept}") from None
 
 
 def load(path: str) -> Dict[str, Any]:
-    """Reads a checkpoint written by :func:`save`, with clear errors for anything else."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"{path!r} is not a readable checkpoint: {err}") from None
+    """Reads a checkpoint written by :func:`save`, with clear errors for anything else.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        CheckpointError: not a q2l checkpoint, unreadable, or a pickle holding objects other
+            than tensors and plain values (it is refused, never run).
+    """
+    ckpt = load_torch_file(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path!r} is not a q2l training checkpoint (format {FORMAT})")
+        raise CheckpointError(f"{os.fspath(path)!r} is not a q2l training checkpoint (format {FORMAT})")
     return ckpt
+
+
+def config_of(ckpt: Dict[str, Any], path: str):
+    """The checkpoint's :class:`~q2l.app.config.TrainConfig`; errors name the file and key."""
+    from .config import TrainConfig, check_values
+
+    for key in ("config", "classes", "best", "model", "ema"):
+        if key not in ckpt:
+            raise CheckpointError(f"{os.fspath(path)}: missing key {key!r}")
+    values = check_values(ckpt["config"], f"{os.fspath(path)}: 'config'")
+    classes = ckpt["classes"]
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not classes:
+        raise CheckpointError(f"{os.fspath(path)}: key 'classes' must be a non-empty list of names")
+    return TrainConfig(**values)
+
+
+def load_state(model: torch.nn.Module, state: Any, where: str) -> None:
+    """``model.load_state_dict(state)`` with errors naming the first missing, unexpected or
+    misshaped tensor."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: expected a dict of tensors, got {type(state).__name__}")
+    expected = model.state_dict()
+    for key in expected:
+        if key not in state:
+            raise CheckpointError(f"{where}: missing tensor {key!r}")
+    for key, value in state.items():
+        if key not in expected:
+            raise CheckpointError(f"{where}: unexpected tensor {key!r}")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: {key!r} is a {type(value).__name__}, not a tensor")
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects "
+                                  f"{list(expected[key].shape)}")
+    model.load_state_dict(state)
 
 
 def check_architecture(ckpt: Dict[str, Any], expected: Dict[str, Any], path: str) -> None:

@@ -45,6 +45,9 @@ HELP = {
 }
 
 
+MODEL_HELP = "a checkpoint of q2l train (.pt) or a model folder (config.json + model.safetensors)"
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file of options (flags override it)")
     hints = typing.get_type_hints(TrainConfig)
@@ -58,47 +61,75 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, dest=f.name, type=base, default=None, help=HELP.get(f.name))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, ``q2l <command>: error: ...``, exit code 2 (no usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="q2l", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = _Parser(prog="q2l", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = root.add_subparsers(dest="command", required=True)
-    _add_train_args(sub.add_parser("train", help="train a model (no arguments: the generated-scenes demo)"))
-    ev = sub.add_parser("evaluate", help="all metrics of a checkpoint on its validation set, as JSON")
-    ev.add_argument("checkpoint")
+    # --debug also after the command; SUPPRESS keeps a --debug given before it.
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    _add_train_args(sub.add_parser("train", parents=[common],
+                                   help="train a model (no arguments: the generated-scenes demo)"))
+    ev = sub.add_parser("evaluate", parents=[common], help="all metrics of a checkpoint on its validation set, as JSON")
+    ev.add_argument("checkpoint", help=MODEL_HELP)
     ev.add_argument("--which", default="best", choices=["best", "model", "ema"])
     ev.add_argument("--dataset"), ev.add_argument("--root"), ev.add_argument("--val-split", dest="val_split")
     ev.add_argument("--val-list", dest="val_list"), ev.add_argument("--val-size", dest="val_size", type=int)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--output", help="write the JSON report here as well")
-    pr = sub.add_parser("predict", help="labels and scores of images")
-    pr.add_argument("checkpoint")
+    pr = sub.add_parser("predict", parents=[common], help="labels and scores of images")
+    pr.add_argument("checkpoint", help=MODEL_HELP)
     pr.add_argument("images", nargs="+")
     pr.add_argument("--threshold", type=float, default=0.5)
     pr.add_argument("--thresholds", help="JSON file: a list of per-class thresholds or {class: threshold}")
     pr.add_argument("--format", choices=["json", "table"], default="table")
     pr.add_argument("--which", default="best", choices=["best", "model", "ema"])
-    vi = sub.add_parser("visualize", help="per-label attention overlays as PNG")
-    vi.add_argument("checkpoint")
+    vi = sub.add_parser("visualize", parents=[common], help="per-label attention overlays as PNG")
+    vi.add_argument("checkpoint", help=MODEL_HELP)
     vi.add_argument("images", nargs="+")
     vi.add_argument("--output", default="q2l-attention")
     vi.add_argument("--labels", type=int, default=4, help="how many top labels per image")
     vi.add_argument("--which", default="best", choices=["best", "model", "ema"])
-    ex = sub.add_parser("export", help="ONNX export, checked in onnxruntime")
-    ex.add_argument("checkpoint")
-    ex.add_argument("--output", default="q2l.onnx")
+    ex = sub.add_parser("export", parents=[common], help="ONNX (checked in onnxruntime) or a model folder (safetensors)")
+    ex.add_argument("checkpoint", help=MODEL_HELP)
+    ex.add_argument("--format", dest="fmt", choices=["onnx", "safetensors"], default="onnx",
+                    help="onnx: one .onnx file; safetensors: a folder with config.json and model.safetensors")
+    ex.add_argument("--output", help="default: q2l.onnx, or the folder q2l-model for safetensors")
     ex.add_argument("--which", default="best", choices=["best", "model", "ema"])
     return root
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    # Errors the user can act on read as they are; anything else says what it was.
+    if isinstance(err, (ValueError, OSError, TypeError, KeyError)):
+        return text
+    return f"{type(err).__name__}: {text}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """The ``q2l`` console script. Every failure is one line on stderr, ``q2l <command>: error:
+    ...``, and exit code 2 (3 for a training run that had to stop, 130 for Ctrl-C); ``--debug``
+    shows the traceback instead."""
     args = parser().parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"q2l {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"q2l {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"q2l {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -133,7 +164,8 @@ def _run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if args.command == "export":
-        print(json.dumps(commands.export(args.checkpoint, args.output, args.which), indent=2))
+        output = args.output or ("q2l-model" if args.fmt == "safetensors" else "q2l.onnx")
+        print(json.dumps(commands.export(args.checkpoint, output, args.which, fmt=args.fmt), indent=2))
         return 0
     return 2
 

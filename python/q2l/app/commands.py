@@ -1,10 +1,12 @@
-"""``q2l evaluate``, ``predict``, ``visualize`` and ``export`` on a training checkpoint."""
+"""``q2l evaluate``, ``predict``, ``visualize`` and ``export`` on a training checkpoint or a
+model folder (``config.json`` + ``model.safetensors``, see :meth:`q2l.Query2Label.save_pretrained`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -12,28 +14,62 @@ import torch
 from torch import nn
 
 from .. import data
+from .._validate import float_arg
 from ..head import Query2Label
 from . import build, checkpoint, report
 from .config import TrainConfig
 
 
-def load_model(path: str, which: str = "best") -> tuple:
-    """The model of a checkpoint, its configuration and its classes.
+@dataclass
+class Loaded:
+    """A model ready for inference, with what is needed to feed it."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    classes: List[str]
+    mean: Sequence[float] = data.transforms.IMAGENET_MEAN
+    std: Sequence[float] = data.transforms.IMAGENET_STD
+
+    def __iter__(self):  # model, cfg, classes = load_model(...)
+        return iter((self.model, self.cfg, self.classes))
+
+    def prepare(self, image_path: str):
+        return build.prepare(data.decode_image(image_path), self.cfg.img_size, self.mean, self.std)
+
+
+def load_model(path: str, which: str = "best") -> Loaded:
+    """The model of a training checkpoint or of a model folder, its configuration and classes.
 
     Args:
-        which: ``"model"``, ``"ema"``, or ``"best"`` (the one that scored best when saved).
+        path: A ``.pt`` checkpoint written by ``q2l train`` or a model folder.
+        which: ``"model"``, ``"ema"``, or ``"best"`` (the one that scored best when saved);
+            checkpoints only.
     """
+    if which not in ("best", "model", "ema"):
+        raise ValueError(f"which must be 'model', 'ema' or 'best', got {which!r}")
+    if os.path.isdir(path):
+        return _load_folder(path)
     ckpt = checkpoint.load(path)
-    cfg = TrainConfig(**ckpt["config"])
+    cfg = checkpoint.config_of(ckpt, path)
     classes = ckpt["classes"]
     if which == "best":
         which = ckpt["best"].get("which") or "model"
-    if which not in ("model", "ema"):
-        raise ValueError(f"which must be 'model', 'ema' or 'best', got {which!r}")
     cfg.weights = None  # the checkpoint holds every weight
     model = build.model(cfg, len(classes))
-    model.load_state_dict(ckpt[which])
-    return model.eval(), cfg, classes
+    checkpoint.load_state(model, ckpt[which], f"{path}: {which!r} weights")
+    return Loaded(model.eval(), cfg, classes)
+
+
+def _load_folder(path: str) -> Loaded:
+    model = Query2Label.from_pretrained(path)
+    where = os.path.join(path, "config.json")
+    if model.classes is None:
+        raise ValueError(f"{where}: has no 'classes'; save with save_pretrained(..., classes=[...])")
+    if model.preprocessing is None:
+        raise ValueError(f"{where}: has no 'preprocessing'; save with save_pretrained(..., img_size=...)")
+    pre = model.preprocessing
+    cfg = TrainConfig(img_size=pre["img_size"])
+    return Loaded(model, cfg, list(model.classes), tuple(pre["mean"]), tuple(pre["std"]))
 
 
 def _jsonable(value: Any) -> Any:
@@ -52,16 +88,18 @@ def evaluate(path: str, which: str = "best", overrides: Optional[Dict[str, Any]]
     """Every metric on the checkpoint's validation set (or the one the overrides name)."""
     from .train import evaluate as run
 
-    model, cfg, classes = load_model(path, which)
+    loaded = load_model(path, which)
+    model, cfg, classes = loaded
     for k, v in (overrides or {}).items():
         if v is not None:
             setattr(cfg, k, v)
     cfg.device = device
     dev = build.device_of(cfg)
-    _, val = build.datasets(cfg)
+    val = build.datasets(cfg, splits=("val",), classes=classes)[0]
     if val.classes != classes:
         raise ValueError("the evaluation dataset's classes differ from the checkpoint's")
-    loader = data.Loader(val, data.eval_transform(cfg.img_size), batch_size=max(cfg.batch_size, 64))
+    transform = data.Compose([data.transforms.Resize(cfg.img_size)], normalize=(tuple(loaded.mean), tuple(loaded.std)))
+    loader = data.Loader(val, transform, batch_size=max(cfg.batch_size, 64))
     result = run(model.to(dev), loader, dev)
     result["classes"] = classes
     result["checkpoint"] = os.fspath(path)
@@ -70,30 +108,38 @@ def evaluate(path: str, which: str = "best", overrides: Optional[Dict[str, Any]]
 
 
 def _thresholds(classes: Sequence[str], threshold: float, thresholds_file: Optional[str]) -> torch.Tensor:
-    t = torch.full((len(classes),), float(threshold))
+    t = torch.full((len(classes),), float_arg("--threshold", threshold))
     if thresholds_file is None:
         return t
-    given = json.loads(Path(thresholds_file).read_text())
+    path = os.fspath(thresholds_file)
+    try:
+        given = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
     if isinstance(given, list):
         if len(given) != len(classes):
-            raise ValueError(f"{thresholds_file}: {len(given)} thresholds for {len(classes)} classes")
-        return torch.tensor(given, dtype=torch.float32)
+            raise ValueError(f"{path}: {len(given)} thresholds for {len(classes)} classes")
+        return torch.tensor([float_arg(f"{path}: threshold {i}", v) for i, v in enumerate(given)])
+    if not isinstance(given, dict):
+        raise ValueError(f"{path}: expected a list of thresholds or an object {{class: threshold}}, "
+                         f"got {type(given).__name__}")
     unknown = set(given) - set(classes)
     if unknown:
-        raise ValueError(f"{thresholds_file}: unknown classes {sorted(unknown)}")
+        raise ValueError(f"{path}: unknown classes {sorted(unknown)}")
     for name, value in given.items():
-        t[classes.index(name)] = float(value)
+        t[classes.index(name)] = float_arg(f"{path}: threshold of {name!r}", value)
     return t
 
 
 def predict(path: str, images: Sequence[str], threshold: float = 0.5, thresholds_file: Optional[str] = None,
             which: str = "best") -> List[Dict[str, Any]]:
     """Labels (score at or above the threshold) and every score, per image."""
-    model, cfg, classes = load_model(path, which)
+    loaded = load_model(path, which)
+    model, cfg, classes = loaded
     cut = _thresholds(classes, threshold, thresholds_file)
     results = []
     for image_path in images:
-        _, x = build.prepare(data.decode_image(image_path), cfg.img_size)
+        _, x = loaded.prepare(image_path)
         with torch.no_grad():
             scores = model(x).sigmoid()[0]
         labels = [{"label": classes[k], "score": round(float(scores[k]), 4)}
@@ -113,12 +159,13 @@ def format_table(results: List[Dict[str, Any]]) -> str:
 
 def visualize(path: str, images: Sequence[str], output: str, labels: int = 4, which: str = "best") -> List[str]:
     """One PNG per image: the image and the attention maps of its top labels."""
-    model, cfg, classes = load_model(path, which)
+    loaded = load_model(path, which)
+    model, cfg, classes = loaded
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for image_path in images:
-        shown, x = build.prepare(data.decode_image(image_path), cfg.img_size)
+        shown, x = loaded.prepare(image_path)
         with torch.no_grad():
             logits, maps = model(x, return_attention=True)
         target = out / (Path(image_path).stem + "_attention.png")
@@ -142,12 +189,28 @@ class ExportedModel(nn.Module):
         return self.head(self._features(images))
 
 
-def export(path: str, output: str, which: str = "best", batch: int = 2) -> Dict[str, Any]:
-    """Writes an ONNX model (input ``images [B, 3, S, S]``, output ``logits [B, K]``) and checks it
-    in onnxruntime against the PyTorch model on random images."""
+def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str = "onnx") -> Dict[str, Any]:
+    """Writes the model as ONNX or as a model folder.
+
+    ``fmt="onnx"``: an ONNX model (input ``images [B, 3, S, S]``, output ``logits [B, K]``),
+    checked in onnxruntime against the PyTorch model on random images.
+    ``fmt="safetensors"``: a model folder (``config.json`` + ``model.safetensors``) that
+    :meth:`q2l.Query2Label.from_pretrained` and every ``q2l`` command read.
+    """
+    loaded = load_model(path, which)
+    model, cfg, classes = loaded
+    if fmt == "safetensors":
+        if not isinstance(model, Query2Label):
+            raise ValueError(f"{path}: a model folder holds a Query2Label model; this checkpoint's head is "
+                             f"{cfg.head!r}")
+        model.save_pretrained(output, classes=classes, img_size=cfg.img_size, mean=loaded.mean, std=loaded.std)
+        return {"folder": os.fspath(output), "classes": classes, "input_size": cfg.img_size}
+    if fmt != "onnx":
+        raise ValueError(f"format must be 'onnx' or 'safetensors', got {fmt!r}")
     import onnxruntime as ort
 
-    model, cfg, classes = load_model(path, which)
+    # The check session never reaches the network (telemetry is on by default on some platforms).
+    ort.disable_telemetry_events()
     twin = ExportedModel(model).eval()
     x = torch.randn(batch, 3, cfg.img_size, cfg.img_size)
     Path(output).parent.mkdir(parents=True, exist_ok=True)

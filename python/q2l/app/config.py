@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+import math
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -90,6 +92,40 @@ def field_names() -> List[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
+def _field_types() -> Dict[str, tuple]:
+    """For each option, the JSON types it accepts (``None`` included where it is optional)."""
+    out = {}
+    for name, kind in typing.get_type_hints(TrainConfig).items():
+        args = typing.get_args(kind) if typing.get_origin(kind) is typing.Union else (kind,)
+        out[name] = tuple(type(None) if a is type(None) else a for a in args)
+    return out
+
+
+def check_values(values: Any, source: str) -> Dict[str, Any]:
+    """``values`` as options of :class:`TrainConfig`; errors name ``source`` and the key.
+
+    A JSON object is required; every key must be an option and every value of the option's
+    type (an int is accepted for a float option, a bool for nothing but a bool option).
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: expected a JSON object of options, got {type(values).__name__}")
+    types = _field_types()
+    for key, value in values.items():
+        if key not in types:
+            raise ValueError(f"{source}: unknown option {key!r}")
+        allowed = types[key]
+        ok = any(
+            (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (t is int and isinstance(value, int) and not isinstance(value, bool))
+            or (t not in (int, float) and isinstance(value, t))
+            for t in allowed
+        )
+        if not ok:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise ValueError(f"{source}: option {key!r} must be {names}, got {value!r}")
+    return values
+
+
 def resolve(overrides: Dict[str, Any], config_file: Optional[str] = None) -> TrainConfig:
     """Defaults for the chosen dataset, then the config file, then explicit overrides."""
     known = set(field_names())
@@ -100,11 +136,9 @@ def resolve(overrides: Dict[str, Any], config_file: Optional[str] = None) -> Tra
             raise FileNotFoundError(f"no config file at {config_file!r}")
         try:
             from_file = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{config_file}: not valid JSON: {err}") from None
-        unknown = set(from_file) - known
-        if unknown:
-            raise ValueError(f"{config_file}: unknown options {sorted(unknown)}")
+        check_values(from_file, config_file)
     explicit = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(explicit) - known
     if unknown:
@@ -122,15 +156,33 @@ def resolve(overrides: Dict[str, Any], config_file: Optional[str] = None) -> Tra
 
 def validate(cfg: TrainConfig) -> None:
     """Rejects settings that cannot work, with the option named."""
+    for f in fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}")
+    from ..loss import PRESETS
+
+    losses = (*PRESETS, "bce")
     checks = [
         (cfg.epochs >= 1, "epochs must be at least 1"),
         (cfg.batch_size >= 1, "batch_size must be at least 1"),
+        (cfg.train_size >= 1 and cfg.val_size >= 1, "train_size and val_size must be at least 1"),
         (cfg.img_size >= 16, "img_size must be at least 16"),
+        (cfg.workers >= 0, f"workers must be >= 0 (0: all CPUs), got {cfg.workers}"),
+        (cfg.cutout is None or 0 < cfg.cutout <= 1, f"cutout must be in (0, 1], got {cfg.cutout}"),
         (0 < cfg.lr < 1, f"lr must be in (0, 1), got {cfg.lr}"),
+        (cfg.weight_decay >= 0, f"weight_decay must be >= 0, got {cfg.weight_decay}"),
         (0 <= cfg.ema < 1, f"ema must be in [0, 1), got {cfg.ema}"),
         (0 < cfg.pct_start < 1, "pct_start must be in (0, 1)"),
+        (0 <= cfg.dropout < 1, f"dropout must be in [0, 1), got {cfg.dropout}"),
+        (cfg.d_model >= 2 and cfg.nhead >= 1 and cfg.dim_feedforward >= 1,
+         "d_model, nhead and dim_feedforward must be positive"),
+        (cfg.enc_layers >= 0 and cfg.dec_layers >= 1, "need enc_layers >= 0 and dec_layers >= 1"),
         (cfg.d_model % cfg.nhead == 0, f"d_model ({cfg.d_model}) must be divisible by nhead ({cfg.nhead})"),
-        (cfg.loss in ("query2label", "asl", "mmpretrain", "bce"), f"loss must be query2label, asl, mmpretrain or bce, got {cfg.loss!r}"),
+        (cfg.early_stop >= 0 and cfg.grad_clip >= 0, "early_stop and grad_clip must be >= 0"),
+        (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),
+        (cfg.attention_images >= 0 and cfg.log_every >= 1, "need attention_images >= 0 and log_every >= 1"),
+        (cfg.loss in losses, f"loss must be one of {', '.join(losses)}, got {cfg.loss!r}"),
         (cfg.head in ("q2l", "linear"), f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}"),
         (cfg.device in ("auto", "cpu") or cfg.device.startswith("cuda"), f"device must be auto, cpu or cuda[:N], got {cfg.device!r}"),
         (cfg.dataset in ("scenes", "fashion") or cfg.root is not None or cfg.dataset == "csv", f"--root is needed for dataset {cfg.dataset!r}"),
@@ -141,9 +193,4 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(message)
 
 
-def load_json(path: str) -> TrainConfig:
-    data = json.loads(Path(path).read_text())
-    return TrainConfig(**{k: v for k, v in data.items() if k in set(field_names())})
-
-
-__all__ = ["DATASETS", "DEMO", "PAPER", "TrainConfig", "field", "resolve", "validate", "load_json"]
+__all__ = ["DATASETS", "DEMO", "PAPER", "TrainConfig", "check_values", "resolve", "validate"]

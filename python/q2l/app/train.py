@@ -134,10 +134,14 @@ class Trainer:
     def _resume(self, path: str) -> None:
         ckpt = checkpoint.load(path)
         checkpoint.check_architecture(ckpt, self.cfg.architecture(len(self.classes)), path)
+        planned = ckpt["config"].get("epochs")
+        if planned != self.cfg.epochs:
+            raise ValueError(f"checkpoint {path!r} belongs to a run of {planned} epochs, whose one-cycle schedule "
+                             f"is fixed by that number; resume with --epochs {planned}")
         if ckpt["classes"] != self.classes:
             raise ValueError(f"checkpoint {path!r} was trained on other classes than this dataset's")
-        self.model.load_state_dict(ckpt["model"])
-        self.ema.module.load_state_dict(ckpt["ema"])
+        checkpoint.load_state(self.model, ckpt["model"], f"{path}: 'model'")
+        checkpoint.load_state(self.ema.module, ckpt["ema"], f"{path}: 'ema'")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])

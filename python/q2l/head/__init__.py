@@ -1,4 +1,4 @@
-"""The Query2Label head, full models on torchvision/timm backbones, official checkpoints."""
+"""The Query2Label head, full models on torchvision/timm backbones, model folders, official checkpoints."""
 
 from .checkpoint import (
     head_config_from_state_dict,
@@ -7,13 +7,14 @@ from .checkpoint import (
     split_official_state_dict,
     to_official_state_dict,
 )
-from .model import Query2Label, freeze_resnet_stem, frozen_batchnorm, torchvision_backbone
+from .model import Query2Label, TinyBackbone, freeze_resnet_stem, frozen_batchnorm, timm_backbone, torchvision_backbone
 from .query2label import GroupWiseLinear, Query2LabelHead, TorchQuery2LabelHead
 
 __all__ = [
     "GroupWiseLinear",
     "Query2Label",
     "Query2LabelHead",
+    "TinyBackbone",
     "TorchQuery2LabelHead",
     "freeze_resnet_stem",
     "frozen_batchnorm",
@@ -21,6 +22,7 @@ __all__ = [
     "head_from_official",
     "read_official_checkpoint",
     "split_official_state_dict",
+    "timm_backbone",
     "to_official_state_dict",
     "torchvision_backbone",
 ]

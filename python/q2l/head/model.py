@@ -1,11 +1,12 @@
 """Full Query2Label models: any backbone that yields a feature map, plus the head."""
 
 import os
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from torch import nn
 
+from .._files import load_torch_file
 from .query2label import Query2LabelHead
 
 _RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
@@ -13,12 +14,7 @@ _RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resne
 
 
 def _load_weights(model: nn.Module, path: Union[str, os.PathLike]) -> None:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no weights file at {os.fspath(path)!r}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{os.fspath(path)!r} is not a readable PyTorch weights file: {err}") from err
+    state = load_torch_file(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -49,6 +45,48 @@ def torchvision_backbone(name: str, weights: Optional[Union[str, os.PathLike]] =
     if hasattr(model, "features"):
         return model.features
     raise ValueError(f"do not know where the feature map of {name!r} ends; pass the feature module itself")
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class TinyBackbone(nn.Sequential):
+    """A six-layer CNN with stride 8 and ``4 * width`` channels (``Query2Label("tiny", ...)``):
+    small enough to train on a laptop CPU; the demo of ``q2l train`` uses it."""
+
+    def __init__(self, width: int = 32) -> None:
+        w = width
+        super().__init__(_block(3, w, 2), _block(w, w, 1), _block(w, 2 * w, 2), _block(2 * w, 2 * w, 1),
+                         _block(2 * w, 4 * w, 2), _block(4 * w, 4 * w, 1))
+
+
+def timm_backbone(name: str, weights: Optional[Union[str, os.PathLike]] = None) -> nn.Module:
+    """A timm model with ``features_only=True`` that returns its last feature map only.
+
+    Args:
+        name: A timm model name (``resnet50``, ``tresnet_m``, ``swin_tiny_patch4_window7_224``,
+            ``convnext_tiny``, ...).
+        weights: A local weights file for the features-only model; nothing is downloaded.
+    """
+    try:
+        import timm
+    except ImportError:
+        raise ValueError(f"backbone 'timm:{name}' needs timm, which is not installed (pip install timm)") from None
+    if name not in timm.list_models():
+        raise ValueError(f"unknown timm backbone {name!r}; see timm.list_models()")
+    try:
+        model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(-1,))
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ValueError(f"timm cannot build {name!r} as a feature extractor: {err}") from None
+    if weights is not None:
+        _load_weights(model, weights)
+    return model
+
+
+def _is_channels_last(backbone: nn.Module) -> bool:
+    # timm feature extractors of Swin-style models return NHWC and say so.
+    return "NHWC" in str(getattr(backbone, "output_fmt", "NCHW"))
 
 
 def freeze_resnet_stem(backbone: nn.Module) -> None:
@@ -83,10 +121,12 @@ class Query2Label(nn.Module):
         backbone: A module returning a feature map (``[B, C, H, W]``, a dict or list of
             them, whose last is used, or channels-last ``[B, H, W, C]`` with
             ``channels_last=True``), a torchvision name (see :func:`torchvision_backbone`),
-            or ``"timm:<name>"`` for a timm model (when timm is installed).
+            ``"timm:<name>"`` for a timm model (see :func:`timm_backbone`), or ``"tiny"``
+            (:class:`TinyBackbone`).
         num_classes: Number of labels.
         weights: Local weights file for a backbone given by name.
-        channels_last: The backbone returns ``[B, H, W, C]`` (Swin-style).
+        channels_last: The backbone returns ``[B, H, W, C]`` (Swin-style). ``None``: true
+            for timm models that declare NHWC features, false otherwise.
         freeze_stem: Freeze a ResNet's conv1/bn1/layer1 (official recipe).
         frozen_bn: Replace BatchNorm by FrozenBatchNorm2d.
         **head_kwargs: Arguments of :class:`Query2LabelHead` (``in_channels`` is found
@@ -104,32 +144,38 @@ class Query2Label(nn.Module):
         num_classes: int,
         *,
         weights: Optional[Union[str, os.PathLike]] = None,
-        channels_last: bool = False,
+        channels_last: Optional[bool] = None,
         freeze_stem: bool = False,
         frozen_bn: bool = False,
         **head_kwargs,
     ) -> None:
         super().__init__()
+        self.backbone_name = backbone if isinstance(backbone, str) else None
         if isinstance(backbone, str):
             name = backbone
-            if name.startswith("timm:"):
-                try:
-                    import timm
-                except ImportError:
-                    raise ValueError(f"{name!r} needs timm, which is not installed") from None
-                backbone = timm.create_model(name[5:], pretrained=False, features_only=True)
+            if name == "tiny":
                 if weights is not None:
-                    _load_weights(backbone, weights)
+                    raise ValueError("weights applies to torchvision/timm backbones, not 'tiny'")
+                backbone = TinyBackbone()
+            elif name.startswith("timm:"):
+                backbone = timm_backbone(name[5:], weights)
             else:
                 backbone = torchvision_backbone(name, weights)
                 if freeze_stem and name in _RESNETS:
                     freeze_resnet_stem(backbone)
+        elif not isinstance(backbone, nn.Module):
+            raise TypeError(f"backbone must be an nn.Module or a backbone name, got {type(backbone).__name__}")
         elif weights is not None:
             raise ValueError("weights is for backbones given by name; load your module's weights yourself")
         if frozen_bn:
             frozen_batchnorm(backbone)
         self.backbone = backbone
-        self.channels_last = channels_last
+        self.channels_last = _is_channels_last(backbone) if channels_last is None else bool(channels_last)
+        self.freeze_stem = bool(freeze_stem)
+        self.frozen_bn = bool(frozen_bn)
+        # Set by from_pretrained from the model folder's config.
+        self.classes: Optional[List[str]] = None
+        self.preprocessing: Optional[Dict[str, Any]] = None
         if "in_channels" not in head_kwargs:
             head_kwargs["in_channels"] = self._probe_channels()
         self.head = Query2LabelHead(num_classes=num_classes, **head_kwargs)
@@ -150,8 +196,10 @@ class Query2Label(nn.Module):
         try:
             param = next(self.backbone.parameters(), None)
             device = param.device if param is not None else "cpu"
+            # timm models with a fixed input size (Swin) say which; others take any size.
+            size = tuple((getattr(self.backbone, "pretrained_cfg", None) or {}).get("input_size", (3, 64, 64)))
             with torch.no_grad():
-                return int(self._features(torch.zeros(1, 3, 64, 64, device=device)).shape[1])
+                return int(self._features(torch.zeros(1, *size, device=device)).shape[1])
         finally:
             self.backbone.train(was_training)
 
@@ -162,3 +210,44 @@ class Query2Label(nn.Module):
         """Optimizer groups with separate learning rates for backbone and head."""
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
         return [{"params": backbone, "lr": lr_backbone}, {"params": list(self.head.parameters()), "lr": lr_head}]
+
+    def config(self) -> Dict[str, Any]:
+        """The architecture as ``from_pretrained`` rebuilds it (``backbone`` is ``None`` for
+        a backbone passed as a module)."""
+        return {"backbone": self.backbone_name, "channels_last": self.channels_last, "freeze_stem": self.freeze_stem,
+                "frozen_bn": self.frozen_bn, "head": self.head.config()}
+
+    def save_pretrained(self, directory: Union[str, os.PathLike], *, classes: Optional[List[str]] = None,
+                        img_size: Optional[int] = None, mean=None, std=None) -> None:
+        """Writes ``config.json`` and ``model.safetensors`` into ``directory``, the layout of a
+        Hugging Face hub model folder (nothing is uploaded or downloaded).
+
+        Args:
+            directory: Created if missing; both files are replaced atomically.
+            classes: Label names, in logit order (``len == num_classes``).
+            img_size: Input side the model was trained at (preprocessing).
+            mean: Normalisation mean (default ImageNet's, when ``img_size`` is given).
+            std: Normalisation std (default ImageNet's).
+        """
+        from .pretrained import save_pretrained
+
+        save_pretrained(self, directory, classes=classes, img_size=img_size, mean=mean, std=std)
+
+    @classmethod
+    def from_pretrained(cls, directory: Union[str, os.PathLike], *, backbone: Optional[nn.Module] = None,
+                        map_location: Union[str, torch.device] = "cpu") -> "Query2Label":
+        """Rebuilds a model written by :meth:`save_pretrained`, with identical outputs.
+
+        Args:
+            directory: A folder with ``config.json`` and ``model.safetensors``.
+            backbone: The backbone module, required when the model was saved with a backbone
+                given as a module (its config says ``"backbone": null``).
+            map_location: Device the weights are loaded to.
+
+        Returns:
+            The model in eval mode, with ``classes`` and ``preprocessing`` attributes from
+            the config (``None`` where it has none).
+        """
+        from .pretrained import from_pretrained
+
+        return from_pretrained(cls, directory, backbone=backbone, map_location=map_location)

@@ -1,0 +1,44 @@
+"""Argument checks of the public Python API: the type and range of plain numbers.
+
+Rust takes sizes as unsigned integers; a negative or fractional Python number would reach
+pyo3 as an ``OverflowError`` or be truncated. Each public entry point passes its numbers
+through these first, so the error is a ``ValueError`` (or ``TypeError``) that names the
+argument and its allowed range.
+"""
+
+import math
+import operator
+from typing import Optional
+
+
+def int_arg(name: str, value, minimum: Optional[int] = 0, maximum: Optional[int] = None) -> int:
+    """``value`` as an int in [minimum, maximum]; bools and non-integral numbers are refused."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        bounds = [f">= {minimum}"] if minimum is not None else []
+        bounds += [f"<= {maximum}"] if maximum is not None else []
+        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {v}")
+    return v
+
+
+def float_arg(name: str, value, minimum: Optional[float] = None, maximum: Optional[float] = None,
+              open_min: bool = False) -> float:
+    """``value`` as a finite float in the range; NaN and infinities are refused."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v}")
+    if minimum is not None and (v <= minimum if open_min else v < minimum):
+        raise ValueError(f"{name} must be {'>' if open_min else '>='} {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+    return v

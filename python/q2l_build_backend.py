@@ -1,0 +1,58 @@
+"""PEP 517 build backend of q2l-rs: maturin's, pointed at the torch of the build environment.
+
+``pip install .`` (or of the sdist) builds in an isolated environment that holds maturin
+and ``torch==2.13.0`` (``[build-system] requires``). tch-rs's build script finds libtorch
+by running ``python`` (``python3`` outside a virtualenv) from ``PATH``, which need not be
+the interpreter pip runs this backend with: a different Python, or one without torch. So
+every hook that compiles puts ``python`` and ``python3`` shims for ``sys.executable`` first
+on ``PATH``, asks for ``LIBTORCH_USE_PYTORCH``, and, unless ``CARGO_TARGET_DIR`` is set,
+compiles in a temporary target directory: tch-rs's build script does not notice that the
+torch it linked moved, and the next isolated build's torch lives elsewhere.
+"""
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+
+import maturin
+from maturin import get_requires_for_build_sdist, get_requires_for_build_wheel, build_sdist  # noqa: F401
+
+try:  # older maturin releases have no editable hooks
+    from maturin import get_requires_for_build_editable, prepare_metadata_for_build_editable  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+from maturin import prepare_metadata_for_build_wheel  # noqa: F401
+
+
+@contextlib.contextmanager
+def _torch_build_env():
+    saved = dict(os.environ)
+    scratch = tempfile.mkdtemp(prefix="q2l-build-")
+    try:
+        shims = os.path.join(scratch, "bin")
+        os.mkdir(shims)
+        for name in ("python", "python3"):
+            path = os.path.join(shims, name)
+            with open(path, "w") as f:
+                f.write(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+            os.chmod(path, 0o755)
+        os.environ["PATH"] = shims + os.pathsep + os.environ.get("PATH", "")
+        os.environ["LIBTORCH_USE_PYTORCH"] = "1"
+        os.environ.setdefault("CARGO_TARGET_DIR", os.path.join(scratch, "target"))
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with _torch_build_env():
+        return maturin.build_wheel(wheel_directory, config_settings, metadata_directory)
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    with _torch_build_env():
+        return maturin.build_editable(wheel_directory, config_settings, metadata_directory)
