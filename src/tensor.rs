@@ -174,14 +174,34 @@ pub fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// The user-facing name of a device.
-pub fn device_name(device: Device) -> String {
-    match device {
+/// Whether `t` is a meta tensor: shape and dtype without memory.
+///
+/// tch reports every device type it has no variant for (meta, xpu, ...) as `Mps`; of those,
+/// only a meta tensor has elements but no data pointer.
+pub fn is_meta(t: &Tensor) -> bool {
+    t.device() == Device::Mps && t.numel() > 0 && t.data_ptr().is_null()
+}
+
+/// The user-facing name of the device `t` lives on.
+pub fn device_label(t: &Tensor) -> String {
+    match t.device() {
         Device::Cpu => "cpu".into(),
         Device::Cuda(i) => format!("cuda:{i}"),
-        Device::Mps => "mps".into(),
         Device::Vulkan => "vulkan".into(),
+        Device::Mps if is_meta(t) => "meta".into(),
+        Device::Mps => "mps (or another device q2l cannot name)".into(),
     }
+}
+
+/// A `Value` error for a meta tensor `name`: these functions read tensor data.
+pub fn check_has_data(t: &Tensor, name: &str) -> Result<()> {
+    if is_meta(t) {
+        crate::bail!(
+            "{name} is a meta tensor (shape and dtype, no data): this function reads values; pass a \
+             cpu or cuda tensor"
+        );
+    }
+    Ok(())
 }
 
 /// Whether `kind` is a floating kind the kernels support.
@@ -203,6 +223,7 @@ pub fn is_target_kind(kind: Kind) -> bool {
 
 /// The kind of `t`, or a `Value` error naming the argument when it is not floating.
 pub fn float_kind(t: &Tensor, name: &str) -> Result<Kind> {
+    check_has_data(t, name)?;
     let kind = t.f_kind()?;
     if !is_float(kind) {
         crate::bail!(
@@ -222,6 +243,7 @@ pub fn check_targets(targets: &Tensor, shape: &[i64], of: &str) -> Result<Kind> 
             shape_str(&targets.size())
         );
     }
+    check_has_data(targets, "targets")?;
     let kind = targets.f_kind()?;
     if !is_target_kind(kind) {
         crate::bail!(
@@ -232,14 +254,13 @@ pub fn check_targets(targets: &Tensor, shape: &[i64], of: &str) -> Result<Kind> 
     Ok(kind)
 }
 
-/// Checks that `t` lives on `device`.
-pub fn same_device(t: &Tensor, device: Device, name: &str, other: &str) -> Result<()> {
-    let d = t.device();
-    if d != device {
+/// Checks that `t` (argument `name`) lives on the device of `reference` (argument `other`).
+pub fn same_device(t: &Tensor, name: &str, reference: &Tensor, other: &str) -> Result<()> {
+    if t.device() != reference.device() || is_meta(t) != is_meta(reference) {
         crate::bail!(
             "{name} is on {} but {other} is on {}; move both to the same device",
-            device_name(d),
-            device_name(device)
+            device_label(t),
+            device_label(reference)
         );
     }
     Ok(())

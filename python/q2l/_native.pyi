@@ -118,9 +118,10 @@ def sine_encoding(h: int, w: int, d: int, temperature: float = 10000.0) -> torch
 SCENE_CLASSES: List[str]
 FASHION_CLASSES: List[str]
 VOC_CLASSES: List[str]
+DEFAULT_MAX_PIXELS: int
 
 class ImageError(OSError):
-    """An image file that is missing, truncated, corrupt or not a JPEG/PNG."""
+    """An image file that is truncated, corrupt, too large, not a JPEG/PNG or not a regular file."""
 
 class NativeDataset:
     """Labels in memory, images read or rendered on demand."""
@@ -130,10 +131,12 @@ class NativeDataset:
     def targets(self) -> torch.Tensor:
         """float32 ``[N, C]`` of 1, 0 and -1."""
     def paths(self) -> Optional[List[str]]: ...
-    def image(self, i: int) -> torch.Tensor:
-        """uint8 ``[3, H, W]``. Raises ImageError, OSError, ValueError."""
+    def image(self, i: int) -> Tuple[torch.Tensor, Optional[str]]:
+        """uint8 ``[3, H, W]`` and the warning of a lenient decode. Raises ImageError, OSError, ValueError."""
     def objects(self, i: int) -> List[Tuple[int, Tuple[float, float, float, float]]]: ...
-    def with_max_pixels(self, max_pixels: int) -> "NativeDataset": ...
+    def with_decode_options(self, *, max_pixels: int, strict: bool) -> "NativeDataset": ...
+    def decode_options(self) -> Tuple[int, bool]:
+        """``(max_pixels, strict)``."""
 
 def dataset_coco(annotations: str, image_dir: str, annotated_only: bool) -> NativeDataset: ...
 def dataset_voc(root: str, split: str, difficult: str) -> NativeDataset: ...
@@ -152,8 +155,9 @@ class NativePipeline:
     def augment(self, image: torch.Tensor, seed: int) -> torch.Tensor:
         """uint8 ``[H, W, 3]`` in, uint8 ``[3, H', W']`` out (operations only, no normalisation)."""
 
-def decode_image(path: str, max_pixels: int = ...) -> torch.Tensor:
-    """JPEG/PNG file to uint8 ``[3, H, W]`` RGB. Raises ImageError, FileNotFoundError."""
+def decode_image(path: str, *, max_pixels: int, strict: bool) -> Tuple[torch.Tensor, Optional[str]]:
+    """JPEG/PNG file to uint8 ``[3, H, W]`` RGB and the warning of a lenient decode.
+    Raises ImageError, FileNotFoundError, PermissionError, IsADirectoryError."""
 
 def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """PIL-compatible antialiased bilinear resize; uint8 ``[H, W, 3]`` in, ``[3, h, w]`` out."""
@@ -169,5 +173,8 @@ class NativeLoader:
 
 class NativeBatchIter:
     def __iter__(self) -> "NativeBatchIter": ...
-    def __next__(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[Tuple[int, str]]]: ...
+    def __next__(
+        self,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[Tuple[int, str]], List[Tuple[int, str]]]:
+        """images, targets, indices, skipped ``(index, reason)``, repaired ``(index, warning)``."""
     def close(self) -> None: ...

@@ -52,6 +52,8 @@ pub struct Batch {
     pub indices: Vec<i64>,
     /// Samples left out under `OnError::Skip`: index and reason.
     pub skipped: Vec<(usize, String)>,
+    /// Samples in the batch that a lenient decode repaired: index and what it forgave.
+    pub repaired: Vec<(usize, String)>,
 }
 
 /// Batches of one dataset through one pipeline.
@@ -230,10 +232,17 @@ struct Job {
 }
 
 impl Job {
-    fn sample(&self, position: usize, index: usize) -> Result<super::image::Image> {
+    fn sample(
+        &self,
+        position: usize,
+        index: usize,
+    ) -> Result<(super::image::Image, Option<String>)> {
         let mut rng = Rng::keyed(&[self.opts.seed, self.epoch, position as u64, AUGMENT]);
-        let img = self.dataset.load(index)?;
-        Ok(self.pipeline.augment(img, &mut rng))
+        let loaded = self.dataset.load(index)?;
+        Ok((
+            self.pipeline.augment(loaded.image, &mut rng),
+            loaded.warning,
+        ))
     }
 
     fn batch(&self, chunk: &[(usize, usize)]) -> Result<Batch> {
@@ -251,16 +260,16 @@ impl Job {
             b as usize * plane * if kind == Kind::Float { 4 } else { 1 },
         );
         let (f32_ptr, u8_ptr) = (SendPtr(ptr as *mut f32), SendPtr(ptr as *mut u8));
-        let results: Vec<Result<()>> = self.pool.install(|| {
+        let results: Vec<Result<Option<String>>> = self.pool.install(|| {
             chunk
                 .par_iter()
                 .enumerate()
                 .map(|(row, &(position, index))| {
                     if self.cancel.load(Ordering::Relaxed) {
-                        return Ok(());
+                        return Ok(None);
                     }
-                    let run = AssertUnwindSafe(|| -> Result<()> {
-                        let img = self.sample(position, index)?;
+                    let run = AssertUnwindSafe(|| -> Result<Option<String>> {
+                        let (img, warning) = self.sample(position, index)?;
                         // SAFETY: row `row` of the batch tensor, written by this task only.
                         unsafe {
                             match kind {
@@ -272,7 +281,7 @@ impl Job {
                                     .write_u8(&img, u8_ptr.slice_mut(row * plane, plane)),
                             }
                         }
-                        Ok(())
+                        Ok(warning)
                     });
                     catch_unwind(run).unwrap_or_else(|_| {
                         Err(Error::Value(format!(
@@ -285,9 +294,15 @@ impl Job {
         });
         let mut keep = Vec::with_capacity(chunk.len());
         let mut skipped = Vec::new();
+        let mut repaired = Vec::new();
         for (row, r) in results.into_iter().enumerate() {
             match r {
-                Ok(()) => keep.push(row as i64),
+                Ok(warning) => {
+                    keep.push(row as i64);
+                    if let Some(w) = warning {
+                        repaired.push((chunk[row].1, w));
+                    }
+                }
                 Err(e) if self.opts.on_error == OnError::Skip => {
                     skipped.push((chunk[row].1, e.to_string()))
                 }
@@ -317,6 +332,7 @@ impl Job {
             targets,
             indices,
             skipped,
+            repaired,
         })
     }
 }

@@ -174,7 +174,7 @@ fn check_input(x: &Tensor, p: &Params, cfg: &HeadConfig) -> Result<(i64, i64, i6
     }
     // Dtypes may differ under autocast; the Python module checks them outside it.
     for (name, t) in p.0.iter() {
-        same_device(t, x.device(), name, "features")?;
+        same_device(t, name, x, "features")?;
     }
     Ok((b, c, h, w))
 }

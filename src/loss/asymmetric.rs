@@ -36,7 +36,7 @@ pub fn asymmetric_loss(
     }
     check_targets(targets, &shape, "logits")?;
     let device = logits.device();
-    same_device(targets, device, "targets", "logits")?;
+    same_device(targets, "targets", logits, "logits")?;
     let compute = if kind == Kind::Double {
         Kind::Double
     } else {
@@ -47,7 +47,7 @@ pub fn asymmetric_loss(
         Some(w) => Some(class_weights(
             w,
             num_classes,
-            device,
+            logits,
             compute,
             opts.validate,
         )?),
@@ -104,12 +104,12 @@ pub(super) fn reduction_factor(reduction: Reduction, scale: f64, rows: i64, anno
 fn class_weights(
     w: &Tensor,
     classes: i64,
-    device: Device,
+    logits: &Tensor,
     compute: Kind,
     validate: bool,
 ) -> Result<Tensor> {
     float_kind(w, "class_weight")?;
-    same_device(w, device, "class_weight", "logits")?;
+    same_device(w, "class_weight", logits, "logits")?;
     if w.size() != [classes] {
         bail!(
             "class_weight must have shape [{classes}] (one weight per class), got {}",

@@ -56,7 +56,7 @@ pub fn asymmetric_loss_single_label(
         );
     }
     let device = logits.device();
-    same_device(targets, device, "targets", "logits")?;
+    same_device(targets, "targets", logits, "logits")?;
     let t = targets.f_detach()?.f_to_kind(Kind::Int64)?;
     let bad = t
         .f_lt(0)?

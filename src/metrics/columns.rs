@@ -117,7 +117,7 @@ pub fn check(scores: &Tensor, targets: &Tensor) -> Result<Checked> {
         );
     }
     check_targets(targets, &shape, "scores")?;
-    same_device(targets, scores.device(), "targets", "scores")?;
+    same_device(targets, "targets", scores, "scores")?;
     if shape[0] == 0 || shape[1] == 0 {
         bail!(
             "scores and targets are empty (shape {}): there is nothing to evaluate",

@@ -70,20 +70,32 @@ impl NativeDataset {
             .map(|p| p.iter().map(|p| p.display().to_string()).collect())
     }
 
-    /// Image `i` as uint8 `[3, H, W]`.
-    fn image(&self, py: Python<'_>, i: usize) -> PyResult<PyTensor> {
+    /// Image `i` as uint8 `[3, H, W]`, and the warning of a lenient decode (or None).
+    fn image(&self, py: Python<'_>, i: usize) -> PyResult<(PyTensor, Option<String>)> {
         let d = self.0.clone();
-        py.allow_threads(move || guarded(|| Ok(PyTensor(image_tensor(&d.load(i)?)?))))
+        py.allow_threads(move || {
+            guarded(|| {
+                let loaded = d.load(i)?;
+                Ok((PyTensor(image_tensor(&loaded.image)?), loaded.warning))
+            })
+        })
     }
 
     fn objects(&self, i: usize) -> PyResult<Vec<(usize, [f32; 4])>> {
         guarded(|| self.0.objects(i))
     }
 
-    fn with_max_pixels(&self, max_pixels: usize) -> NativeDataset {
+    /// A copy with other decoding options.
+    #[pyo3(signature = (*, max_pixels, strict))]
+    fn with_decode_options(&self, max_pixels: usize, strict: bool) -> NativeDataset {
         let mut d = (*self.0).clone();
-        d.max_pixels = max_pixels;
+        d.decode = decode::DecodeOptions { max_pixels, strict };
         NativeDataset(Arc::new(d))
+    }
+
+    /// The decoding options: `(max_pixels, strict)`.
+    fn decode_options(&self) -> (usize, bool) {
+        (self.0.decode.max_pixels, self.0.decode.strict)
     }
 }
 
@@ -369,15 +381,19 @@ impl NativePipeline {
     }
 }
 
-/// Decodes a JPEG or PNG file to uint8 `[3, H, W]`.
+/// Decodes a JPEG or PNG file to uint8 `[3, H, W]`, with the warning of a lenient decode.
 #[pyfunction]
-#[pyo3(signature = (path, max_pixels=decode::DEFAULT_MAX_PIXELS))]
-fn decode_image(py: Python<'_>, path: PathBuf, max_pixels: usize) -> PyResult<PyTensor> {
+#[pyo3(signature = (path, *, max_pixels, strict))]
+fn decode_image(
+    py: Python<'_>,
+    path: PathBuf,
+    max_pixels: usize,
+    strict: bool,
+) -> PyResult<(PyTensor, Option<String>)> {
     py.allow_threads(move || {
         guarded(|| {
-            Ok(PyTensor(image_tensor(&decode::read_image(
-                &path, max_pixels,
-            )?)?))
+            let loaded = decode::read_image(&path, &decode::DecodeOptions { max_pixels, strict })?;
+            Ok((PyTensor(image_tensor(&loaded.image)?), loaded.warning))
         })
     })
 }
@@ -486,7 +502,13 @@ impl NativeLoader {
 #[pyclass(frozen, module = "q2l._native")]
 pub struct NativeBatchIter(Mutex<Option<BatchIter>>);
 
-type PyBatch = (PyTensor, PyTensor, PyTensor, Vec<(usize, String)>);
+type PyBatch = (
+    PyTensor,
+    PyTensor,
+    PyTensor,
+    Vec<(usize, String)>,
+    Vec<(usize, String)>,
+);
 
 #[pymethods]
 impl NativeBatchIter {
@@ -511,6 +533,7 @@ impl NativeBatchIter {
                 PyTensor(b.targets),
                 PyTensor(Tensor::from_slice(&b.indices)),
                 b.skipped,
+                b.repaired,
             )),
         }
     }
@@ -543,5 +566,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SCENE_CLASSES", scenes::SCENE_CLASSES.to_vec())?;
     m.add("FASHION_CLASSES", fashion::FASHION_CLASSES.to_vec())?;
     m.add("VOC_CLASSES", voc::VOC_CLASSES.to_vec())?;
+    m.add("DEFAULT_MAX_PIXELS", decode::DEFAULT_MAX_PIXELS)?;
     Ok(())
 }

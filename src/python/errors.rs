@@ -15,7 +15,7 @@ pyo3::create_exception!(
     q2l,
     ImageError,
     PyOSError,
-    "An image file that is missing, truncated, corrupt or not a JPEG/PNG."
+    "An image file that is truncated, corrupt, too large, not a JPEG/PNG or not a regular file."
 );
 
 /// Adds the exception classes to the module.

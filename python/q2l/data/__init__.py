@@ -8,20 +8,34 @@
 
 from .. import _native
 from . import transforms
-from .datasets import FASHION_CLASSES, FASHION_MNIST_ROOT, SCENE_CLASSES, VOC_CLASSES, Dataset, decode_image
+from .datasets import (
+    DEFAULT_MAX_PIXELS,
+    FASHION_CLASSES,
+    FASHION_MNIST_ROOT,
+    SCENE_CLASSES,
+    VOC_CLASSES,
+    Dataset,
+    RepairedImageWarning,
+    decode_image,
+)
 from .loader import Loader
 from .transforms import Compose, eval_transform, train_transform
 
-#: Raised for a missing-format, truncated or corrupt image (a subclass of ``OSError``).
+#: Raised for an image that is truncated, corrupt, too large, not a JPEG/PNG or not a regular
+#: file (a subclass of ``OSError``). A missing or unreadable file raises the built-in
+#: ``FileNotFoundError`` / ``PermissionError`` / ``IsADirectoryError``, as ``open`` does;
+#: catch ``OSError`` for all of them.
 ImageError = _native.ImageError
 
 __all__ = [
     "Compose",
+    "DEFAULT_MAX_PIXELS",
     "Dataset",
     "FASHION_CLASSES",
     "FASHION_MNIST_ROOT",
     "ImageError",
     "Loader",
+    "RepairedImageWarning",
     "SCENE_CLASSES",
     "VOC_CLASSES",
     "decode_image",

@@ -8,14 +8,24 @@ Every dataset has a label table (:attr:`Dataset.classes`) and a target matrix
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .. import _native
+from .._validate import int_arg
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: PIL's decompression-bomb limit on ``width * height``, the default of every decoder here.
+DEFAULT_MAX_PIXELS: int = _native.DEFAULT_MAX_PIXELS
+
+
+class RepairedImageWarning(UserWarning):
+    """A damaged image (a truncated JPEG) decoded anyway because ``strict=False`` asked for it."""
+
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the files.
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -118,7 +128,11 @@ class Dataset:
         Rendered in Rust on demand, deterministic per ``(seed, split, index)``; ``"train"``
         and ``"val"`` draw from disjoint streams. :meth:`objects` gives each shape's box.
         """
-        return cls(_native.dataset_scenes(n, size, seed, split, min_objects, max_objects), f"scenes {split} n={n} size={size} seed={seed}")
+        # Signs and types here; the core checks the ranges (size >= 16, 1 <= min <= max <= 8).
+        n, size, lo, hi = (int_arg(k, v) for k, v in (("n", n), ("size", size), ("min_objects", min_objects),
+                                                       ("max_objects", max_objects)))
+        seed = int_arg("seed", seed, maximum=2**64 - 1)
+        return cls(_native.dataset_scenes(n, size, seed, split, lo, hi), f"scenes {split} n={n} size={size} seed={seed}")
 
     @classmethod
     def fashion_mnist_scenes(cls, split: str = "train", n: int = 10000, size: int = 112, grid: int = 2, min_items: int = 1, max_items: int = 4, seed: int = 0, root: PathLike = FASHION_MNIST_ROOT) -> "Dataset":
@@ -128,7 +142,11 @@ class Dataset:
         are Debian's ``dataset-fashion-mnist`` (``apt install dataset-fashion-mnist``).
         :meth:`objects` gives each item's class and cell.
         """
-        return cls(_native.dataset_fashion(os.fspath(root), split, n, size, grid, min_items, max_items, seed), f"Fashion-MNIST scenes {split} n={n} size={size}")
+        n, size, grid, lo, hi = (int_arg(k, v) for k, v in (("n", n), ("size", size), ("grid", grid),
+                                                             ("min_items", min_items), ("max_items", max_items)))
+        seed = int_arg("seed", seed, maximum=2**64 - 1)
+        return cls(_native.dataset_fashion(os.fspath(root), split, n, size, grid, lo, hi, seed),
+                   f"Fashion-MNIST scenes {split} n={n} size={size}")
 
     # Access --------------------------------------------------------------------------------
 
@@ -136,12 +154,14 @@ class Dataset:
         return len(self._native)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        index = int(index)
-        if index < 0:
-            index += len(self)
+        given = int_arg("index", index, minimum=None)
+        index = given + len(self) if given < 0 else given
         if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} images")
-        return self._native.image(index), self.targets[index]
+            raise IndexError(f"index {given} out of range for {len(self)} images")
+        image, warning = self._native.image(index)
+        if warning is not None:
+            warnings.warn(warning, RepairedImageWarning, stacklevel=2)
+        return image, self.targets[index]
 
     @property
     def classes(self) -> List[str]:
@@ -168,19 +188,50 @@ class Dataset:
         """Class and ``(x0, y0, x1, y1)`` box of each object of a generated scene."""
         return [(c, tuple(b)) for c, b in self._native.objects(int(index))]
 
+    def with_decoding(self, *, max_pixels: Optional[int] = None, strict: Optional[bool] = None) -> "Dataset":
+        """A copy with other decoding options (``None`` keeps the current one).
+
+        Args:
+            max_pixels: Largest ``width * height`` decoded (default: PIL's bomb limit);
+                larger images raise :class:`ImageError` without being allocated.
+            strict: Refuse truncated JPEGs (default, as PIL's ``LOAD_TRUNCATED_IMAGES =
+                False``). With ``False`` they decode with the missing part grey, and each
+                one is reported: a :class:`RepairedImageWarning`, and in
+                :attr:`Loader.repaired <q2l.data.Loader.repaired>`.
+        """
+        current_pixels, current_strict = self._native.decode_options()
+        pixels = current_pixels if max_pixels is None else int_arg("max_pixels", max_pixels, minimum=1)
+        if strict is not None and not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, got {strict!r}")
+        strict = current_strict if strict is None else strict
+        return Dataset(self._native.with_decode_options(max_pixels=pixels, strict=strict), self.description)
+
     def with_max_pixels(self, max_pixels: int) -> "Dataset":
-        """A copy whose decoder accepts images up to ``max_pixels`` (default: PIL's bomb limit)."""
-        return Dataset(self._native.with_max_pixels(int(max_pixels)), self.description)
+        """A copy whose decoder accepts images up to ``max_pixels`` (see :meth:`with_decoding`)."""
+        return self.with_decoding(max_pixels=max_pixels)
 
     def __repr__(self) -> str:
         return f"Dataset({self.description}: {len(self)} images, {self.num_classes} classes)"
 
 
-def decode_image(path: PathLike) -> torch.Tensor:
+def decode_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = True) -> torch.Tensor:
     """Decodes a JPEG or PNG file to uint8 ``[3, H, W]`` RGB.
 
+    Args:
+        path: The file.
+        max_pixels: Largest ``width * height`` decoded (PIL's bomb limit by default).
+        strict: Refuse truncated JPEGs; with ``False`` they decode with the missing part
+            grey and a :class:`RepairedImageWarning`.
+
     Raises:
-        q2l.data.ImageError: the file is not a readable JPEG/PNG (an ``OSError``).
-        FileNotFoundError: no such file.
+        q2l.data.ImageError: the file is not a readable JPEG/PNG, is truncated (``strict``),
+            too large, or not a regular file (an ``OSError``).
+        FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` raises them.
     """
-    return _native.decode_image(os.fspath(path))
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {strict!r}")
+    image, warning = _native.decode_image(os.fspath(path), max_pixels=int_arg("max_pixels", max_pixels, minimum=1),
+                                          strict=strict)
+    if warning is not None:
+        warnings.warn(warning, RepairedImageWarning, stacklevel=2)
+    return image

@@ -9,7 +9,8 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 
 from .. import _native
-from .datasets import Dataset
+from .._validate import int_arg
+from .datasets import Dataset, RepairedImageWarning
 from .transforms import Compose
 
 
@@ -44,6 +45,9 @@ class Loader:
         pin_memory: page-lock batches for faster ``.to("cuda", non_blocking=True)``.
         on_error: ``"raise"`` stops at an unreadable image with an exception naming it;
             ``"skip"`` leaves it out of its batch, warns and counts it in :attr:`skipped`.
+            Images a lenient decode repaired (``dataset.with_decoding(strict=False)``) stay
+            in their batch, with a :class:`~q2l.data.RepairedImageWarning`, and are counted in
+            :attr:`repaired`.
 
     Like ``DistributedSampler``, call :meth:`set_epoch` before each epoch; without it, each
     new iteration moves to the next epoch by itself.
@@ -54,8 +58,13 @@ class Loader:
             raise TypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
         if not isinstance(transform, Compose):
             raise TypeError(f"transform must be a q2l.data.transforms.Compose, got {type(transform).__name__}")
-        if batch_size is None or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int_arg("batch_size", batch_size, minimum=1)
+        seed = int_arg("seed", seed, minimum=0, maximum=2**64 - 1)
+        prefetch = int_arg("prefetch", prefetch, minimum=1)
+        if num_threads is not None:
+            num_threads = int_arg("num_threads", num_threads, minimum=1)
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if rank is None or world_size is None:
             dist = torch.distributed.is_available() and torch.distributed.is_initialized()
             rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
@@ -71,26 +80,27 @@ class Loader:
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
         self.num_threads = int(num_threads) if num_threads is not None else _default_threads()
-        self.rank, self.world_size = int(rank), int(world_size)
+        self.world_size = int_arg("world_size", world_size, minimum=1)
+        self.rank = int_arg("rank", rank, minimum=0, maximum=self.world_size - 1)
         self.return_indices = return_indices
         #: Images left out under ``on_error="skip"``: ``(index, reason)``.
         self.skipped: List[Tuple[int, str]] = []
-        if int(prefetch) < 1:
-            raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+        #: Images a lenient decode repaired (``strict=False``): ``(index, what it forgave)``.
+        self.repaired: List[Tuple[int, str]] = []
         self._native = _native.NativeLoader(dataset._native, transform._native, self.batch_size, self.shuffle, self.drop_last, self.seed, self.num_threads, int(prefetch), self.rank, self.world_size, on_error, pin_device)
         self._epoch: Optional[int] = None
         self._next_epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose order and augmentations the next iteration uses."""
-        self._epoch = int(epoch)
+        self._epoch = int_arg("epoch", epoch, minimum=0)
 
     def __len__(self) -> int:
         return len(self._native)
 
     def indices(self, epoch: int = 0) -> List[int]:
         """This rank's dataset indices for ``epoch``, in order, padding included."""
-        return self._native.order(int(epoch))
+        return self._native.order(int_arg("epoch", epoch, minimum=0))
 
     def __iter__(self) -> Iterator:
         if self._epoch is not None:
@@ -103,11 +113,15 @@ class Loader:
     def _iterate(self, epoch: int):
         it = self._native.iter(epoch)
         try:
-            for images, targets, indices, skipped in it:
+            for images, targets, indices, skipped, repaired in it:
                 if skipped:
                     self.skipped.extend(skipped)
                     for index, reason in skipped:
                         warnings.warn(f"skipped image {index}: {reason}", stacklevel=3)
+                if repaired:
+                    self.repaired.extend(repaired)
+                    for index, reason in repaired:
+                        warnings.warn(f"image {index}: {reason}", RepairedImageWarning, stacklevel=3)
                 yield (images, targets, indices) if self.return_indices else (images, targets)
         finally:
             it.close()

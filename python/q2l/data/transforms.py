@@ -12,17 +12,31 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 from .. import _native
+from .._validate import int_arg
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    """(height, width) from an int or a pair."""
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
+# The operations check the types and signs of their integers when they are built (Rust takes
+# them unsigned, so a negative one would surface as pyo3's OverflowError naming nothing);
+# the core checks every range when the Compose is built.
+
+
+def _pair(size: Union[int, Sequence[int]], name: str = "size") -> Tuple[int, int]:
+    """(height, width) from an int or a pair of them."""
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
+        return int_arg(f"{name}[0]", size[0], minimum=1), int_arg(f"{name}[1]", size[1], minimum=1)
+    v = int_arg(name, size, minimum=1)
+    return v, v
+
+
+def _rgb(name: str, fill) -> Tuple[int, int, int]:
+    if not isinstance(fill, (tuple, list)) or len(fill) != 3:
+        raise ValueError(f"{name} must be an RGB triple of ints in [0, 255], got {fill!r}")
+    return tuple(int_arg(f"{name}[{i}]", v, minimum=0, maximum=255) for i, v in enumerate(fill))
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,9 @@ class Resize:
     """Squash to ``size`` (an int for square, or ``(height, width)``), PIL bilinear + antialias."""
 
     size: Union[int, Tuple[int, int]]
+
+    def __post_init__(self) -> None:
+        _pair(self.size, "Resize.size")
 
     def spec(self) -> dict:
         h, w = _pair(self.size)
@@ -43,6 +60,9 @@ class RandomResizedCrop:
     size: Union[int, Tuple[int, int]]
     scale: Tuple[float, float] = (0.08, 1.0)
     ratio: Tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        _pair(self.size, "RandomResizedCrop.size")
 
     def spec(self) -> dict:
         h, w = _pair(self.size)
@@ -60,6 +80,10 @@ class MultiScaleCrop:
     max_distort: int = 1
     fix_crop: bool = True
 
+    def __post_init__(self) -> None:
+        _pair(self.size, "MultiScaleCrop.size")
+        int_arg("MultiScaleCrop.max_distort", self.max_distort, minimum=0)
+
     def spec(self) -> dict:
         h, w = _pair(self.size)
         return {"op": "multi_scale_crop", "width": w, "height": h, "scales": [float(s) for s in self.scales],
@@ -71,6 +95,9 @@ class CenterCrop:
     """The central window of ``size`` (after a resize that makes the image at least as large)."""
 
     size: Union[int, Tuple[int, int]]
+
+    def __post_init__(self) -> None:
+        _pair(self.size, "CenterCrop.size")
 
     def spec(self) -> dict:
         h, w = _pair(self.size)
@@ -103,6 +130,11 @@ class Cutout:
     fill: Optional[Tuple[int, int, int]] = None
     p: float = 1.0
 
+    def __post_init__(self) -> None:
+        int_arg("Cutout.holes", self.holes, minimum=1)
+        if self.fill is not None:
+            _rgb("Cutout.fill", self.fill)
+
     def spec(self) -> dict:
         fill = None if self.fill is None else tuple(int(v) for v in self.fill)
         return {"op": "cutout", "holes": int(self.holes), "factor": float(self.factor), "fill": fill, "p": float(self.p)}
@@ -116,6 +148,11 @@ class RandAugment:
     magnitude: int = 9
     num_magnitude_bins: int = 31
     fill: Tuple[int, int, int] = (0, 0, 0)
+
+    def __post_init__(self) -> None:
+        for name in ("num_ops", "magnitude", "num_magnitude_bins"):
+            int_arg(f"RandAugment.{name}", getattr(self, name), minimum=0)
+        _rgb("RandAugment.fill", self.fill)
 
     def spec(self) -> dict:
         return {"op": "randaugment", "num_ops": int(self.num_ops), "magnitude": int(self.magnitude), "bins": int(self.num_magnitude_bins), "fill": tuple(self.fill)}
@@ -150,7 +187,13 @@ class Compose:
         elif isinstance(normalize, str):
             raise ValueError(f"normalize must be 'imagenet', None or (mean, std), got {normalize!r}")
         else:
-            mean, std = normalize
+            try:
+                mean, std = normalize
+            except (TypeError, ValueError):
+                raise ValueError(f"normalize must be 'imagenet', None or a (mean, std) pair, got {normalize!r}") from None
+            for name, triple in (("mean", mean), ("std", std)):
+                if not isinstance(triple, (tuple, list)) or len(triple) != 3:
+                    raise ValueError(f"normalize: {name} must be 3 numbers (one per RGB channel), got {triple!r}")
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         self.output = output
         for op in self.ops:
@@ -169,7 +212,7 @@ class Compose:
         Returns:
             uint8 ``[3, H', W']``, deterministic for a given ``seed``.
         """
-        return self._native.augment(image, int(seed))
+        return self._native.augment(image, int_arg("seed", seed, minimum=0, maximum=2**64 - 1))
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(op) for op in self.ops)

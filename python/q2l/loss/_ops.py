@@ -24,6 +24,17 @@ def _loss_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
+def _check_fake(logits: Tensor, targets: Tensor, target_shape, class_weight: Optional[Tensor] = None) -> None:
+    # What the Rust checks would refuse, refused at trace time too (they never run on fakes).
+    for name, t in (("targets", targets), ("class_weight", class_weight)):
+        if t is not None and t.device != logits.device:
+            raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}; move both to the same device")
+    if tuple(targets.shape) != tuple(target_shape):
+        raise ValueError(f"targets must have shape {list(target_shape)}, got {list(targets.shape)}")
+    if not logits.dtype.is_floating_point:
+        raise ValueError(f"logits must be a floating tensor, got {logits.dtype}")
+
+
 def _grad_like(logits: Tensor, need_grad: bool) -> Tensor:
     return torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else logits.new_empty(0)
 
@@ -45,6 +56,7 @@ def asymmetric_loss_op(
 @asymmetric_loss_op.register_fake
 def _(logits, targets, class_weight, gamma_pos, gamma_neg, clip, eps, focal_grad, reduction, scale, validate,
       backend, need_grad):
+    _check_fake(logits, targets, logits.shape, class_weight)
     shape = logits.shape if reduction == "none" else ()
     return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
 
@@ -64,6 +76,7 @@ def asymmetric_loss_single_label_op(
 @asymmetric_loss_single_label_op.register_fake
 def _(logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index, validate, backend,
       need_grad):
+    _check_fake(logits, targets, logits.shape[:1])
     shape = logits.shape[:1] if reduction == "none" else ()
     return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
 

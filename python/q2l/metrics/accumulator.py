@@ -4,6 +4,7 @@ from typing import Dict, Optional
 
 import torch
 
+from .._validate import float_arg, int_arg
 from .functional import (
     DEFINITIONS,
     EMPTY_POLICIES,
@@ -86,8 +87,8 @@ class MultilabelMetrics:
             raise ValueError(f"empty must be one of {EMPTY_POLICIES}, got {empty!r}")
         self.definition = definition
         self.empty = empty
-        self.threshold = threshold
-        self.k = k
+        self.threshold = float_arg("threshold", threshold)
+        self.k = int_arg("k", k, minimum=1)
         self.reset()
 
     def reset(self) -> None:

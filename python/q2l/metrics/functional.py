@@ -51,6 +51,9 @@ def _scores_and_targets(scores: ArrayLike, targets: ArrayLike):
     t = as_tensor(targets, "targets")
     if s.device != t.device:
         raise ValueError(f"scores are on {s.device} but targets are on {t.device}; move both to the same device")
+    if s.device.type == "meta":
+        raise ValueError("scores is a meta tensor (shape and dtype, no data): metrics read values; pass cpu or "
+                         "cuda tensors")
     # Ranking runs on the CPU: one device-to-host copy for CUDA inputs.
     return s.cpu(), t.cpu()
 

@@ -14,10 +14,13 @@ pub struct Idx {
 
 /// Reads an IDX file of `u8` values; `.gz` files (by magic bytes) are inflated first.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let mut raw = Vec::new();
+    super::open_regular(path)?
+        .read_to_end(&mut raw)
+        .map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         if let Err(e) = flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out) {

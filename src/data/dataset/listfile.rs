@@ -24,10 +24,7 @@ fn split_names(field: &str, sep: char) -> Vec<String> {
 }
 
 fn read_csv(path: &Path, image_root: &Path, sep: char) -> Result<Vec<Entry>> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let file = super::open_regular(path)?;
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let headers = rdr
         .headers()
@@ -154,7 +151,15 @@ pub fn list_file(
             targets[r * nc + table.get(name, &here)?] = -1;
         }
         for name in &e.labels {
-            targets[r * nc + table.get(name, &here)?] = 1;
+            let cell = &mut targets[r * nc + table.get(name, &here)?];
+            if *cell == -1 {
+                // Refused rather than guessed: either reading hides an annotation error.
+                bail!(
+                    "{}: label {name:?} is listed both as present and as unknown",
+                    here()
+                );
+            }
+            *cell = 1;
         }
     }
     let paths = entries.into_iter().map(|e| e.path).collect();

@@ -12,10 +12,11 @@ pub mod scenes;
 pub mod voc;
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::decode::{read_image, DEFAULT_MAX_PIXELS};
+use super::decode::{read_image, DecodeOptions, Decoded};
 use super::image::Image;
 use crate::bail;
 use crate::error::Result;
@@ -45,8 +46,8 @@ pub struct Dataset {
     targets: Vec<i8>,
     source: Source,
     len: usize,
-    /// Decoder limit on `width * height`.
-    pub max_pixels: usize,
+    /// How image files are decoded (pixel limit, strictness).
+    pub decode: DecodeOptions,
 }
 
 /// Builds target rows from label names, with one table of class names.
@@ -124,7 +125,7 @@ impl Dataset {
             targets,
             source,
             len,
-            max_pixels: DEFAULT_MAX_PIXELS,
+            decode: DecodeOptions::default(),
         })
     }
 
@@ -171,16 +172,16 @@ impl Dataset {
         }
     }
 
-    /// Decodes or renders sample `i` as RGB.
-    pub fn load(&self, i: usize) -> Result<Image> {
+    /// Decodes or renders sample `i` as RGB, with any warning of a lenient decode.
+    pub fn load(&self, i: usize) -> Result<Decoded> {
         if i >= self.len {
             bail!(
                 "index {i} out of range for a dataset of {} images",
                 self.len
             );
         }
-        match &self.source {
-            Source::Files(p) => read_image(&p[i], self.max_pixels),
+        let image = match &self.source {
+            Source::Files(p) => return read_image(&p[i], &self.decode),
             Source::Memory {
                 pixels,
                 height,
@@ -189,15 +190,19 @@ impl Dataset {
             } => {
                 let n = height * width * channels;
                 let px = &pixels[i * n..(i + 1) * n];
-                Ok(if *channels == 1 {
+                if *channels == 1 {
                     Image::from_gray(*width, *height, px)
                 } else {
                     Image::from_rgb(*width, *height, px.to_vec())
-                })
+                }
             }
-            Source::Scenes(s) => Ok(s.render(i).0),
-            Source::Fashion(f) => Ok(f.render(i).0),
-        }
+            Source::Scenes(s) => s.render(i).0,
+            Source::Fashion(f) => f.render(i).0,
+        };
+        Ok(Decoded {
+            image,
+            warning: None,
+        })
     }
 
     /// The labelled boxes `(class, x0, y0, x1, y1)` of a generated sample, in pixels.
@@ -265,8 +270,35 @@ pub(crate) fn under(root: &Path, rel: &str) -> PathBuf {
 
 /// Reads a text file, naming it on failure.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+    let mut text = String::new();
+    open_regular(path)?
+        .read_to_string(&mut text)
+        .map_err(|source| crate::Error::Io {
+            path: path.into(),
+            source,
+        })?;
+    Ok(text)
+}
+
+/// Opens an annotation file for reading. Anything but a regular file (a named pipe, a
+/// device) is refused before it is opened: reading a pipe would block forever.
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let io = |source| crate::Error::Io {
         path: path.into(),
         source,
-    })
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory, not a file",
+        )));
+    }
+    if !meta.is_file() {
+        bail!(
+            "{}: not a regular file (a named pipe, socket or device); refusing to read it",
+            path.display()
+        );
+    }
+    std::fs::File::open(path).map_err(io)
 }

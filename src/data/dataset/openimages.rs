@@ -8,10 +8,7 @@ use crate::bail;
 use crate::error::{Error, Result};
 
 fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let file = super::open_regular(path)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -1,0 +1,87 @@
+"""Training under faults: killed at random moments (checkpoint writes included) it always
+resumes to the weights of an uninterrupted run; a full disk keeps the previous checkpoint."""
+
+import random
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from q2l.app import checkpoint as ckpt_io
+from q2l.app import resolve
+from q2l.app.train import Trainer
+
+FLAGS = ["--train-size", "64", "--val-size", "32", "--img-size", "32", "--batch-size", "16", "--d-model", "32",
+         "--dim-feedforward", "64", "--workers", "1", "--attention-images", "0", "--seed", "3"]
+EPOCHS = 4
+CONFIG = dict(train_size=64, val_size=32, img_size=32, batch_size=16, d_model=32, dim_feedforward=64, workers=1,
+              attention_images=0, seed=3)
+
+
+def _train(out, epochs=EPOCHS, resume=False, **popen):
+    cmd = [sys.executable, "-m", "q2l", "train", *FLAGS, "--epochs", str(epochs), "--output", str(out)]
+    if resume:
+        cmd += ["--resume", str(out / "last.pt")]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _weights(path):
+    state = torch.load(path, weights_only=True)
+    return state["epoch"], state["model"], state["ema"]
+
+
+def test_random_kills_always_resume_to_the_uninterrupted_weights(tmp_path):
+    ref = _train(tmp_path / "ref")
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    ref_epoch, ref_model, ref_ema = _weights(tmp_path / "ref" / "last.pt")
+    assert ref_epoch == EPOCHS
+
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    kills = 0
+    for _ in range(12):
+        proc = _train(out, resume=(out / "last.pt").exists())
+        deadline = time.time() + rng.uniform(3.0, 8.0)
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait()
+        if (out / "last.pt").exists():
+            ckpt_io.load(str(out / "last.pt"))  # whatever the moment, the checkpoint loads
+        if proc.returncode == 0:
+            break
+        # A write cut short leaves at most a stray temporary file, which never counts.
+        (out / "last.pt.tmp").write_bytes(b"half a checkpoint")
+    else:
+        proc = _train(out, resume=True)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert kills >= 2
+    epoch, model, ema = _weights(out / "last.pt")
+    assert epoch == EPOCHS
+    for key in ref_model:
+        assert torch.equal(model[key], ref_model[key]), key
+        assert torch.equal(ema[key], ref_ema[key]), key
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    Trainer(resolve({**CONFIG, "epochs": 2, "output": str(out)}), quiet=True).fit(stop_after=1)
+    before = (out / "last.pt").read_bytes()
+    limit = 512 * 1024  # logs and plots fit; a checkpoint (several MB) does not
+    assert len(before) > 2 * limit
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = _train(out, epochs=2, resume=True, preexec_fn=small_files)
+    assert proc.wait(timeout=300) == 2
+    err = proc.stderr.read().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("q2l train: error: could not write checkpoint"), err
+    assert "the previous checkpoint" in err[0] and "is unchanged" in err[0]
+    assert (out / "last.pt").read_bytes() == before
+    assert not (out / "last.pt.tmp").exists()
+    assert ckpt_io.load(str(out / "last.pt"))["epoch"] == 1

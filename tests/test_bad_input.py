@@ -1,0 +1,214 @@
+"""Bad input by kind: numbers of the wrong type or sign, damaged and non-regular files, meta
+tensors, and the CLI's one-line errors. Each case checks the exception type and that the
+message names the argument or the file."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import q2l
+from q2l import data
+from q2l.data import transforms as T
+from q2l.metrics import MultilabelMetrics
+
+
+def _scenes(n=8):
+    return data.Dataset.scenes(n=n, size=32)
+
+
+# Numbers ------------------------------------------------------------------------------------
+
+NUMBER_CASES = [
+    (lambda v: data.Loader(_scenes(), data.eval_transform(32), batch_size=v), "batch_size", [0, -1, 2.5, True]),
+    (lambda v: data.Loader(_scenes(), data.eval_transform(32), num_threads=v), "num_threads", [0, -1, 1.5]),
+    (lambda v: data.Loader(_scenes(), data.eval_transform(32), prefetch=v), "prefetch", [0, -3]),
+    (lambda v: data.Loader(_scenes(), data.eval_transform(32), seed=v), "seed", [-1, 0.5, 2**64]),
+    (lambda v: data.Loader(_scenes(), data.eval_transform(32), rank=v, world_size=2), "rank", [-1, 2]),
+    (lambda v: data.Loader(_scenes(), data.eval_transform(32)).set_epoch(v), "epoch", [-1, 1.5]),
+    (lambda v: T.Resize(v), "Resize.size", [-5, 0, 2.5]),
+    (lambda v: T.Resize((8, v)), "Resize.size[1]", [-5, 0]),
+    (lambda v: T.CenterCrop(v), "CenterCrop.size", [-1]),
+    (lambda v: T.RandomResizedCrop(v), "RandomResizedCrop.size", [-1]),
+    (lambda v: T.MultiScaleCrop(8, max_distort=v), "MultiScaleCrop.max_distort", [-1]),
+    (lambda v: T.Cutout(holes=v), "Cutout.holes", [-1, 0, 1.5]),
+    (lambda v: T.Cutout(fill=(v, 0, 0)), "Cutout.fill[0]", [300, -1]),
+    (lambda v: T.RandAugment(num_ops=v), "RandAugment.num_ops", [-1]),
+    (lambda v: T.RandAugment(magnitude=v), "RandAugment.magnitude", [-1, 2.5]),
+    (lambda v: T.RandAugment(fill=(0, v, 0)), "RandAugment.fill[1]", [256]),
+    (lambda v: data.Dataset.scenes(n=v), "n", [-1]),
+    (lambda v: data.Dataset.scenes(size=v), "size", [-1, 8.5]),
+    (lambda v: data.Dataset.scenes(seed=v), "seed", [-1]),
+    (lambda v: _scenes().with_max_pixels(v), "max_pixels", [-1, 0]),
+    (lambda v: _scenes()[v], "index", [1.5]),
+    (lambda v: data.decode_image("x.jpg", max_pixels=v), "max_pixels", [0, -2]),
+    (lambda v: MultilabelMetrics(k=v), "k", [0, -1, 1.5]),
+    (lambda v: MultilabelMetrics(threshold=v), "threshold", [math.nan, math.inf]),
+]
+
+
+@pytest.mark.parametrize("build,name,values", NUMBER_CASES, ids=[c[1] for c in NUMBER_CASES])
+def test_numbers_of_the_wrong_type_or_range_name_the_argument(build, name, values):
+    for value in values:
+        with pytest.raises((ValueError, TypeError)) as info:
+            build(value)
+        assert name in str(info.value), (value, str(info.value))
+        assert not isinstance(info.value, OverflowError)
+
+
+def test_index_out_of_range_reports_the_index_given():
+    with pytest.raises(IndexError, match="index -9 out of range for 8 images"):
+        _scenes()[-9]
+
+
+def test_normalize_names_the_argument():
+    with pytest.raises(ValueError, match="normalize: mean must be 3 numbers"):
+        data.Compose([T.Resize(8)], normalize=((0.5, 0.5), (0.5, 0.5, 0.5)))
+    with pytest.raises(ValueError, match="normalize: std must be 3 numbers"):
+        data.Compose([T.Resize(8)], normalize=((0.5, 0.5, 0.5), 2))
+
+
+# Files --------------------------------------------------------------------------------------
+
+def _jpeg(path, side=64, quality=90, **kw):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(path, quality=quality, **kw)
+    return path
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_truncated_jpegs_are_refused_unless_lenient(tmp_path, progressive):
+    full = _jpeg(tmp_path / "full.jpg", progressive=progressive)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(OSError, match="truncated"):
+        Image.open(cut).load()  # PIL refuses it too
+    with pytest.raises(data.ImageError, match="cut.jpg: truncated JPEG"):
+        data.decode_image(cut)
+    with pytest.warns(data.RepairedImageWarning, match="cut.jpg: truncated JPEG decoded leniently"):
+        image = data.decode_image(cut, strict=False)
+    assert image.shape == (3, 64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(data.decode_image(full), data.decode_image(full, strict=False))
+
+
+def test_the_loader_counts_truncated_images(tmp_path):
+    full = _jpeg(tmp_path / "a.jpg")
+    (tmp_path / "b.jpg").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    (tmp_path / "list.csv").write_text("image,labels\na.jpg,x\nb.jpg,y\n")
+    ds = data.Dataset.from_list(tmp_path / "list.csv")
+    strict = data.Loader(ds, data.eval_transform(32), batch_size=2, on_error="skip", num_threads=1)
+    with pytest.warns(UserWarning, match="skipped image 1: .*b.jpg: truncated JPEG"):
+        (images, _), = list(strict)
+    assert images.shape[0] == 1 and [i for i, _ in strict.skipped] == [1]
+    lenient = data.Loader(ds.with_decoding(strict=False), data.eval_transform(32), batch_size=2, num_threads=1)
+    with pytest.warns(data.RepairedImageWarning, match="image 1: .*b.jpg: truncated JPEG"):
+        (images, _), = list(lenient)
+    assert images.shape[0] == 2 and [i for i, _ in lenient.repaired] == [1] and lenient.skipped == []
+
+
+def _run_with_timeout(code, timeout=20):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def test_non_regular_files_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "x.jpg"
+    os.mkfifo(fifo)
+    out = _run_with_timeout(f"import q2l\ntry:\n q2l.data.decode_image({str(fifo)!r})\n"
+                            f"except q2l.data.ImageError as e:\n print('ImageError', e)")
+    assert "ImageError" in out.stdout and "not a regular file" in out.stdout, out
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        data.decode_image(tmp_path)
+    for name, reader in (("ann.json", "coco(p, '.')"), ("list.csv", "from_list(p)"),
+                         ("labels.csv", "open_images(p, '.')")):
+        os.mkfifo(tmp_path / name)
+        out = _run_with_timeout(f"import q2l\np = {str(tmp_path / name)!r}\ntry:\n q2l.data.Dataset.{reader}\n"
+                                f"except ValueError as e:\n print('ValueError', e)")
+        assert "not a regular file" in out.stdout, (reader, out)
+
+
+@pytest.mark.parametrize("payload,message", [(b"", "empty file"), (b"GIF89a\x01\x00", "not a JPEG or PNG"),
+                                             (b"\xff\xd8\xff\xe0\x00\x10JFIF", "truncated JPEG")])
+def test_empty_garbage_and_wrong_format_files(tmp_path, payload, message):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(payload)
+    with pytest.raises(data.ImageError, match=f"bad.jpg: {message}"):
+        data.decode_image(path)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.jpg"):
+        data.decode_image(tmp_path / "nowhere.jpg")
+    if os.geteuid() == 0:
+        pytest.skip("root reads files without permission")
+    path = _jpeg(tmp_path / "locked.jpg")
+    path.chmod(0)
+    with pytest.raises(PermissionError, match="locked.jpg"):
+        data.decode_image(path)
+
+
+def test_label_present_and_unknown_is_refused(tmp_path):
+    (tmp_path / "list.csv").write_text("image,labels,unknown\na.jpg,cat,cat\n")
+    with pytest.raises(ValueError, match=r"list.csv:2: label \"cat\" is listed both as present and as unknown"):
+        data.Dataset.from_list(tmp_path / "list.csv")
+
+
+# Devices ------------------------------------------------------------------------------------
+
+def test_meta_tensors_are_named_meta():
+    scores = torch.rand(4, 3)
+    with pytest.raises(ValueError, match="targets is a meta tensor"):
+        q2l.asymmetric_loss(scores, torch.empty(4, 3, device="meta"))
+    with pytest.raises(ValueError, match="targets is on cpu but logits is on meta"):
+        q2l.asymmetric_loss(torch.empty(4, 3, device="meta"), scores)
+    with pytest.raises(ValueError, match=r"targets must have shape \[4, 3\]"):
+        q2l.asymmetric_loss(torch.empty(4, 3, device="meta"), torch.empty(4, 2, device="meta"))
+    with pytest.raises(ValueError, match="scores are on meta but targets are on cpu"):
+        q2l.metrics.mean_average_precision(torch.empty(4, 3, device="meta"), torch.ones(4, 3))
+    with pytest.raises(ValueError, match="scores is a meta tensor"):
+        q2l.metrics.mean_average_precision(torch.empty(4, 3, device="meta"), torch.empty(4, 3, device="meta"))
+
+
+# The CLI ------------------------------------------------------------------------------------
+
+def _cli(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "q2l", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+    return proc.returncode, proc.stderr.strip()
+
+
+CLI_CASES = [
+    (["train", "--workers", "-1"], "q2l train: error: workers must be >= 0"),
+    (["train", "--epochs", "x"], "q2l train: error: argument --epochs: invalid int value: 'x'"),
+    (["train", "--lr", "nan"], "q2l train: error: lr must be a finite number"),
+    (["train", "--no-such-option"], "q2l: error: unrecognized arguments: --no-such-option"),
+    (["evaluate", "missing.pt"], "q2l evaluate: error: no checkpoint at 'missing.pt'"),
+    (["predict", "missing-folder/", "a.jpg"], "q2l predict: error: no checkpoint at 'missing-folder/'"),
+]
+
+
+@pytest.mark.parametrize("argv,start", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_cli_failures_are_one_line(tmp_path, argv, start):
+    code, err = _cli(*argv, cwd=tmp_path)
+    assert code == 2, err
+    assert err.startswith(start), err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_cli_config_and_debug(tmp_path):
+    (tmp_path / "typed.json").write_text(json.dumps({"epochs": "3"}))
+    code, err = _cli("train", "--config", tmp_path / "typed.json")
+    assert code == 2 and err == f"q2l train: error: {tmp_path / 'typed.json'}: option 'epochs' must be int, got '3'"
+    (tmp_path / "list.json").write_text("[1, 2]")
+    code, err = _cli("train", "--config", tmp_path / "list.json")
+    assert code == 2 and "expected a JSON object of options, got list" in err
+    code, err = _cli("train", "--config", tmp_path / "typed.json", "--debug")
+    assert code == 1 and "Traceback" in err
