@@ -44,3 +44,29 @@ def load_torch_file(path: Union[str, os.PathLike], what: str = "checkpoint") -> 
             f"could run code when unpickled ({_reason(err)})") from None
     except Exception as err:  # torch raises several types for corrupt or foreign files
         raise CheckpointError(f"{what} {name!r} is not a readable PyTorch file: {_reason(err)}") from None
+
+
+def load_state_checked(model, state: Any, where: str) -> None:
+    """``model.load_state_dict(state)`` with errors naming the first missing, unexpected,
+    non-tensor or misshaped entry.
+
+    Raises:
+        CheckpointError: ``where``, then what does not fit.
+    """
+    import torch
+
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: expected a dict of tensors, got {type(state).__name__}")
+    expected = model.state_dict()
+    for key in expected:
+        if key not in state:
+            raise CheckpointError(f"{where}: missing tensor {key!r}")
+    for key, value in state.items():
+        if key not in expected:
+            raise CheckpointError(f"{where}: unexpected tensor {key!r} (not in this architecture)")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: {key!r} is a {type(value).__name__}, not a tensor")
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects "
+                                  f"{list(expected[key].shape)}")
+    model.load_state_dict(state)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .._files import CheckpointError, load_torch_file
+from .._files import load_state_checked as load_state
 
 __all__ = ["CheckpointError", "check_architecture", "config_of", "load", "load_state", "rng_state", "save",
            "set_rng_state"]
@@ -98,26 +99,6 @@ def config_of(ckpt: Dict[str, Any], path: str):
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not classes:
         raise CheckpointError(f"{os.fspath(path)}: key 'classes' must be a non-empty list of names")
     return TrainConfig(**values)
-
-
-def load_state(model: torch.nn.Module, state: Any, where: str) -> None:
-    """``model.load_state_dict(state)`` with errors naming the first missing, unexpected or
-    misshaped tensor."""
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{where}: expected a dict of tensors, got {type(state).__name__}")
-    expected = model.state_dict()
-    for key in expected:
-        if key not in state:
-            raise CheckpointError(f"{where}: missing tensor {key!r}")
-    for key, value in state.items():
-        if key not in expected:
-            raise CheckpointError(f"{where}: unexpected tensor {key!r}")
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{where}: {key!r} is a {type(value).__name__}, not a tensor")
-        if value.shape != expected[key].shape:
-            raise CheckpointError(f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects "
-                                  f"{list(expected[key].shape)}")
-    model.load_state_dict(state)
 
 
 def check_architecture(ckpt: Dict[str, Any], expected: Dict[str, Any], path: str) -> None:

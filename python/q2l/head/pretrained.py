@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .. import _native
+from .._files import load_state_checked
 from .query2label import Query2LabelHead
 
 CONFIG_NAME = "config.json"
@@ -129,17 +130,7 @@ def load_weights(model: nn.Module, path: Path, map_location) -> None:
         state = load_file(os.fspath(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"{os.fspath(path)}: not a readable safetensors file ({err})") from None
-    expected = model.state_dict()
-    for key in expected:
-        if key not in state:
-            raise ValueError(f"{os.fspath(path)}: missing tensor {key!r}")
-    for key, value in state.items():
-        if key not in expected:
-            raise ValueError(f"{os.fspath(path)}: unexpected tensor {key!r} (not in this architecture)")
-        if value.shape != expected[key].shape:
-            raise ValueError(f"{os.fspath(path)}: tensor {key!r} has shape {list(value.shape)}, the model "
-                             f"expects {list(expected[key].shape)}")
-    model.load_state_dict(state)
+    load_state_checked(model, state, os.fspath(path))
 
 
 def from_pretrained(cls, directory: Union[str, os.PathLike], *, backbone: Optional[nn.Module] = None,
