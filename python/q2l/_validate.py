@@ -26,9 +26,8 @@ def int_arg(name: str, value, minimum: Optional[int] = 0, maximum: Optional[int]
     return v
 
 
-def float_arg(name: str, value, minimum: Optional[float] = None, maximum: Optional[float] = None,
-              open_min: bool = False) -> float:
-    """``value`` as a finite float in the range; NaN and infinities are refused."""
+def float_arg(name: str, value) -> float:
+    """``value`` as a finite float; NaN and infinities are refused (ranges are the caller's)."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
     try:
@@ -37,8 +36,4 @@ def float_arg(name: str, value, minimum: Optional[float] = None, maximum: Option
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v}")
-    if minimum is not None and (v <= minimum if open_min else v < minimum):
-        raise ValueError(f"{name} must be {'>' if open_min else '>='} {minimum}, got {v}")
-    if maximum is not None and v > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {v}")
     return v

@@ -83,7 +83,7 @@ def _(logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore
 
 def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(output[1])
-    ctx.logits_dtype = inputs[0].dtype
+    ctx.n_inputs = len(inputs)
 
 
 def _backward(ctx, grad_loss: Tensor, _grad_of_grad: Optional[Tensor]):
@@ -94,19 +94,8 @@ def _backward(ctx, grad_loss: Tensor, _grad_of_grad: Optional[Tensor]):
     # gradient of the sum, so each element scales by its own upstream gradient.
     while grad_loss.dim() < grad.dim() and grad_loss.dim() > 0:
         grad_loss = grad_loss.unsqueeze(-1)
-    n_inputs = ctx.n_inputs
-    return (grad * grad_loss.to(grad.dtype),) + (None,) * (n_inputs - 1)
+    return (grad * grad_loss.to(grad.dtype),) + (None,) * (ctx.n_inputs - 1)
 
 
-def _asl_setup(ctx, inputs, output) -> None:
-    _setup_context(ctx, inputs, output)
-    ctx.n_inputs = 13
-
-
-def _single_setup(ctx, inputs, output) -> None:
-    _setup_context(ctx, inputs, output)
-    ctx.n_inputs = 11
-
-
-torch.library.register_autograd("q2l::asymmetric_loss", _backward, setup_context=_asl_setup)
-torch.library.register_autograd("q2l::asymmetric_loss_single_label", _backward, setup_context=_single_setup)
+for _name in ("q2l::asymmetric_loss", "q2l::asymmetric_loss_single_label"):
+    torch.library.register_autograd(_name, _backward, setup_context=_setup_context)
