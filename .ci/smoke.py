@@ -27,6 +27,8 @@ with tempfile.TemporaryDirectory() as folder:
     model.eval().save_pretrained(folder, classes=list("abcde"), img_size=64)
     again = q2l.Query2Label.from_pretrained(folder)
     torch.testing.assert_close(again(images), model(images))
-print(f"q2l {q2l.__version__} from {here}: loss {loss.item():.4f}, libtorch from {sorted(libtorch)[0]}; simd "
-      f"{q2l._native.simd_level()}")
+print(
+    f"q2l {q2l.__version__} from {here}: loss {loss.item():.4f}, libtorch from {sorted(libtorch)[0]}; simd "
+    f"{q2l._native.simd_level()}"
+)
 sys.exit(0)

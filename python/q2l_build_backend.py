@@ -17,13 +17,14 @@ import sys
 import tempfile
 
 import maturin
-from maturin import get_requires_for_build_sdist, get_requires_for_build_wheel, build_sdist  # noqa: F401
-
-try:  # older maturin releases have no editable hooks
-    from maturin import get_requires_for_build_editable, prepare_metadata_for_build_editable  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-from maturin import prepare_metadata_for_build_wheel  # noqa: F401
+from maturin import (  # noqa: F401
+    build_sdist,
+    get_requires_for_build_editable,
+    get_requires_for_build_sdist,
+    get_requires_for_build_wheel,
+    prepare_metadata_for_build_editable,
+    prepare_metadata_for_build_wheel,
+)
 
 
 @contextlib.contextmanager

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in q2l's core.
 ///
-/// The Python bindings map each variant to one Python exception class
-/// (see `python::errors`): `Value` to `ValueError`, `Torch` to `RuntimeError`,
-/// `Io` to the matching `OSError` subclass.
+/// The Python bindings map each variant to one exception class of `q2l.errors`, each a
+/// subclass of `q2l.Q2LError` and of the built-in it stands for (see `python::errors`):
+/// `Value` to `ValueError`, `Torch` and `Internal` to `RuntimeError`, `Io` and `Image` to
+/// `OSError` subclasses.
+///
+/// Build errors with [`Error::value`] or, to return early, [`bail!`](crate::bail).
 #[derive(Debug)]
 pub enum Error {
     /// Bad shapes, dtypes, devices, values or arguments supplied by the caller.
@@ -21,6 +24,8 @@ pub enum Error {
     },
     /// An image file that is not a readable JPEG or PNG.
     Image { path: String, msg: String },
+    /// A bug in q2l: a worker thread panicked or could not be started.
+    Internal(String),
 }
 
 /// Result alias used throughout the crate.
@@ -40,6 +45,10 @@ impl fmt::Display for Error {
             Error::Torch(msg) => write!(f, "libtorch error: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Image { path, msg } => write!(f, "{path}: {msg}"),
+            Error::Internal(msg) => write!(
+                f,
+                "internal error in q2l (a bug: please report it with this message): {msg}"
+            ),
         }
     }
 }
@@ -51,6 +60,16 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// The message of a caught panic's payload, for an [`Error::Internal`].
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("panic: {what}")
 }
 
 impl From<tch::TchError> for Error {
@@ -71,6 +90,6 @@ impl From<tch::TchError> for Error {
 #[macro_export]
 macro_rules! bail {
     ($($arg:tt)*) => {
-        return Err($crate::error::Error::Value(format!($($arg)*)))
+        return Err($crate::error::Error::value(format!($($arg)*)))
     };
 }

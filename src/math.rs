@@ -4,6 +4,10 @@
 //! 1 ulp) written so that LLVM vectorises the kernels' inner loops; `libm` calls would keep
 //! them scalar. `f64` uses the standard library: it serves gradchecks, not speed.
 
+// `x != x` is the NaN test that LLVM vectorises (`is_nan` is a call in the baseline build),
+// and the polynomial constants keep the digits they are published with.
+#![allow(clippy::eq_op, clippy::excessive_precision)]
+
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
 /// The floating-point type a kernel computes in.

@@ -283,6 +283,25 @@ pub fn unravel(mut flat: usize, shape: &[i64]) -> Vec<usize> {
     idx
 }
 
+/// Checks that every target is 1 (present), 0 (absent) or -1 (ignored), naming the first
+/// that is not: the one check of ternary targets, for metrics and in-memory datasets.
+pub fn check_ternary(targets: &Tensor) -> Result<()> {
+    let t = targets.f_to_kind(Kind::Double)?;
+    let ok = t
+        .f_eq(0.0)?
+        .f_logical_or(&t.f_eq(1.0)?)?
+        .f_logical_or(&t.f_eq(-1.0)?)?;
+    if ok.f_all()?.f_int64_value(&[])? != 0 {
+        return Ok(());
+    }
+    let first = first_true(&ok.f_logical_not()?)?;
+    let value = t.f_flatten(0, -1)?.f_double_value(&[first as i64])?;
+    crate::bail!(
+        "targets must be 1, 0 or -1 (ignored); found {value} at index {:?}",
+        unravel(first, &targets.size())
+    )
+}
+
 /// Flat index of the first `true` in a boolean mask (0 when there is none).
 pub fn first_true(mask: &Tensor) -> Result<usize> {
     let flat = mask.f_flatten(0, -1)?.f_to_kind(Kind::Uint8)?;

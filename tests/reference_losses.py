@@ -7,8 +7,18 @@ autograd through them gives the reference gradients.
 import torch
 
 
-def asl_reference(x, y, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8, detach_focal=False,
-                  reduction="sum", scale=1.0, class_weight=None):
+def asl_reference(
+    x,
+    y,
+    gamma_neg=4.0,
+    gamma_pos=1.0,
+    clip=0.05,
+    eps=1e-8,
+    detach_focal=False,
+    reduction="sum",
+    scale=1.0,
+    class_weight=None,
+):
     """The official ASL formula; -1 targets are masked out (a q2l extension)."""
     valid = (y != -1).to(x.dtype)
     y = y.to(x.dtype) * valid

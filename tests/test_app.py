@@ -8,24 +8,49 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from q2l import data
-from q2l.app import PAPER, TrainConfig, resolve
+from q2l.app import PAPER, TrainConfig, commands, resolve
 from q2l.app import checkpoint as ckpt_io
-from q2l.app import commands
 from q2l.app.cli import main
 from q2l.app.train import Trainer, TrainingError
 
-TINY = dict(train_size=64, val_size=32, img_size=32, epochs=2, batch_size=16, d_model=32, dim_feedforward=64,
-            attention_images=1, workers=1)
+TINY = dict(
+    train_size=64,
+    val_size=32,
+    img_size=32,
+    epochs=2,
+    batch_size=16,
+    d_model=32,
+    dim_feedforward=64,
+    attention_images=1,
+    workers=1,
+)
 
 
-TINY_FLAGS = ["--train-size", "64", "--val-size", "32", "--img-size", "32", "--epochs", "1", "--batch-size", "16",
-              "--d-model", "32", "--dim-feedforward", "64", "--workers", "1", "--attention-images", "0"]
+TINY_FLAGS = [
+    "--train-size",
+    "64",
+    "--val-size",
+    "32",
+    "--img-size",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--d-model",
+    "32",
+    "--dim-feedforward",
+    "64",
+    "--workers",
+    "1",
+    "--attention-images",
+    "0",
+]
 
 
 def tiny(tmp_path, name="run", **kw):
@@ -53,7 +78,7 @@ def test_config_defaults_round_trip_and_errors(tmp_path):
     (tmp_path / "typed.json").write_text('{"epochs": "3"}')
     with pytest.raises(ValueError, match="typed.json: option 'epochs' must be int, got '3'"):
         resolve({}, str(tmp_path / "typed.json"))
-    (tmp_path / "list.json").write_text('[1, 2]')
+    (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object of options, got list"):
         resolve({}, str(tmp_path / "list.json"))
     with pytest.raises(ValueError, match="unknown dataset"):
@@ -92,7 +117,7 @@ def test_train_writes_every_output_and_resume_equals_an_uninterrupted_run(tmp_pa
     second = Trainer(tiny(tmp_path, "split", resume=str(tmp_path / "split" / "last.pt")), quiet=True)
     assert second.epoch == 1
     second.fit()
-    for (k, a), b in zip(weights(full.model).items(), weights(second.model).values()):
+    for (k, a), b in zip(weights(full.model).items(), weights(second.model).values(), strict=False):
         assert torch.equal(a, b), k
     assert [r["mAP"] for r in second.history] == [r["mAP"] for r in full.history]
 
@@ -142,7 +167,7 @@ def test_evaluate_matches_training_evaluation(trained, capsys):
 
 
 def test_predict_formats_and_thresholds(trained, capsys):
-    tmp, trainer, images = trained
+    tmp, _trainer, images = trained
     results = commands.predict(str(tmp / "run" / "best.pt"), images, threshold=0.0)
     assert len(results) == 3 and len(results[0]["labels"]) == 10
     assert commands.predict(str(tmp / "run" / "best.pt"), images[:1], threshold=1.01)[0]["labels"] == []
@@ -181,9 +206,32 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
 
 def test_a_killed_run_loses_nothing_written_before(tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "q2l", "train", "--output", str(out), "--epochs", "40", "--train-size", "64",
-           "--val-size", "32", "--img-size", "32", "--batch-size", "16", "--d-model", "32", "--dim-feedforward", "64",
-           "--workers", "1", "--attention-images", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "q2l",
+        "train",
+        "--output",
+        str(out),
+        "--epochs",
+        "40",
+        "--train-size",
+        "64",
+        "--val-size",
+        "32",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--d-model",
+        "32",
+        "--dim-feedforward",
+        "64",
+        "--workers",
+        "1",
+        "--attention-images",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "metrics.jsonl"
     deadline = time.time() + 120
@@ -200,7 +248,7 @@ def test_a_killed_run_loses_nothing_written_before(tmp_path):
 
 
 def test_model_folder_serves_every_command(trained, capsys):
-    tmp, trainer, images = trained
+    tmp, _trainer, images = trained
     folder = tmp / "folder"
     assert main(["export", str(tmp / "run" / "best.pt"), "--format", "safetensors", "--output", str(folder)]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
@@ -233,7 +281,7 @@ def _malicious(tmp_path, name="evil.pt"):
 
 
 def test_malicious_checkpoints_are_refused_everywhere(tmp_path, trained, capsys):
-    tmp, _, images = trained
+    _tmp, _, images = trained
     path, marker = _malicious(tmp_path)
     calls = [
         ["evaluate", str(path)],
@@ -270,9 +318,14 @@ def test_damaged_checkpoints_name_the_key(tmp_path, trained, capsys):
         "nokey": ({k: v for k, v in good.items() if k != "classes"}, "missing key 'classes'"),
         "badcfg": ({**good, "config": {**good["config"], "colour": 1}}, "unknown option 'colour'"),
         "typecfg": ({**good, "config": {**good["config"], "epochs": "3"}}, "option 'epochs' must be int"),
-        "shape": ({**good, "model": {**good["model"], "head.fc.b": torch.zeros(1, 3)},
-                   "ema": {**good["ema"], "head.fc.b": torch.zeros(1, 3)}},
-                  "tensor 'head.fc.b' has shape \\[1, 3\\]"),
+        "shape": (
+            {
+                **good,
+                "model": {**good["model"], "head.fc.b": torch.zeros(1, 3)},
+                "ema": {**good["ema"], "head.fc.b": torch.zeros(1, 3)},
+            },
+            "tensor 'head.fc.b' has shape \\[1, 3\\]",
+        ),
     }
     for name, (state, message) in cases.items():
         path = tmp_path / f"{name}.pt"

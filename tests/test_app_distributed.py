@@ -16,12 +16,24 @@ def _free_port() -> int:
 
 
 # 45 validation images: uneven over 2 ranks, so the padding must be left out.
-CONFIG = dict(train_size=96, val_size=45, img_size=32, epochs=1, batch_size=8, d_model=32, dim_feedforward=64,
-              attention_images=0, workers=1, device="cpu")
+CONFIG = dict(
+    train_size=96,
+    val_size=45,
+    img_size=32,
+    epochs=1,
+    batch_size=8,
+    d_model=32,
+    dim_feedforward=64,
+    attention_images=0,
+    workers=1,
+    device="cpu",
+)
 
 
 def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     from q2l.app import resolve
     from q2l.app.train import Trainer
@@ -29,8 +41,10 @@ def _worker(rank: int, port: int, out: str) -> None:
     trainer = Trainer(resolve({**CONFIG, "output": os.path.join(out, "run")}), quiet=True)
     try:
         trainer.fit()
-        torch.save({"model": trainer.model.state_dict(), "ema": trainer.ema.module.state_dict(),
-                    "history": trainer.history}, os.path.join(out, f"rank{rank}.pt"))
+        torch.save(
+            {"model": trainer.model.state_dict(), "ema": trainer.ema.module.state_dict(), "history": trainer.history},
+            os.path.join(out, f"rank{rank}.pt"),
+        )
     finally:
         torch.distributed.destroy_process_group()
 
@@ -49,7 +63,7 @@ def test_two_processes_train_in_lockstep(tmp_path):
     # Only rank 0 wrote, and its checkpoint holds the shared weights.
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1
-    model, cfg, _ = commands.load_model(str(tmp_path / "run" / "last.pt"), which="model")
+    model, _cfg, _ = commands.load_model(str(tmp_path / "run" / "last.pt"), which="model")
     for name, value in model.state_dict().items():
         assert torch.equal(value, r0["model"][name]), name
     # The distributed evaluation equals one process over the whole validation set.

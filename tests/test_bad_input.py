@@ -77,6 +77,7 @@ def test_normalize_names_the_argument():
 
 # Files --------------------------------------------------------------------------------------
 
+
 def _jpeg(path, side=64, quality=90, **kw):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(path, quality=quality, **kw)
@@ -107,11 +108,11 @@ def test_the_loader_counts_truncated_images(tmp_path):
     ds = data.Dataset.from_list(tmp_path / "list.csv")
     strict = data.Loader(ds, data.eval_transform(32), batch_size=2, on_error="skip", num_threads=1)
     with pytest.warns(UserWarning, match="skipped image 1: .*b.jpg: truncated JPEG"):
-        (images, _), = list(strict)
+        ((images, _),) = list(strict)
     assert images.shape[0] == 1 and [i for i, _ in strict.skipped] == [1]
     lenient = data.Loader(ds.with_decoding(strict=False), data.eval_transform(32), batch_size=2, num_threads=1)
     with pytest.warns(data.RepairedImageWarning, match="image 1: .*b.jpg: truncated JPEG"):
-        (images, _), = list(lenient)
+        ((images, _),) = list(lenient)
     assert images.shape[0] == 2 and [i for i, _ in lenient.repaired] == [1] and lenient.skipped == []
 
 
@@ -122,21 +123,34 @@ def _run_with_timeout(code, timeout=20):
 def test_non_regular_files_are_refused_without_blocking(tmp_path):
     fifo = tmp_path / "x.jpg"
     os.mkfifo(fifo)
-    out = _run_with_timeout(f"import q2l\ntry:\n q2l.data.decode_image({str(fifo)!r})\n"
-                            f"except q2l.data.ImageError as e:\n print('ImageError', e)")
+    out = _run_with_timeout(
+        f"import q2l\ntry:\n q2l.data.decode_image({str(fifo)!r})\n"
+        f"except q2l.data.ImageError as e:\n print('ImageError', e)"
+    )
     assert "ImageError" in out.stdout and "not a regular file" in out.stdout, out
     with pytest.raises(IsADirectoryError, match=str(tmp_path)):
         data.decode_image(tmp_path)
-    for name, reader in (("ann.json", "coco(p, '.')"), ("list.csv", "from_list(p)"),
-                         ("labels.csv", "open_images(p, '.')")):
+    for name, reader in (
+        ("ann.json", "coco(p, '.')"),
+        ("list.csv", "from_list(p)"),
+        ("labels.csv", "open_images(p, '.')"),
+    ):
         os.mkfifo(tmp_path / name)
-        out = _run_with_timeout(f"import q2l\np = {str(tmp_path / name)!r}\ntry:\n q2l.data.Dataset.{reader}\n"
-                                f"except ValueError as e:\n print('ValueError', e)")
+        out = _run_with_timeout(
+            f"import q2l\np = {str(tmp_path / name)!r}\ntry:\n q2l.data.Dataset.{reader}\n"
+            f"except ValueError as e:\n print('ValueError', e)"
+        )
         assert "not a regular file" in out.stdout, (reader, out)
 
 
-@pytest.mark.parametrize("payload,message", [(b"", "empty file"), (b"GIF89a\x01\x00", "not a JPEG or PNG"),
-                                             (b"\xff\xd8\xff\xe0\x00\x10JFIF", "truncated JPEG")])
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        (b"", "empty file"),
+        (b"GIF89a\x01\x00", "not a JPEG or PNG"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "truncated JPEG"),
+    ],
+)
 def test_empty_garbage_and_wrong_format_files(tmp_path, payload, message):
     path = tmp_path / "bad.jpg"
     path.write_bytes(payload)
@@ -163,6 +177,7 @@ def test_label_present_and_unknown_is_refused(tmp_path):
 
 # Devices ------------------------------------------------------------------------------------
 
+
 def test_meta_tensors_are_named_meta():
     scores = torch.rand(4, 3)
     with pytest.raises(ValueError, match="targets is a meta tensor"):
@@ -179,9 +194,11 @@ def test_meta_tensors_are_named_meta():
 
 # The CLI ------------------------------------------------------------------------------------
 
+
 def _cli(*args, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", "q2l", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    proc = subprocess.run(
+        [sys.executable, "-m", "q2l", *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
     return proc.returncode, proc.stderr.strip()
 
 
@@ -212,3 +229,38 @@ def test_cli_config_and_debug(tmp_path):
     assert code == 2 and "expected a JSON object of options, got list" in err
     code, err = _cli("train", "--config", tmp_path / "typed.json", "--debug")
     assert code == 1 and "Traceback" in err
+
+
+# One base class -----------------------------------------------------------------------------
+
+
+def _q2l_error_cases(tmp_path):
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"not a jpeg")
+    head = q2l.Query2LabelHead(num_classes=3, in_channels=8, d_model=8, nhead=2, dim_feedforward=16)
+    return [
+        # (what raises it, the built-in it must also be)
+        ("Rust: shape", lambda: q2l.asymmetric_loss(torch.randn(2, 3), torch.ones(2, 4)), ValueError),
+        ("Rust: head weights", lambda: head(torch.randn(1, 5, 2, 2)), ValueError),
+        ("Rust: missing file", lambda: data.decode_image(tmp_path / "missing.jpg"), FileNotFoundError),
+        ("Rust: directory", lambda: data.decode_image(tmp_path), IsADirectoryError),
+        ("Rust: image", lambda: data.decode_image(garbage), data.ImageError),
+        ("Rust: option", lambda: data.Loader(_scenes(), data.eval_transform(32), on_error="ignore"), ValueError),
+        (
+            "Rust: metric",
+            lambda: q2l.metrics.mean_average_precision(torch.rand(2, 2), torch.ones(2, 2), empty="x"),
+            ValueError,
+        ),
+        ("Python: number", lambda: data.Loader(_scenes(), data.eval_transform(32), batch_size=-1), ValueError),
+        ("Python: type", lambda: head("features"), TypeError),
+        ("Python: file", lambda: q2l.Query2Label.from_pretrained(tmp_path / "none"), FileNotFoundError),
+    ]
+
+
+def test_every_error_is_a_q2l_error_and_its_builtin(tmp_path):
+    for what, call, builtin in _q2l_error_cases(tmp_path):
+        with pytest.raises(q2l.Q2LError) as info:
+            call()
+        assert isinstance(info.value, builtin), (what, type(info.value).__mro__)
+    assert issubclass(q2l.errors.ImageError, OSError)
+    assert issubclass(q2l.errors.InternalError, RuntimeError)

@@ -9,9 +9,14 @@ import q2l
 from q2l.head import Query2Label, Query2LabelHead, TinyBackbone, functional
 
 TINY = dict(num_classes=6, in_channels=12, d_model=16, nhead=4, dim_feedforward=32, dropout=0.0)
-CONFIGS = [{}, dict(pre_norm=True), dict(keep_first_self_attn=True, keep_other_self_attn=True),
-           dict(pre_norm=True, keep_other_self_attn=True, num_encoder_layers=0), dict(num_decoder_layers=3),
-           dict(in_channels=16, input_proj=True)]
+CONFIGS = [
+    {},
+    dict(pre_norm=True),
+    dict(keep_first_self_attn=True, keep_other_self_attn=True),
+    dict(pre_norm=True, keep_other_self_attn=True, num_encoder_layers=0),
+    dict(num_decoder_layers=3),
+    dict(in_channels=16, input_proj=True),
+]
 
 
 def _head(**kw):
@@ -33,6 +38,7 @@ def _step(fn, params, *inputs):
 
 # The pure-PyTorch twin -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kw", CONFIGS)
 @pytest.mark.parametrize("training", [False, True])
 def test_functional_twin_equals_the_rust_head(kw, training):
@@ -42,7 +48,7 @@ def test_functional_twin_equals_the_rust_head(kw, training):
     twin, twin_maps = functional.forward(head, x, training, return_attention=True)
     torch.testing.assert_close(twin, ours, rtol=1e-12, atol=1e-12)
     assert len(twin_maps) == len(maps) == head.num_decoder_layers
-    for a, b in zip(twin_maps, maps):
+    for a, b in zip(twin_maps, maps, strict=False):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(head.export()(x), head.eval()(x), rtol=1e-12, atol=1e-12)
 
@@ -60,7 +66,8 @@ def test_reassociated_cross_attention_under_dropout_equals_the_direct_form():
     memory = torch.randn(3, 10, 16, dtype=torch.float64)
     key_in = memory + torch.randn(1, 10, 16, dtype=torch.float64)
     torch.manual_seed(5)
-    out, _ = functional.cross_attention(query, key_in, memory, mha, 4, 0.5, True, False)
+    cfg = functional.LayerConfig(nhead=4, pre_norm=False, dropout=0.5, training=True)
+    out, _ = functional.cross_attention(query, key_in, memory, mha, cfg, want_weights=False)
     wq, wk, wv = mha.in_proj_weight.chunk(3)
     bq, bk, bv = mha.in_proj_bias.chunk(3)
 
@@ -77,6 +84,7 @@ def test_reassociated_cross_attention_under_dropout_equals_the_direct_form():
 
 # torch.compile ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kw", CONFIGS[:4])
 def test_head_compiles_fullgraph_with_eager_gradients(kw):
     head = _head(**kw)
@@ -86,7 +94,7 @@ def test_head_compiles_fullgraph_with_eager_gradients(kw):
     ref_out, ref_grads = _step(lambda t: head(t).square().mean(), params, x)
     out, grads = _step(lambda t: compiled(t).square().mean(), params, x)
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
-    for (name, _), g, r in zip(head.named_parameters(), grads, ref_grads):
+    for (name, _), g, r in zip(head.named_parameters(), grads, ref_grads, strict=False):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6, msg=name)
 
 
@@ -97,7 +105,7 @@ def test_head_attention_maps_under_compile():
     logits, maps = compiled(x)
     ref_logits, ref_maps = head(x, return_attention=True)
     torch.testing.assert_close(logits, ref_logits)
-    for a, b in zip(maps, ref_maps):
+    for a, b in zip(maps, ref_maps, strict=False):
         torch.testing.assert_close(a, b)
 
 
@@ -151,7 +159,7 @@ def test_head_and_loss_under_inductor():
     ref, ref_grads = _step(step, params, x, y)
     out, grads = _step(torch.compile(step, fullgraph=True), params, x, y)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    for g, r in zip(grads, ref_grads):
+    for g, r in zip(grads, ref_grads, strict=False):
         torch.testing.assert_close(g, r, rtol=1e-3, atol=1e-4)
 
 
@@ -165,6 +173,7 @@ def test_loss_validation_still_raises_inside_compile():
 
 
 # Custom operators ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reduction", ["mean", "none"])
@@ -184,6 +193,7 @@ def test_single_label_loss_op_passes_opcheck():
 
 
 # torch.export -------------------------------------------------------------------------------
+
 
 def test_export_of_a_model_containing_the_head():
     torch.manual_seed(0)
@@ -212,6 +222,7 @@ def test_export_of_a_loss():
 
 # Meta and fake tensors ---------------------------------------------------------------------
 
+
 def test_head_on_meta_gives_shapes():
     with torch.device("meta"):
         head = Query2LabelHead(num_classes=80, in_channels=2048)
@@ -223,8 +234,15 @@ def test_head_on_meta_gives_shapes():
     assert all(p.grad is not None and p.grad.shape == p.shape for p in head.parameters())
 
 
-@pytest.mark.parametrize("dtype,loss_dtype", [(torch.float16, torch.float32), (torch.bfloat16, torch.float32),
-                                              (torch.float32, torch.float32), (torch.float64, torch.float64)])
+@pytest.mark.parametrize(
+    "dtype,loss_dtype",
+    [
+        (torch.float16, torch.float32),
+        (torch.bfloat16, torch.float32),
+        (torch.float32, torch.float32),
+        (torch.float64, torch.float64),
+    ],
+)
 def test_losses_on_meta_give_shapes_and_dtypes(dtype, loss_dtype):
     x = torch.empty(4, 9, device="meta", dtype=dtype, requires_grad=True)
     y = torch.empty(4, 9, device="meta")

@@ -9,10 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import requires_cuda
 from q2l import data
 from q2l.data import Dataset, Loader
-
-from conftest import requires_cuda
 
 
 def threads_now() -> int:
@@ -47,7 +46,7 @@ def test_same_batches_whatever_the_thread_count(scenes, threads):
     tf = data.train_transform(32, flip=True)
     ref = collect(Loader(scenes, tf, batch_size=7, shuffle=True, seed=5, num_threads=2), epoch=4)
     got = collect(Loader(scenes, tf, batch_size=7, shuffle=True, seed=5, num_threads=threads, prefetch=3), epoch=4)
-    assert all(torch.equal(a, b) for x, y in zip(ref, got) for a, b in zip(x, y))
+    assert all(torch.equal(a, b) for x, y in zip(ref, got, strict=False) for a, b in zip(x, y, strict=False))
 
 
 def test_epochs_and_seeds_change_order_and_augmentation(scenes):
@@ -65,16 +64,30 @@ def test_epochs_and_seeds_change_order_and_augmentation(scenes):
     assert torch.equal(first, e0[2]) and torch.equal(second, e1[2])
 
 
-@pytest.mark.parametrize("n,world,drop_last,shuffle", [(45, 4, False, False), (45, 4, True, False), (10, 3, False, True), (2, 4, False, True), (45, 1, False, True)])
+@pytest.mark.parametrize(
+    "n,world,drop_last,shuffle",
+    [(45, 4, False, False), (45, 4, True, False), (10, 3, False, True), (2, 4, False, True), (45, 1, False, True)],
+)
 def test_sharding_follows_distributed_sampler(scenes, n, world, drop_last, shuffle):
     from torch.utils.data.distributed import DistributedSampler
 
     ds = Dataset.scenes(n=n, size=32)
     per_rank = []
     for rank in range(world):
-        loader = Loader(ds, data.eval_transform(16), batch_size=4, shuffle=shuffle, drop_last=drop_last, rank=rank, world_size=world, seed=9)
+        loader = Loader(
+            ds,
+            data.eval_transform(16),
+            batch_size=4,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            rank=rank,
+            world_size=world,
+            seed=9,
+        )
         order = loader.indices(epoch=2)
-        sampler = DistributedSampler(list(range(n)), num_replicas=world, rank=rank, shuffle=shuffle, drop_last=drop_last)
+        sampler = DistributedSampler(
+            list(range(n)), num_replicas=world, rank=rank, shuffle=shuffle, drop_last=drop_last
+        )
         assert len(order) == len(sampler)
         if not shuffle:
             assert order == list(sampler)  # the same indices, padding included
@@ -104,12 +117,14 @@ def folder(tmp_path):
         name = f"img_{i}.jpg" if i % 2 else f"ïmg {i}.png"
         Image.fromarray(rng.integers(0, 255, (20 + i, 30, 3), dtype=np.uint8)).save(tmp_path / name)
         names.append(name)
-    (tmp_path / "list.csv").write_text("image,labels\n" + "".join(f"{n},{'a' if i % 3 else 'b'}\n" for i, n in enumerate(names)))
+    (tmp_path / "list.csv").write_text(
+        "image,labels\n" + "".join(f"{n},{'a' if i % 3 else 'b'}\n" for i, n in enumerate(names))
+    )
     return tmp_path, names
 
 
 def test_files_through_the_loader(folder):
-    root, names = folder
+    root, _names = folder
     ds = Dataset.from_list(root / "list.csv")
     images, targets = next(iter(Loader(ds, data.eval_transform(24), batch_size=10)))
     assert images.shape == (10, 3, 24, 24)
@@ -192,7 +207,7 @@ def test_pin_memory_without_cuda_warns(scenes):
 def test_pinned_batches_reach_the_gpu_unchanged(scenes):
     loader = Loader(scenes, data.eval_transform(32), batch_size=16, pin_memory=True)
     plain = Loader(scenes, data.eval_transform(32), batch_size=16)
-    for (a, t), (b, _) in zip(loader, plain):
+    for (a, t), (b, _) in zip(loader, plain, strict=False):
         assert a.is_pinned() and t.is_pinned()
         assert torch.equal(a.to("cuda", non_blocking=True).cpu(), b)
 
@@ -208,7 +223,15 @@ def test_uint8_output_normalised_on_the_device_equals_float_output(scenes, devic
 def test_loader_feeds_the_head_and_loss(scenes):
     import q2l
 
-    head = q2l.Query2LabelHead(num_classes=10, in_channels=3, d_model=32, nhead=4, num_encoder_layers=0, num_decoder_layers=1, dim_feedforward=64)
+    head = q2l.Query2LabelHead(
+        num_classes=10,
+        in_channels=3,
+        d_model=32,
+        nhead=4,
+        num_encoder_layers=0,
+        num_decoder_layers=1,
+        dim_feedforward=64,
+    )
     loss_fn = q2l.AsymmetricLoss.from_preset("query2label")
     images, targets = next(iter(Loader(scenes, data.eval_transform(32), batch_size=8)))
     loss = loss_fn(head(images), targets)

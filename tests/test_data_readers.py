@@ -215,13 +215,15 @@ def test_csv_list(tmp_path):
 
 def test_jsonl_list(tmp_path):
     lst = tmp_path / "train.jsonl"
-    lst.write_text('{"image": "a.jpg", "labels": ["cat"]}\n\n{"image": "/abs/b.jpg", "labels": [], "unknown": ["dog"]}\n')
+    lst.write_text(
+        '{"image": "a.jpg", "labels": ["cat"]}\n\n{"image": "/abs/b.jpg", "labels": [], "unknown": ["dog"]}\n'
+    )
     ds = Dataset.from_list(lst, image_root=tmp_path / "imgs")
     assert ds.classes == ["cat", "dog"]
     assert ds.targets.tolist() == [[1, 0], [0, -1]]
     assert ds.paths == [str(tmp_path / "imgs" / "a.jpg"), "/abs/b.jpg"]
     lst.write_text('{"image": "a.jpg", "labels": ["cat"]}\n{"image": "b.jpg", "labels": "cat"}\n')
-    with pytest.raises(ValueError, match="train.jsonl:2: \"labels\" must be a list"):
+    with pytest.raises(ValueError, match='train.jsonl:2: "labels" must be a list'):
         Dataset.from_list(lst)
     lst.write_text('{"image": "a.jpg"}\n{"image": \n')
     with pytest.raises(ValueError, match="train.jsonl:2: malformed JSON"):

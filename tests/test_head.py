@@ -29,8 +29,15 @@ def _features(b=2, c=12, h=3, w=5, seed=1, dtype=torch.float32, device="cpu"):
     return torch.randn(b, c, h, w, generator=g, dtype=dtype).to(device)
 
 
-@pytest.mark.parametrize("kw", [{}, dict(keep_first_self_attn=True, keep_other_self_attn=True),
-                                dict(num_encoder_layers=2, num_decoder_layers=3), dict(in_channels=16, input_proj=False)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        dict(keep_first_self_attn=True, keep_other_self_attn=True),
+        dict(num_encoder_layers=2, num_decoder_layers=3),
+        dict(in_channels=16, input_proj=False),
+    ],
+)
 def test_logits_and_gradients_match_the_official_architecture(kw, device):
     head = _head(**kw).to(device).eval()
     x = _features(c=head.in_channels, device=device)
@@ -60,7 +67,7 @@ def test_positional_encoding_matches_the_official_buffer():
     from q2l import _native
 
     for h, w in [(14, 14), (18, 18), (3, 7)]:
-        ours = _native.sine_encoding(h, w, 64)
+        ours = _native.sine_encoding(height=h, width=w, d_model=64)
         official = official_pe(h, w, 64).flatten(2)[0].t()
         torch.testing.assert_close(ours, official, rtol=1e-5, atol=2e-6)
 
@@ -78,8 +85,18 @@ def test_gradcheck_float64():
         from q2l import _native
 
         out, _ = _native.head_forward(
-            x.detach(), params, d_model=16, nhead=4, enc_layers=1, dec_layers=2, dropout=0.0, pre_norm=False,
-            keep_first_self_attn=False, keep_other_self_attn=False, temperature=10000.0, train=False,
+            features=x.detach(),
+            params=params,
+            d_model=16,
+            nhead=4,
+            num_encoder_layers=1,
+            num_decoder_layers=2,
+            dropout=0.0,
+            pre_norm=False,
+            keep_first_self_attn=False,
+            keep_other_self_attn=False,
+            temperature=10000.0,
+            train=False,
             return_attention=False,
         )
         assert torch.equal(w.data, saved)

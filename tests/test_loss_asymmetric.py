@@ -90,12 +90,20 @@ def test_gradcheck_float64(reduction, clip, gammas, device):
     x, y = _data((4, 6), device, torch.float64, soft=True, partial=True)
     w = torch.rand(6, dtype=torch.float64, device=device) + 0.5
     for backend in _backends(device):
+
         def fn(inp):
             return asymmetric_loss(
-                inp, y, gamma_neg=gammas[0], gamma_pos=gammas[1], clip=clip,
+                inp,
+                y,
+                gamma_neg=gammas[0],
+                gamma_pos=gammas[1],
+                clip=clip,
                 reduction=reduction,
-                scale=3.0, class_weight=w, backend=backend,
+                scale=3.0,
+                class_weight=w,
+                backend=backend,
             )
+
         assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(),), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
@@ -160,8 +168,18 @@ def test_reduced_precision_logits_agree_with_float32(dtype, device):
 
 @pytest.mark.parametrize(
     "target_dtype",
-    [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
-     torch.float16, torch.bfloat16, torch.float32, torch.float64],
+    [
+        torch.bool,
+        torch.uint8,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+    ],
 )
 def test_every_target_dtype_gives_the_same_loss(target_dtype, device):
     x, y = _data((8, 30), device)
@@ -398,7 +416,9 @@ def test_kernel_and_tensor_backends_agree(rows, cols, dtype, gamma_neg, gamma_po
     if rows > 0 and dtype in (torch.float32, torch.float64):
         ref, ref_grad = _reference_and_grad(x, y, **kw)
         torch.testing.assert_close(k_loss.double(), ref, rtol=tol * 2, atol=tol)
-        torch.testing.assert_close(k_grad.double(), ref_grad, rtol=tol * 2, atol=tol * max(1.0, ref_grad.abs().max().item()))
+        torch.testing.assert_close(
+            k_grad.double(), ref_grad, rtol=tol * 2, atol=tol * max(1.0, ref_grad.abs().max().item())
+        )
 
 
 def test_package_metadata():

@@ -42,8 +42,12 @@ def test_gradcheck_float64(reduction, device):
     x, t = _data(5, 7, device, torch.float64)
     t[2] = -100
     for backend in _backends(device):
+
         def fn(inp):
-            return asymmetric_loss_single_label(inp, t, gamma_pos=0.7, gamma_neg=2.5, reduction=reduction, backend=backend)
+            return asymmetric_loss_single_label(
+                inp, t, gamma_pos=0.7, gamma_neg=2.5, reduction=reduction, backend=backend
+            )
+
         assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(),), eps=1e-6, atol=1e-7)
 
 

@@ -28,7 +28,7 @@ def test_round_trip_is_exact(tmp_path):
     assert again.classes == list("abcde") and again.preprocessing["img_size"] == 96 and not again.training
     x = _images()
     assert torch.equal(again(x), model(x))
-    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=False):
         assert torch.equal(a, b), k
 
 
@@ -53,18 +53,21 @@ def _edit_config(folder, edit):
     path.write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda c: c.pop("head"), "missing key 'head'"),
-    (lambda c: c.update(colour="red"), "unknown key 'colour'"),
-    (lambda c: c["head"].update(widht=3), "unknown key 'head.widht'"),
-    (lambda c: c.update(format="timm"), "key 'format' must be"),
-    (lambda c: c.update(format_version=9), "key 'format_version' 9 is not supported"),
-    (lambda c: c.update(classes=["a"]), "key 'classes' must list 5 names"),
-    (lambda c: c["head"].update(d_model=48), "tensor '.*' has shape"),
-    (lambda c: c["head"].update(num_decoder_layers=3), "missing tensor 'head.decoder.layers.2"),
-    (lambda c: c["head"].update(num_decoder_layers=1), "unexpected tensor 'head.decoder.layers.1"),
-    (lambda c: c.update(backbone="resnet7"), "unknown torchvision backbone 'resnet7'"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c.pop("head"), "missing key 'head'"),
+        (lambda c: c.update(colour="red"), "unknown key 'colour'"),
+        (lambda c: c["head"].update(widht=3), "unknown key 'head.widht'"),
+        (lambda c: c.update(format="timm"), "key 'format' must be"),
+        (lambda c: c.update(format_version=9), "key 'format_version' 9 is not supported"),
+        (lambda c: c.update(classes=["a"]), "key 'classes' must list 5 names"),
+        (lambda c: c["head"].update(d_model=48), "tensor '.*' has shape"),
+        (lambda c: c["head"].update(num_decoder_layers=3), "missing tensor 'head.decoder.layers.2"),
+        (lambda c: c["head"].update(num_decoder_layers=1), "unexpected tensor 'head.decoder.layers.1"),
+        (lambda c: c.update(backbone="resnet7"), "unknown torchvision backbone 'resnet7'"),
+    ],
+)
 def test_bad_config_names_the_key(tmp_path, edit, message):
     _model().save_pretrained(tmp_path / "m", classes=list("abcde"))
     _edit_config(tmp_path / "m", edit)
@@ -109,8 +112,12 @@ def test_torch_version_check_names_both_versions(monkeypatch):
 
 # timm backbones -----------------------------------------------------------------------------
 
-TIMM = [("resnet18", 512, False), ("tresnet_m", 2048, False), ("swin_tiny_patch4_window7_224", 768, True),
-        ("convnext_atto", 320, False)]
+TIMM = [
+    ("resnet18", 512, False),
+    ("tresnet_m", 2048, False),
+    ("swin_tiny_patch4_window7_224", 768, True),
+    ("convnext_atto", 320, False),
+]
 
 
 @pytest.mark.parametrize("name,channels,nhwc", TIMM)
@@ -157,9 +164,21 @@ def test_train_with_a_timm_backbone(tmp_path):
     from q2l.app import resolve
     from q2l.app.train import Trainer
 
-    cfg = resolve(dict(train_size=16, val_size=32, img_size=32, epochs=1, batch_size=8, d_model=32,
-                       dim_feedforward=64, attention_images=0, workers=1, backbone="timm:resnet18",
-                       output=str(tmp_path / "run")))
+    cfg = resolve(
+        dict(
+            train_size=16,
+            val_size=32,
+            img_size=32,
+            epochs=1,
+            batch_size=8,
+            d_model=32,
+            dim_feedforward=64,
+            attention_images=0,
+            workers=1,
+            backbone="timm:resnet18",
+            output=str(tmp_path / "run"),
+        )
+    )
     trainer = Trainer(cfg, quiet=True)
     trainer.fit()
     assert 0 < trainer.history[0]["mAP"] <= 1

@@ -8,6 +8,8 @@ Public parts (each a drop-in for the usual PyTorch piece):
   (:class:`Query2Label`) and official checkpoints.
 * :mod:`q2l.metrics` -- mAP (every definition, named), threshold and top-k metrics, and a
   streaming accumulator.
+* :mod:`q2l.errors` -- the exceptions: every one is a :class:`Q2LError` and the built-in
+  it stands for (``ValueError``, ``TypeError``, ``OSError``, ...).
 
 ``import torch`` happens first: the native module resolves libtorch's symbols from it.
 """
@@ -18,7 +20,8 @@ from ._torch_check import check_torch_version
 
 check_torch_version(torch.__version__)
 
-from . import _native, data, metrics  # noqa: E402
+from . import _native, data, errors, metrics
+from .errors import Q2LError
 from .head import Query2Label, Query2LabelHead
 from .loss import (
     PRESETS,
@@ -34,13 +37,15 @@ __version__ = _native.__version__
 __all__ = [
     "PRESETS",
     "AsymmetricLoss",
-    "Query2Label",
-    "Query2LabelHead",
     "AsymmetricLossOptimized",
     "AsymmetricLossSingleLabel",
+    "Q2LError",
+    "Query2Label",
+    "Query2LabelHead",
+    "__version__",
     "asymmetric_loss",
     "asymmetric_loss_single_label",
     "data",
+    "errors",
     "metrics",
-    "__version__",
 ]

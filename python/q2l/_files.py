@@ -2,10 +2,12 @@
 
 import os
 import pickle
-from typing import Any, Union
+from typing import Any
+
+from .errors import InvalidArgumentError, MissingFileError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidArgumentError):
     """A weights or checkpoint file that cannot be loaded, or that would run code if it were."""
 
 
@@ -17,7 +19,7 @@ def _reason(err: Exception) -> str:
     return (lines[0] if lines else type(err).__name__)[:300]
 
 
-def load_torch_file(path: Union[str, os.PathLike], what: str = "checkpoint") -> Any:
+def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file.
 
     Only tensors and plain Python values are unpickled; a file holding anything else (a
@@ -31,7 +33,7 @@ def load_torch_file(path: Union[str, os.PathLike], what: str = "checkpoint") -> 
 
     name = os.fspath(path)
     if not os.path.exists(name):
-        raise FileNotFoundError(f"no {what} at {name!r}")
+        raise MissingFileError(f"no {what} at {name!r}")
     if not os.path.isfile(name):
         raise CheckpointError(f"{what} {name!r} is not a regular file")
     try:
@@ -41,7 +43,8 @@ def load_torch_file(path: Union[str, os.PathLike], what: str = "checkpoint") -> 
             raise CheckpointError(f"{what} {name!r} is not a readable PyTorch file: {_reason(err)}") from None
         raise CheckpointError(
             f"refusing to load {what} {name!r}: it holds objects other than tensors and plain values, which "
-            f"could run code when unpickled ({_reason(err)})") from None
+            f"could run code when unpickled ({_reason(err)})"
+        ) from None
     except Exception as err:  # torch raises several types for corrupt or foreign files
         raise CheckpointError(f"{what} {name!r} is not a readable PyTorch file: {_reason(err)}") from None
 
@@ -67,6 +70,7 @@ def load_state_checked(model, state: Any, where: str) -> None:
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{where}: {key!r} is a {type(value).__name__}, not a tensor")
         if value.shape != expected[key].shape:
-            raise CheckpointError(f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects "
-                                  f"{list(expected[key].shape)}")
+            raise CheckpointError(
+                f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects {list(expected[key].shape)}"
+            )
     model.load_state_dict(state)

@@ -1,98 +1,150 @@
 """Type stubs for the Rust extension module ``q2l._native``.
 
 These functions are the stateless core; the public API in :mod:`q2l` wraps them in
-``torch.nn.Module`` classes and ``torch.autograd.Function``s.
+``torch.nn.Module`` classes and ``torch.autograd.Function``s. Every function takes keyword
+arguments named as in the public API. Errors are the classes of :mod:`q2l.errors`: bad
+input an ``InvalidArgumentError`` (a ``ValueError``), a libtorch failure a ``LibtorchError``
+and a bug an ``InternalError`` (both ``RuntimeError``), files ``FileError`` and its
+``OSError`` subclasses. The stub is checked against the built module by
+``python -m mypy.stubtest q2l._native`` in the test command.
 """
 
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from collections.abc import Sequence
+from typing import Any, Literal, final
 
 import torch
+
+from .data.transforms import Operation
+
+__all__ = [
+    "AP_DEFINITIONS",
+    "ASL_DEFAULTS",
+    "DEFAULT_MAX_PIXELS",
+    "EMPTY_POLICIES",
+    "FASHION_CLASSES",
+    "REDUCTIONS",
+    "SCENE_CLASSES",
+    "TORCH_VERSION",
+    "VOC_CLASSES",
+    "NativeBatchIter",
+    "NativeDataset",
+    "NativeLoader",
+    "NativePipeline",
+    "__version__",
+    "asymmetric_loss",
+    "asymmetric_loss_single_label",
+    "average_precision",
+    "best_f1_thresholds",
+    "dataset_coco",
+    "dataset_fashion",
+    "dataset_list",
+    "dataset_memory",
+    "dataset_nus_wide",
+    "dataset_open_images",
+    "dataset_scenes",
+    "dataset_voc",
+    "decode_image",
+    "head_forward",
+    "mean_average_precision",
+    "randaugment_op",
+    "resize_image",
+    "simd_level",
+    "sine_encoding",
+    "threshold_summary",
+]
 
 __version__: str
 TORCH_VERSION: str
 
-Reduction = Literal["none", "sum", "mean", "batchmean"]
-Backend = Literal["auto", "kernel", "tensor"]
+_Reduction = Literal["none", "sum", "mean", "batchmean"]
+_Backend = Literal["auto", "kernel", "tensor"]
 
 def simd_level() -> Literal["avx512", "avx2", "baseline"]:
     """The instruction set the CPU kernels use on this machine."""
 
+# Losses ------------------------------------------------------------------------------------
+
+ASL_DEFAULTS: dict[str, Any]
+REDUCTIONS: list[str]
+
 def asymmetric_loss(
+    *,
     logits: torch.Tensor,
     targets: torch.Tensor,
-    class_weight: Optional[torch.Tensor],
-    *,
+    class_weight: torch.Tensor | None,
     gamma_pos: float,
     gamma_neg: float,
     clip: float,
     eps: float,
-    focal_grad: bool,
-    reduction: Reduction,
+    disable_torch_grad_focal_loss: bool,
+    reduction: _Reduction,
     scale: float,
     validate: bool,
-    backend: Backend,
+    backend: _Backend,
     need_grad: bool,
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Asymmetric loss.
 
     Returns ``(loss, grad)``: the reduced (or per-element) loss and, with ``need_grad``,
     its gradient with respect to ``logits`` (reduction and scale included; for
     ``reduction="none"`` the gradient of the sum), so that the backward pass is
     ``grad * grad_output``.
-
-    Raises:
-        ValueError: bad shapes, dtypes, devices, option values, NaN logits or invalid
-            targets (the last two only with ``validate``).
-        RuntimeError: a libtorch failure.
     """
 
 def asymmetric_loss_single_label(
+    *,
     logits: torch.Tensor,
     targets: torch.Tensor,
-    *,
     gamma_pos: float,
     gamma_neg: float,
     smoothing: float,
-    reduction: Reduction,
+    reduction: _Reduction,
     scale: float,
     ignore_index: int,
     validate: bool,
-    backend: Backend,
+    backend: _Backend,
     need_grad: bool,
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Single-label (softmax) asymmetric loss; returns as :func:`asymmetric_loss`."""
 
-def average_precision(
-    scores: torch.Tensor, targets: torch.Tensor, *, definition: Literal["voc", "noninterpolated", "step"]
-) -> List[Optional[float]]:
-    """Per-class AP of ``scores`` [N, C] against ``targets`` [N, C] (1, 0, -1 ignored);
-    ``None`` for classes without a positive.
+# Metrics -----------------------------------------------------------------------------------
 
-    Raises:
-        ValueError: bad shapes or dtypes, empty input, NaN scores, targets outside {-1, 0, 1}.
-    """
+AP_DEFINITIONS: list[str]
+EMPTY_POLICIES: list[str]
+
+def average_precision(*, scores: torch.Tensor, targets: torch.Tensor, definition: str, empty: str) -> list[float]:
+    """Per-class AP of ``scores`` [N, C] against ``targets`` [N, C] (1, 0, -1 ignored); a
+    class without a positive gets NaN (``empty`` "nan" or "skip") or 0 ("zero")."""
+
+def mean_average_precision(
+    *, scores: torch.Tensor, targets: torch.Tensor, definition: str, empty: str
+) -> tuple[list[float], float]:
+    """The per-class APs (as :func:`average_precision`) and their mean; with "skip" the mean
+    leaves classes without positives out, and no such class at all is an error."""
 
 def threshold_summary(
+    *,
     scores: torch.Tensor,
     targets: torch.Tensor,
-    *,
-    thresholds: Optional[List[float]] = None,
-    k: Optional[int] = None,
-) -> Dict[str, Any]:
+    thresholds: list[float] | None = None,
+    k: int | None = None,
+) -> dict[str, Any]:
     """CP, CR, CF1, OP, OR, OF1 and per-class precision/recall/f1/tp/fp/fn/support, with
     predictions ``score >= threshold`` (one or one per class) or the top ``k`` per sample."""
 
-def best_f1_thresholds(scores: torch.Tensor, targets: torch.Tensor) -> Tuple[List[float], List[float]]:
+def best_f1_thresholds(*, scores: torch.Tensor, targets: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-class thresholds maximising F1, and those F1 values."""
 
+# Head --------------------------------------------------------------------------------------
+
 def head_forward(
-    features: torch.Tensor,
-    params: Dict[str, torch.Tensor],
     *,
+    features: torch.Tensor,
+    params: dict[str, torch.Tensor],
     d_model: int,
     nhead: int,
-    enc_layers: int,
-    dec_layers: int,
+    num_encoder_layers: int,
+    num_decoder_layers: int,
     dropout: float,
     pre_norm: bool,
     keep_first_self_attn: bool,
@@ -100,81 +152,105 @@ def head_forward(
     temperature: float,
     train: bool,
     return_attention: bool,
-) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """The Query2Label head forward on named parameters (official names without the
-    ``transformer.`` prefix): logits ``[B, K]`` and, with ``return_attention``, one
-    head-averaged cross-attention map ``[B, K, H, W]`` per decoder layer.
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The Query2Label head forward on named parameters (``Query2LabelHead``'s names, the
+    official ones without the ``transformer.`` prefix): logits ``[B, K]`` and, with
+    ``return_attention``, one head-averaged cross-attention map ``[B, K, H, W]`` per decoder
+    layer. A missing, misshaped or unexpected parameter is named in the error."""
 
-    Raises:
-        ValueError: bad shapes, channel counts, devices, missing parameters.
-        RuntimeError: a libtorch failure.
-    """
+def sine_encoding(*, height: int, width: int, d_model: int, temperature: float = 10000.0) -> torch.Tensor:
+    """The 2-D sine positional encoding ``[height * width, d_model]`` (float32, CPU)."""
 
-def sine_encoding(h: int, w: int, d: int, temperature: float = 10000.0) -> torch.Tensor:
-    """The 2-D sine positional encoding ``[h * w, d]`` (float32, CPU)."""
+# Data pipeline -----------------------------------------------------------------------------
 
-# Data pipeline ---------------------------------------------------------------------------
-
-SCENE_CLASSES: List[str]
-FASHION_CLASSES: List[str]
-VOC_CLASSES: List[str]
+SCENE_CLASSES: list[str]
+FASHION_CLASSES: list[str]
+VOC_CLASSES: list[str]
 DEFAULT_MAX_PIXELS: int
 
-class ImageError(OSError):
-    """An image file that is truncated, corrupt, too large, not a JPEG/PNG or not a regular file."""
-
+@final
 class NativeDataset:
     """Labels in memory, images read or rendered on demand."""
 
-    classes: List[str]
+    @property
+    def classes(self) -> list[str]: ...
     def __len__(self) -> int: ...
     def targets(self) -> torch.Tensor:
         """float32 ``[N, C]`` of 1, 0 and -1."""
-    def paths(self) -> Optional[List[str]]: ...
-    def image(self, i: int) -> Tuple[torch.Tensor, Optional[str]]:
-        """uint8 ``[3, H, W]`` and the warning of a lenient decode. Raises ImageError, OSError, ValueError."""
-    def objects(self, i: int) -> List[Tuple[int, Tuple[float, float, float, float]]]: ...
-    def with_decode_options(self, *, max_pixels: int, strict: bool) -> "NativeDataset": ...
-    def decode_options(self) -> Tuple[int, bool]:
+    def paths(self) -> list[str] | None: ...
+    def image(self, i: int) -> tuple[torch.Tensor, str | None]:
+        """uint8 ``[3, H, W]`` and the warning of a lenient decode."""
+    def objects(self, i: int) -> list[tuple[int, list[float]]]: ...
+    def with_decode_options(self, *, max_pixels: int, strict: bool) -> NativeDataset: ...
+    def decode_options(self) -> tuple[int, bool]:
         """``(max_pixels, strict)``."""
 
-def dataset_coco(annotations: str, image_dir: str, annotated_only: bool) -> NativeDataset: ...
-def dataset_voc(root: str, split: str, difficult: str) -> NativeDataset: ...
-def dataset_nus_wide(root: str, split: str, image_dir: str) -> NativeDataset: ...
-def dataset_open_images(labels_csv: str, image_dir: str, classes_csv: Optional[str] = None) -> NativeDataset: ...
-def dataset_list(path: str, image_root: str, classes: Optional[List[str]] = None, sep: str = ";") -> NativeDataset: ...
-def dataset_memory(images: torch.Tensor, targets: torch.Tensor, classes: List[str]) -> NativeDataset: ...
-def dataset_scenes(len: int, size: int, seed: int, split: str, min_objects: int, max_objects: int) -> NativeDataset: ...
-def dataset_fashion(root: str, split: str, len: int, size: int, grid: int, min_items: int, max_items: int, seed: int) -> NativeDataset: ...
+def dataset_coco(*, annotations: str, image_dir: str, annotated_only: bool) -> NativeDataset: ...
+def dataset_voc(*, root: str, split: str, difficult: str) -> NativeDataset: ...
+def dataset_nus_wide(*, root: str, split: str, image_dir: str) -> NativeDataset: ...
+def dataset_open_images(*, labels_csv: str, image_dir: str, classes_csv: str | None = None) -> NativeDataset: ...
+def dataset_list(*, path: str, image_root: str, classes: list[str] | None = None, sep: str = ";") -> NativeDataset: ...
+def dataset_memory(*, images: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> NativeDataset: ...
+def dataset_scenes(
+    *, n: int, size: int, seed: int, split: str, min_objects: int, max_objects: int
+) -> NativeDataset: ...
+def dataset_fashion(
+    *, root: str, split: str, n: int, size: int, grid: int, min_items: int, max_items: int, seed: int
+) -> NativeDataset: ...
 
+@final
 class NativePipeline:
-    """A validated transform: ``ops`` are dicts with an ``"op"`` key (see q2l.data.transforms)."""
+    """A validated transform. ``ops`` are the ``q2l.data.transforms`` dataclasses themselves:
+    Rust reads each into the struct of the same name and fields (src/data/transform/ops.rs)."""
 
-    def __init__(self, ops: List[Dict[str, Any]], output: str, mean: Optional[Tuple[float, float, float]] = None, std: Optional[Tuple[float, float, float]] = None) -> None: ...
-    def shape(self) -> Tuple[int, int, int]: ...
-    def augment(self, image: torch.Tensor, seed: int) -> torch.Tensor:
+    def __new__(
+        cls,
+        *,
+        ops: Sequence[Operation],
+        output: str,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> NativePipeline: ...
+    def shape(self) -> tuple[int, int, int]: ...
+    def augment(self, image: torch.Tensor, *, seed: int) -> torch.Tensor:
         """uint8 ``[H, W, 3]`` in, uint8 ``[3, H', W']`` out (operations only, no normalisation)."""
 
-def decode_image(path: str, *, max_pixels: int, strict: bool) -> Tuple[torch.Tensor, Optional[str]]:
-    """JPEG/PNG file to uint8 ``[3, H, W]`` RGB and the warning of a lenient decode.
-    Raises ImageError, FileNotFoundError, PermissionError, IsADirectoryError."""
+def decode_image(*, path: str, max_pixels: int, strict: bool) -> tuple[torch.Tensor, str | None]:
+    """JPEG/PNG file to uint8 ``[3, H, W]`` RGB and the warning of a lenient decode."""
 
-def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def resize_image(*, image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """PIL-compatible antialiased bilinear resize; uint8 ``[H, W, 3]`` in, ``[3, h, w]`` out."""
 
-def randaugment_op(image: torch.Tensor, name: str, magnitude: float, fill: Tuple[int, int, int]) -> torch.Tensor:
+def randaugment_op(*, image: torch.Tensor, name: str, magnitude: float, fill: Sequence[int]) -> torch.Tensor:
     """One torchvision RandAugment operation with a signed magnitude; ``[H, W, 3]`` in, ``[3, H, W]`` out."""
 
+@final
 class NativeLoader:
-    def __init__(self, dataset: NativeDataset, pipeline: NativePipeline, batch_size: int, shuffle: bool, drop_last: bool, seed: int, threads: int, prefetch: int, rank: int, world_size: int, on_error: str, pin_device: Optional[int]) -> None: ...
+    def __new__(
+        cls,
+        *,
+        dataset: NativeDataset,
+        pipeline: NativePipeline,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        num_threads: int,
+        prefetch: int,
+        rank: int,
+        world_size: int,
+        on_error: str,
+        pin_memory: int | None,
+    ) -> NativeLoader: ...
     def __len__(self) -> int: ...
-    def order(self, epoch: int) -> List[int]: ...
-    def iter(self, epoch: int) -> "NativeBatchIter": ...
+    def order(self, epoch: int) -> list[int]: ...
+    def iter(self, epoch: int) -> NativeBatchIter: ...
 
+@final
 class NativeBatchIter:
-    def __iter__(self) -> "NativeBatchIter": ...
+    def __iter__(self) -> NativeBatchIter: ...
     def __next__(
         self,
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[Tuple[int, str]], List[Tuple[int, str]]]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[tuple[int, str]], list[tuple[int, str]]]:
         """images, targets, indices, skipped ``(index, reason)``, repaired ``(index, warning)``."""
     def close(self) -> None: ...

@@ -1,10 +1,9 @@
 """The native module is built against one torch release; another one fails with a message."""
 
 from importlib import metadata
-from typing import Optional
 
 
-def required_torch() -> Optional[str]:
+def required_torch() -> str | None:
     """The torch version this installation of q2l-rs pins (``torch==X`` in its metadata),
     or ``None`` when q2l runs from a source tree that is not installed."""
     try:

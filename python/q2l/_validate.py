@@ -8,32 +8,33 @@ argument and its allowed range.
 
 import math
 import operator
-from typing import Optional
+
+from .errors import InvalidArgumentError, InvalidTypeError
 
 
-def int_arg(name: str, value, minimum: Optional[int] = 0, maximum: Optional[int] = None) -> int:
+def int_arg(name: str, value, minimum: int | None = 0, maximum: int | None = None) -> int:
     """``value`` as an int in [minimum, maximum]; bools and non-integral numbers are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, (bool, float)):
+        raise InvalidTypeError(f"{name} must be an integer, got {value!r}")
     try:
         v = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+        raise InvalidTypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
         bounds = [f">= {minimum}"] if minimum is not None else []
         bounds += [f"<= {maximum}"] if maximum is not None else []
-        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {v}")
+        raise InvalidArgumentError(f"{name} must be {' and '.join(bounds)}, got {v}")
     return v
 
 
 def float_arg(name: str, value) -> float:
     """``value`` as a finite float; NaN and infinities are refused (ranges are the caller's)."""
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        raise InvalidTypeError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
+        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v}")
+        raise InvalidArgumentError(f"{name} must be a finite number, got {v}")
     return v

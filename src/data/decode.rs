@@ -1,7 +1,7 @@
 //! JPEG and PNG decoding to RGB, with a pixel-count limit against decompression bombs and
 //! a check that JPEG data is complete.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use zune_jpeg::zune_core::bytestream::ZCursor;
@@ -94,25 +94,21 @@ const TRUNCATED_LENIENT: &str = "truncated JPEG decoded leniently: the missing p
 /// Reads and decodes an image file. Anything but a regular file (a named pipe, a device, a
 /// directory) is refused before it is opened: reading a pipe would block forever.
 pub fn read_image(path: &Path, opts: &DecodeOptions) -> Result<Decoded> {
-    let io = |source| Error::Io {
+    let name = path.display().to_string();
+    let mut file = super::dataset::open_regular(path).map_err(|e| match e {
+        // An image that is not a file is an image error, as a corrupt one is.
+        Error::Value(_) => Error::Image {
+            path: name.clone(),
+            msg: super::dataset::NOT_REGULAR.into(),
+        },
+        other => other,
+    })?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|source| Error::Io {
         path: path.into(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::IsADirectory,
-            "is a directory, not an image file",
-        )));
-    }
-    if !meta.is_file() {
-        return Err(Error::Image {
-            path: path.display().to_string(),
-            msg: "not a regular file (a named pipe, socket or device); refusing to read it".into(),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    decode(&bytes, &path.display().to_string(), opts)
+    })?;
+    decode(&bytes, &name, opts)
 }
 
 /// Whether a JPEG's marker structure runs to its end-of-image marker: the segments' lengths

@@ -14,7 +14,7 @@ use super::dataset::Dataset;
 use super::rng::Rng;
 use super::transform::{Output, Pipeline};
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::parallel::SendPtr;
 
 /// What to do with an image that cannot be read or decoded.
@@ -26,6 +26,20 @@ pub enum OnError {
     Skip,
 }
 
+impl std::str::FromStr for OnError {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "raise" => Ok(OnError::Raise),
+            "skip" => Ok(OnError::Skip),
+            other => Err(Error::value(format!(
+                "on_error must be 'raise' or 'skip', got {other:?}"
+            ))),
+        }
+    }
+}
+
 /// A loader's settings (see `q2l.data.Loader` for their meaning).
 #[derive(Clone, Debug)]
 pub struct LoaderOptions {
@@ -33,7 +47,7 @@ pub struct LoaderOptions {
     pub shuffle: bool,
     pub drop_last: bool,
     pub seed: u64,
-    pub threads: usize,
+    pub num_threads: usize,
     pub prefetch: usize,
     pub rank: usize,
     pub world_size: usize,
@@ -84,17 +98,17 @@ impl Loader {
                 opts.world_size
             );
         }
-        if opts.threads == 0 {
+        if opts.num_threads == 0 {
             bail!("num_threads must be at least 1");
         }
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads)
+            .num_threads(opts.num_threads)
             .thread_name(|i| format!("q2l-data-{i}"))
             .build()
             .map_err(|e| {
-                Error::Value(format!(
+                Error::Internal(format!(
                     "could not start {} data threads: {e}",
-                    opts.threads
+                    opts.num_threads
                 ))
             })?;
         let loader = Loader {
@@ -103,7 +117,7 @@ impl Loader {
             opts,
             pool: Arc::new(pool),
         };
-        if loader.len() == 0 {
+        if loader.is_empty() {
             bail!(
                 "no batches: {} images per rank with batch_size {} and drop_last",
                 loader.samples_per_rank(),
@@ -111,14 +125,6 @@ impl Loader {
             );
         }
         Ok(loader)
-    }
-
-    pub fn options(&self) -> &LoaderOptions {
-        &self.opts
-    }
-
-    pub fn dataset(&self) -> &Arc<Dataset> {
-        &self.dataset
     }
 
     /// Samples this rank sees per epoch (`DistributedSampler`'s `num_samples`).
@@ -214,7 +220,7 @@ impl Loader {
                 rx: None,
                 cancel,
                 handle: None,
-                error: Some(Error::Value(format!(
+                error: Some(Error::Internal(format!(
                     "could not start the loader thread: {e}"
                 ))),
             },
@@ -245,66 +251,24 @@ impl Job {
         ))
     }
 
+    /// Decodes, augments and writes every sample of `chunk` into a batch, keeping the rows
+    /// that succeeded (under `OnError::Skip`), then pins it if asked.
     fn batch(&self, chunk: &[(usize, usize)]) -> Result<Batch> {
-        let b = chunk.len() as i64;
-        let (c, h, w) = self.pipeline.shape();
-        let plane = c * h * w;
-        let kind = match self.pipeline.output() {
-            Output::Normalize { .. } => Kind::Float,
-            Output::Uint8 => Kind::Uint8,
-        };
-        let images = Tensor::f_empty([b, c as i64, h as i64, w as i64], (kind, Device::Cpu))?;
-        let ptr = images.data_ptr();
-        advise_huge_pages(
-            ptr as *mut u8,
-            b as usize * plane * if kind == Kind::Float { 4 } else { 1 },
-        );
-        let (f32_ptr, u8_ptr) = (SendPtr(ptr as *mut f32), SendPtr(ptr as *mut u8));
-        let results: Vec<Result<Option<String>>> = self.pool.install(|| {
-            chunk
-                .par_iter()
-                .enumerate()
-                .map(|(row, &(position, index))| {
-                    if self.cancel.load(Ordering::Relaxed) {
-                        return Ok(None);
-                    }
-                    let run = AssertUnwindSafe(|| -> Result<Option<String>> {
-                        let (img, warning) = self.sample(position, index)?;
-                        // SAFETY: row `row` of the batch tensor, written by this task only.
-                        unsafe {
-                            match kind {
-                                Kind::Float => self
-                                    .pipeline
-                                    .write_f32(&img, f32_ptr.slice_mut(row * plane, plane)),
-                                _ => self
-                                    .pipeline
-                                    .write_u8(&img, u8_ptr.slice_mut(row * plane, plane)),
-                            }
-                        }
-                        Ok(warning)
-                    });
-                    catch_unwind(run).unwrap_or_else(|_| {
-                        Err(Error::Value(format!(
-                            "internal error while preparing {}",
-                            self.dataset.name(index)
-                        )))
-                    })
-                })
-                .collect()
-        });
+        let (images, results) = self.fill(chunk)?;
         let mut keep = Vec::with_capacity(chunk.len());
         let mut skipped = Vec::new();
         let mut repaired = Vec::new();
         for (row, r) in results.into_iter().enumerate() {
+            let index = chunk[row].1;
             match r {
                 Ok(warning) => {
                     keep.push(row as i64);
-                    if let Some(w) = warning {
-                        repaired.push((chunk[row].1, w));
-                    }
+                    repaired.extend(warning.map(|w| (index, w)));
                 }
+                // A bug is never skipped: it would shorten every epoch silently.
+                Err(e @ Error::Internal(_)) => return Err(e),
                 Err(e) if self.opts.on_error == OnError::Skip => {
-                    skipped.push((chunk[row].1, e.to_string()))
+                    skipped.push((index, e.to_string()))
                 }
                 Err(e) => return Err(e),
             }
@@ -334,6 +298,58 @@ impl Job {
             skipped,
             repaired,
         })
+    }
+
+    /// Allocates the batch tensor and has the pool write row `i` from sample `chunk[i]`;
+    /// returns it with each row's outcome (the repair warning, or why it failed).
+    fn fill(&self, chunk: &[(usize, usize)]) -> Result<(Tensor, Vec<Result<Option<String>>>)> {
+        let (c, h, w) = self.pipeline.shape();
+        let plane = c * h * w;
+        let kind = match self.pipeline.output() {
+            Output::Normalize { .. } => Kind::Float,
+            Output::Uint8 => Kind::Uint8,
+        };
+        let shape = [chunk.len() as i64, c as i64, h as i64, w as i64];
+        let images = Tensor::f_empty(shape, (kind, Device::Cpu))?;
+        let ptr = images.data_ptr();
+        let elem = if kind == Kind::Float { 4 } else { 1 };
+        advise_huge_pages(ptr as *mut u8, chunk.len() * plane * elem);
+        let (f32_ptr, u8_ptr) = (SendPtr(ptr as *mut f32), SendPtr(ptr as *mut u8));
+        let write_row = |row: usize, position: usize, index: usize| -> Result<Option<String>> {
+            let (img, warning) = self.sample(position, index)?;
+            // SAFETY: row `row` of the batch tensor, written by this task only.
+            unsafe {
+                match kind {
+                    Kind::Float => self
+                        .pipeline
+                        .write_f32(&img, f32_ptr.slice_mut(row * plane, plane)),
+                    _ => self
+                        .pipeline
+                        .write_u8(&img, u8_ptr.slice_mut(row * plane, plane)),
+                }
+            }
+            Ok(warning)
+        };
+        let results = self.pool.install(|| {
+            chunk
+                .par_iter()
+                .enumerate()
+                .map(|(row, &(position, index))| {
+                    if self.cancel.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    catch_unwind(AssertUnwindSafe(|| write_row(row, position, index)))
+                        .unwrap_or_else(|panic| {
+                            let why = panic_message(panic.as_ref());
+                            Err(Error::Internal(format!(
+                                "while preparing {}: {why}",
+                                self.dataset.name(index)
+                            )))
+                        })
+                })
+                .collect()
+        });
+        Ok((images, results))
     }
 }
 
@@ -374,24 +390,146 @@ impl Iterator for BatchIter {
         }
         let item = self.rx.as_ref()?.recv().ok();
         if item.is_none() {
-            self.finish();
+            // The producer hung up: the epoch is complete, unless it panicked.
+            return self.finish().map(Err);
         }
         item
     }
 }
 
 impl BatchIter {
-    fn finish(&mut self) {
+    /// Stops and joins the producer; a panic in it comes back as an `Internal` error.
+    fn finish(&mut self) -> Option<Error> {
         self.cancel.store(true, Ordering::Relaxed);
         self.rx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+        let joined = self.handle.take()?.join();
+        joined.err().map(|panic| {
+            Error::Internal(format!(
+                "in the loader thread: {}",
+                panic_message(panic.as_ref())
+            ))
+        })
     }
 }
 
 impl Drop for BatchIter {
     fn drop(&mut self) {
-        self.finish();
+        // Nothing is left to report to: the consumer has gone.
+        let _ = self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::from_memory;
+    use crate::data::transform::{Op, Resize, Size};
+
+    /// Ten 2x2 grey images whose pixels hold their index, two classes.
+    fn loader(rank: usize, world_size: usize, shuffle: bool, drop_last: bool) -> Loader {
+        let pixels: Vec<u8> = (0..10u8).flat_map(|i| [i; 4]).collect();
+        let targets: Vec<i8> = (0..10).flat_map(|i| [(i % 2) as i8, 1]).collect();
+        let d = from_memory(
+            pixels,
+            [10, 2, 2, 1],
+            targets,
+            vec!["odd".into(), "all".into()],
+        )
+        .unwrap();
+        let size = Size {
+            height: 2,
+            width: 2,
+        };
+        let p = Pipeline::new(vec![Op::Resize(Resize { size })], Output::Uint8).unwrap();
+        let opts = LoaderOptions {
+            batch_size: 3,
+            shuffle,
+            drop_last,
+            seed: 7,
+            num_threads: 2,
+            prefetch: 2,
+            rank,
+            world_size,
+            on_error: OnError::Raise,
+            pin_memory: None,
+        };
+        Loader::new(Arc::new(d), Arc::new(p), opts).unwrap()
+    }
+
+    fn indices(l: &Loader, epoch: u64) -> Vec<usize> {
+        l.order(epoch).into_iter().map(|(_, i)| i).collect()
+    }
+
+    #[test]
+    fn ranks_share_one_padded_shuffled_order() {
+        // As DistributedSampler: 10 samples on 3 ranks -> 4 each, two repeated from the start.
+        let ranks: Vec<Loader> = (0..3).map(|r| loader(r, 3, true, false)).collect();
+        let orders: Vec<Vec<usize>> = ranks.iter().map(|l| indices(l, 0)).collect();
+        assert!(orders.iter().all(|o| o.len() == 4));
+        let mut all: Vec<usize> = orders.concat();
+        all.sort();
+        all.dedup();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            indices(&ranks[1], 0),
+            orders[1],
+            "the order is a function of (seed, epoch)"
+        );
+        assert_ne!(
+            indices(&ranks[0], 1),
+            orders[0],
+            "another epoch shuffles anew"
+        );
+        // Without shuffling, rank r takes every third index from r.
+        assert_eq!(indices(&loader(1, 3, false, false), 0), vec![1, 4, 7, 0]);
+        // drop_last trims to 3 per rank instead of padding.
+        assert_eq!(indices(&loader(0, 3, false, true), 0), vec![0, 3, 6]);
+    }
+
+    #[test]
+    fn batches_follow_the_order() {
+        let l = loader(0, 1, true, false);
+        let order = indices(&l, 2);
+        let batches: Vec<Batch> = l.iter(2).collect::<Result<_>>().unwrap();
+        assert_eq!(batches.len(), 4);
+        assert_eq!(batches[3].images.size(), vec![1, 3, 2, 2]);
+        let seen: Vec<i64> = batches.iter().flat_map(|b| b.indices.clone()).collect();
+        assert_eq!(seen, order.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        for b in &batches {
+            for (row, &index) in b.indices.iter().enumerate() {
+                // Grey pixel value = index, in every channel; target "odd" = index % 2.
+                assert_eq!(b.images.int64_value(&[row as i64, 2, 1, 1]), index);
+                assert_eq!(b.targets.double_value(&[row as i64, 0]), (index % 2) as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        let err = |o: LoaderOptions| {
+            let l = loader(0, 1, false, false);
+            Loader::new(l.dataset.clone(), l.pipeline.clone(), o)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let base = loader(0, 1, false, false).opts;
+        assert!(err(LoaderOptions {
+            batch_size: 0,
+            ..base.clone()
+        })
+        .contains("batch_size"));
+        assert!(err(LoaderOptions {
+            rank: 2,
+            world_size: 2,
+            ..base.clone()
+        })
+        .contains("rank"));
+        assert!(err(LoaderOptions {
+            num_threads: 0,
+            ..base.clone()
+        })
+        .contains("num_threads"));
+        assert!("ignore".parse::<OnError>().is_err());
     }
 }

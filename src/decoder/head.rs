@@ -2,7 +2,8 @@
 //! label-query decoder and group-wise linear classifier, as one forward on tch ops.
 //!
 //! Parameters arrive by name, with the names of the official model (without its
-//! `module.transformer.` prefix), so autograd records every op on the caller's tensors.
+//! `module.transformer.` prefix), and are resolved into typed structs (`weights.rs`); the
+//! ops run on the caller's tensors, so autograd records every one.
 
 use std::collections::HashMap;
 
@@ -10,10 +11,11 @@ use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
-use crate::tensor::{float_kind, same_device, shape_str};
+use crate::tensor::{float_kind, shape_str};
 
 use super::attention::{cross_attention, dropout, linear, self_attention, MhaWeights};
 use super::position::sine_encoding;
+use super::weights::{Affine, Ffn, HeadWeights};
 
 /// The architecture of a head.
 #[derive(Clone, Debug)]
@@ -23,9 +25,9 @@ pub struct HeadConfig {
     /// Attention heads (d must be divisible by it).
     pub nhead: i64,
     /// Encoder layers over the image tokens.
-    pub enc_layers: i64,
+    pub num_encoder_layers: i64,
     /// Decoder layers of the label queries.
-    pub dec_layers: i64,
+    pub num_decoder_layers: i64,
     /// Dropout of attention weights, residual branches and the FFN.
     pub dropout: f64,
     /// Pre-norm layers instead of the official post-norm.
@@ -46,106 +48,50 @@ pub struct HeadOutput {
     pub attention: Vec<Tensor>,
 }
 
-/// Named parameters with checked lookup.
-pub struct Params<'a>(pub &'a HashMap<String, Tensor>);
+fn norm(x: &Tensor, n: &Affine, d: i64) -> Result<Tensor> {
+    Ok(x.f_layer_norm([d], Some(n.weight), Some(n.bias), 1e-5, true)?)
+}
 
-impl Params<'_> {
-    fn get(&self, name: &str) -> Result<&Tensor> {
-        match self.0.get(name) {
-            Some(t) => Ok(t),
-            None => bail!("missing parameter {name:?}"),
-        }
-    }
+fn ffn(x: &Tensor, f: &Ffn, cfg: &HeadConfig, train: bool) -> Result<Tensor> {
+    let h = linear(x, f.linear1.weight, Some(f.linear1.bias))?;
+    // dropout then relu equals relu then dropout (the mask scales by a positive constant),
+    // but this way relu's saved output is linear2's saved input: one activation kept for
+    // backward instead of two.
+    let h = dropout(&h, cfg.dropout, train)?.f_relu()?;
+    linear(&h, f.linear2.weight, Some(f.linear2.bias))
+}
 
-    fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    fn mha(&self, prefix: &str) -> Result<MhaWeights<'_>> {
-        Ok(MhaWeights {
-            in_w: self.get(&format!("{prefix}.in_proj_weight"))?,
-            in_b: self.get(&format!("{prefix}.in_proj_bias"))?,
-            out_w: self.get(&format!("{prefix}.out_proj.weight"))?,
-            out_b: self.get(&format!("{prefix}.out_proj.bias"))?,
-        })
-    }
-
-    fn norm(&self, x: &Tensor, prefix: &str, d: i64) -> Result<Tensor> {
-        let w = self.get(&format!("{prefix}.weight"))?;
-        let b = self.get(&format!("{prefix}.bias"))?;
-        Ok(x.f_layer_norm([d], Some(w), Some(b), 1e-5, true)?)
-    }
-
-    fn ffn(&self, x: &Tensor, prefix: &str, cfg: &HeadConfig, train: bool) -> Result<Tensor> {
-        let h = linear(
-            x,
-            self.get(&format!("{prefix}.linear1.weight"))?,
-            Some(self.get(&format!("{prefix}.linear1.bias"))?),
-        )?;
-        // dropout then relu equals relu then dropout (the mask scales by a positive
-        // constant), but this way relu's saved output is linear2's saved input: one
-        // activation kept for backward instead of two.
-        let h = dropout(&h, cfg.dropout, train)?.f_relu()?;
-        linear(
-            &h,
-            self.get(&format!("{prefix}.linear2.weight"))?,
-            Some(self.get(&format!("{prefix}.linear2.bias"))?),
-        )
-    }
-
-    /// The residual self-attention block `x + attn(x + pos, x)` of layer `prefix`, with
-    /// its LayerNorm `norm` before (pre-norm) or after (post-norm, official).
-    fn self_attn_block(
-        &self,
-        x: &Tensor,
-        pos: &Tensor,
-        prefix: &str,
-        norm: &str,
-        cfg: &HeadConfig,
-        train: bool,
-    ) -> Result<Tensor> {
-        let attn = self.mha(&format!("{prefix}.self_attn"))?;
-        let norm = format!("{prefix}.{norm}");
-        let run =
-            |x: &Tensor| self_attention(&x.f_add(pos)?, x, &attn, cfg.nhead, cfg.dropout, train);
-        if cfg.pre_norm {
-            let a = run(&self.norm(x, &norm, cfg.d_model)?)?;
-            Ok(x.f_add(&dropout(&a, cfg.dropout, train)?)?)
-        } else {
-            let a = run(x)?;
-            self.norm(
-                &x.f_add(&dropout(&a, cfg.dropout, train)?)?,
-                &norm,
-                cfg.d_model,
-            )
-        }
-    }
-
-    /// The residual FFN block of layer `prefix`, with its LayerNorm `norm` before or after.
-    fn ffn_block(
-        &self,
-        x: &Tensor,
-        prefix: &str,
-        norm: &str,
-        cfg: &HeadConfig,
-        train: bool,
-    ) -> Result<Tensor> {
-        let norm = format!("{prefix}.{norm}");
-        if cfg.pre_norm {
-            let f = self.ffn(&self.norm(x, &norm, cfg.d_model)?, prefix, cfg, train)?;
-            Ok(x.f_add(&dropout(&f, cfg.dropout, train)?)?)
-        } else {
-            let f = self.ffn(x, prefix, cfg, train)?;
-            self.norm(
-                &x.f_add(&dropout(&f, cfg.dropout, train)?)?,
-                &norm,
-                cfg.d_model,
-            )
-        }
+/// A residual block `x + dropout(branch(x))` with its LayerNorm before the branch
+/// (pre-norm) or after the sum (post-norm, the official layout).
+fn residual(
+    x: &Tensor,
+    n: &Affine,
+    cfg: &HeadConfig,
+    train: bool,
+    mut branch: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let d = cfg.d_model;
+    if cfg.pre_norm {
+        let b = branch(&norm(x, n, d)?)?;
+        Ok(x.f_add(&dropout(&b, cfg.dropout, train)?)?)
+    } else {
+        let b = branch(x)?;
+        norm(&x.f_add(&dropout(&b, cfg.dropout, train)?)?, n, d)
     }
 }
 
-fn check_input(x: &Tensor, p: &Params, cfg: &HeadConfig) -> Result<(i64, i64, i64, i64)> {
+/// Self-attention with queries and keys `x + pos`, values `x`.
+fn self_attn(
+    x: &Tensor,
+    pos: &Tensor,
+    w: &MhaWeights,
+    cfg: &HeadConfig,
+    train: bool,
+) -> Result<Tensor> {
+    self_attention(&x.f_add(pos)?, x, w, cfg.nhead, cfg.dropout, train)
+}
+
+fn check_input(x: &Tensor, cfg: &HeadConfig) -> Result<(i64, i64, i64, i64)> {
     float_kind(x, "features")?;
     let size = x.size();
     if size.len() != 4 {
@@ -158,23 +104,15 @@ fn check_input(x: &Tensor, p: &Params, cfg: &HeadConfig) -> Result<(i64, i64, i6
     if b == 0 || h == 0 || w == 0 {
         bail!("features must be non-empty, got shape {}", shape_str(&size));
     }
-    if cfg.d_model % cfg.nhead != 0 || cfg.d_model % 2 != 0 {
+    if cfg.d_model <= 0 || cfg.nhead <= 0 || cfg.d_model % cfg.nhead != 0 || cfg.d_model % 2 != 0 {
         bail!(
-            "d_model ({}) must be even and divisible by nhead ({})",
+            "d_model ({}) must be positive, even and divisible by nhead ({})",
             cfg.d_model,
             cfg.nhead
         );
     }
-    let expected = match p.0.get("input_proj.weight") {
-        Some(wt) => wt.size()[1],
-        None => cfg.d_model,
-    };
-    if c != expected {
-        bail!("features have {c} channels but the head expects {expected}");
-    }
-    // Dtypes may differ under autocast; the Python module checks them outside it.
-    for (name, t) in p.0.iter() {
-        same_device(t, name, x, "features")?;
+    if cfg.num_encoder_layers < 0 || cfg.num_decoder_layers < 1 {
+        bail!("need num_encoder_layers >= 0 and num_decoder_layers >= 1");
     }
     Ok((b, c, h, w))
 }
@@ -188,89 +126,206 @@ pub fn forward(
     train: bool,
     want_attention: bool,
 ) -> Result<HeadOutput> {
-    let p = Params(params);
-    let (b, _c, h, w) = check_input(x, &p, cfg)?;
-    let d = cfg.d_model;
-    let x = if p.has("input_proj.weight") {
-        x.f_conv2d(
-            p.get("input_proj.weight")?,
-            p.0.get("input_proj.bias"),
-            [1, 1],
-            [0, 0],
-            [1, 1],
-            1,
-        )?
-    } else {
-        x.shallow_clone()
+    let (b, c, h, w) = check_input(x, cfg)?;
+    // Dtypes may differ under autocast; the Python module checks them outside it.
+    let weights = HeadWeights::resolve(params, cfg, c, x)?;
+    let x = match &weights.input_proj {
+        Some(p) => x.f_conv2d(p.weight, Some(p.bias), [1, 1], [0, 0], [1, 1], 1)?,
+        None => x.shallow_clone(),
     };
     // [B, d, H, W] -> [B, HW, d]
     let src = x.f_flatten(2, 3)?.f_transpose(1, 2)?;
-    let kind = src.f_kind()?;
-    let pos = sine_encoding(h, w, d, cfg.temperature, kind, src.device())?.f_unsqueeze(0)?;
-    let drop = |t: Tensor| -> Result<Tensor> { dropout(&t, cfg.dropout, train) };
+    let pos = sine_encoding(
+        h,
+        w,
+        cfg.d_model,
+        cfg.temperature,
+        src.f_kind()?,
+        src.device(),
+    )?
+    .f_unsqueeze(0)?;
+    let memory = encode(src, &pos, &weights, cfg, train)?;
+    let (hs, attention) = decode(&memory, &pos, &weights, cfg, train, want_attention)?;
+    let k = hs.size()[1];
+    let attention = attention
+        .into_iter()
+        .map(|a| Ok(a.f_view([b, k, h, w])?))
+        .collect::<Result<Vec<_>>>()?;
+    let hs = if hs.size()[0] != b {
+        hs.f_expand([b, k, cfg.d_model], false)?
+    } else {
+        hs
+    };
+    let logits = hs
+        .f_mul(weights.fc.weight)?
+        .f_sum_dim_intlist(-1, false, None::<Kind>)?
+        .f_add(weights.fc.bias)?;
+    Ok(HeadOutput { logits, attention })
+}
 
+/// The encoder over the image tokens `src` [B, HW, d].
+fn encode(
+    src: Tensor,
+    pos: &Tensor,
+    w: &HeadWeights,
+    cfg: &HeadConfig,
+    train: bool,
+) -> Result<Tensor> {
     let mut memory = src;
-    for i in 0..cfg.enc_layers {
-        let pre = format!("encoder.layers.{i}");
-        memory = p.self_attn_block(&memory, &pos, &pre, "norm1", cfg, train)?;
-        memory = p.ffn_block(&memory, &pre, "norm2", cfg, train)?;
+    for layer in &w.encoder {
+        memory = residual(&memory, &layer.norm1, cfg, train, |x| {
+            self_attn(x, pos, &layer.self_attn, cfg, train)
+        })?;
+        memory = residual(&memory, &layer.norm2, cfg, train, |x| {
+            ffn(x, &layer.ffn, cfg, train)
+        })?;
     }
-    if cfg.pre_norm && cfg.enc_layers > 0 {
-        memory = p.norm(&memory, "encoder.norm", d)?;
+    match &w.encoder_norm {
+        Some(n) => norm(&memory, n, cfg.d_model),
+        None => Ok(memory),
     }
+}
 
-    let query_pos = p.get("query_embed.weight")?.f_unsqueeze(0)?; // [1, K, d]
-    let k = query_pos.size()[1];
-    let key_in = memory.f_add(&pos)?;
+/// The label-query decoder: the normalised outputs `[B or 1, K, d]` and, when asked, each
+/// layer's head-averaged cross-attention `[B, K, HW]`.
+fn decode(
+    memory: &Tensor,
+    pos: &Tensor,
+    w: &HeadWeights,
+    cfg: &HeadConfig,
+    train: bool,
+    want_attention: bool,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    let query_pos = w.query_embed.f_unsqueeze(0)?; // [1, K, d]
+    let key_in = memory.f_add(pos)?;
     // The target starts at zero, so the first layer's queries do not depend on the image:
     // it runs on a batch of one and broadcasts.
     let mut tgt = query_pos.f_zeros_like()?;
     let mut attention = Vec::new();
-    for i in 0..cfg.dec_layers {
-        let pre = format!("decoder.layers.{i}");
-        let keep_self = if i == 0 {
-            cfg.keep_first_self_attn
-        } else {
-            cfg.keep_other_self_attn
-        };
-        if keep_self {
-            tgt = p.self_attn_block(&tgt, &query_pos, &pre, "norm1", cfg, train)?;
+    for layer in &w.decoder {
+        if let Some((attn, n)) = &layer.self_attn {
+            tgt = residual(&tgt, n, cfg, train, |x| {
+                self_attn(x, &query_pos, attn, cfg, train)
+            })?;
         }
-        let cross = p.mha(&format!("{pre}.multihead_attn"))?;
-        let q_in = if cfg.pre_norm {
-            p.norm(&tgt, &format!("{pre}.norm2"), d)?
-        } else {
-            tgt.shallow_clone()
-        };
-        let (a, weights) = cross_attention(
-            &q_in.f_add(&query_pos)?,
-            &key_in,
-            &memory,
-            &cross,
-            cfg.nhead,
-            cfg.dropout,
-            train,
-            want_attention,
-        )?;
-        if let Some(wt) = weights {
-            attention.push(wt.f_view([b, k, h, w])?);
-        }
-        tgt = tgt.f_add(&drop(a)?)?;
-        if !cfg.pre_norm {
-            tgt = p.norm(&tgt, &format!("{pre}.norm2"), d)?;
-        }
-        tgt = p.ffn_block(&tgt, &pre, "norm3", cfg, train)?;
+        tgt = residual(&tgt, &layer.norm2, cfg, train, |x| {
+            let q = x.f_add(&query_pos)?;
+            let (a, weights) = cross_attention(
+                &q,
+                &key_in,
+                memory,
+                &layer.multihead_attn,
+                cfg.nhead,
+                cfg.dropout,
+                train,
+                want_attention,
+            )?;
+            attention.extend(weights);
+            Ok(a)
+        })?;
+        tgt = residual(&tgt, &layer.norm3, cfg, train, |x| {
+            ffn(x, &layer.ffn, cfg, train)
+        })?;
     }
-    let hs = p.norm(&tgt, "decoder.norm", d)?; // [B or 1, K, d]
-    let hs = if hs.size()[0] != b {
-        hs.f_expand([b, k, d], false)?
-    } else {
-        hs
-    };
-    let wfc = p.get("fc.W")?; // [1, K, d]
-    let logits = hs
-        .f_mul(wfc)?
-        .f_sum_dim_intlist(-1, false, None::<Kind>)?
-        .f_add(p.get("fc.b")?)?;
-    Ok(HeadOutput { logits, attention })
+    Ok((norm(&tgt, &w.decoder_norm, cfg.d_model)?, attention))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(values: &[f32], shape: &[i64]) -> Tensor {
+        Tensor::from_slice(values).view(shape)
+    }
+
+    /// A post-norm head with d = 2, one decoder layer, no encoder, K = 2, whose attention and
+    /// FFN weights are zero: every LayerNorm of a zero vector gives its bias, so the logits
+    /// are `fc.W_k . decoder.norm.bias + fc.b_k` whatever the image.
+    fn tiny_head() -> (HashMap<String, Tensor>, HeadConfig) {
+        let z = |shape: &[i64]| Tensor::zeros(shape, (Kind::Float, tch::Device::Cpu));
+        let mut p = HashMap::new();
+        let mut put = |name: &str, v: Tensor| {
+            p.insert(name.to_string(), v);
+        };
+        put("query_embed.weight", t(&[0.3, -0.2, 0.1, 0.4], &[2, 2]));
+        let pre = "decoder.layers.0";
+        put(&format!("{pre}.multihead_attn.in_proj_weight"), z(&[6, 2]));
+        put(&format!("{pre}.multihead_attn.in_proj_bias"), z(&[6]));
+        put(&format!("{pre}.multihead_attn.out_proj.weight"), z(&[2, 2]));
+        put(&format!("{pre}.multihead_attn.out_proj.bias"), z(&[2]));
+        put(&format!("{pre}.linear1.weight"), z(&[3, 2]));
+        put(&format!("{pre}.linear1.bias"), t(&[1.0, 2.0, 3.0], &[3]));
+        put(&format!("{pre}.linear2.weight"), z(&[2, 3]));
+        put(&format!("{pre}.linear2.bias"), z(&[2]));
+        for norm in ["norm2", "norm3"] {
+            put(&format!("{pre}.{norm}.weight"), t(&[1.0, 1.0], &[2]));
+            put(&format!("{pre}.{norm}.bias"), z(&[2]));
+        }
+        put("decoder.norm.weight", t(&[1.0, 1.0], &[2]));
+        put("decoder.norm.bias", t(&[1.0, 2.0], &[2]));
+        put("fc.W", t(&[1.0, 1.0, 2.0, -1.0], &[1, 2, 2]));
+        put("fc.b", t(&[0.5, 0.0], &[1, 2]));
+        let cfg = HeadConfig {
+            d_model: 2,
+            nhead: 1,
+            num_encoder_layers: 0,
+            num_decoder_layers: 1,
+            dropout: 0.0,
+            pre_norm: false,
+            keep_first_self_attn: false,
+            keep_other_self_attn: false,
+            temperature: 10000.0,
+        };
+        (p, cfg)
+    }
+
+    fn logits(p: &HashMap<String, Tensor>, cfg: &HeadConfig) -> Result<Vec<f32>> {
+        let x = Tensor::randn([2, 2, 2, 3], (Kind::Float, tch::Device::Cpu));
+        let out = forward(&x, p, cfg, false, true)?;
+        assert_eq!(out.attention.len(), 1);
+        assert_eq!(out.attention[0].size(), vec![2, 2, 2, 3]);
+        let v = out.logits.flatten(0, -1);
+        Ok((0..4).map(|i| v.double_value(&[i]) as f32).collect())
+    }
+
+    #[test]
+    fn hand_computed_logits() {
+        let (mut p, cfg) = tiny_head();
+        // 1 + 2 + 0.5 and 2 - 2 + 0, for both images.
+        assert_eq!(logits(&p, &cfg).unwrap(), vec![3.5, 0.0, 3.5, 0.0]);
+        // A cross-attention output bias [1, -1] reaches the queries: after three LayerNorms
+        // of [1, -1] (unit variance already) the decoder output is [1, -1] + [1, 2].
+        p.insert(
+            "decoder.layers.0.multihead_attn.out_proj.bias".into(),
+            t(&[1.0, -1.0], &[2]),
+        );
+        let got = logits(&p, &cfg).unwrap();
+        for (g, want) in got.iter().zip([3.5, 3.0, 3.5, 3.0]) {
+            assert!((g - want).abs() < 1e-4, "{got:?}");
+        }
+    }
+
+    fn copy(p: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+        p.iter()
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect()
+    }
+
+    #[test]
+    fn weights_are_named_when_missing_misshaped_or_unexpected() {
+        let (p, cfg) = tiny_head();
+        let err = |p: &HashMap<String, Tensor>| logits(p, &cfg).unwrap_err().to_string();
+        let mut missing = copy(&p);
+        missing.remove("fc.b");
+        assert_eq!(err(&missing), "missing parameter \"fc.b\"");
+        let mut misshaped = copy(&p);
+        misshaped.insert("decoder.norm.bias".into(), t(&[1.0, 2.0, 3.0], &[3]));
+        assert_eq!(
+            err(&misshaped),
+            "parameter \"decoder.norm.bias\" has shape [3], expected [2]"
+        );
+        let mut extra = copy(&p);
+        extra.insert("encoder.layers.0.norm1.weight".into(), t(&[1.0, 1.0], &[2]));
+        assert!(err(&extra).starts_with("unexpected parameter \"encoder.layers.0.norm1.weight\""));
+    }
 }

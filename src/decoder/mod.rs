@@ -3,6 +3,9 @@
 mod attention;
 mod head;
 mod position;
+mod weights;
 
+pub use attention::MhaWeights;
 pub use head::{forward, HeadConfig, HeadOutput};
 pub use position::sine_encoding;
+pub use weights::{Affine, DecoderLayer, EncoderLayer, Ffn, HeadWeights};

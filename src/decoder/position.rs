@@ -42,3 +42,35 @@ pub fn sine_encoding(
     // Built in float64 and rounded once to the model's dtype.
     Ok(pe.f_to_kind(kind)?.f_to_device(device)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_form_on_a_small_map() {
+        // d = 8: 4 features per axis with dim_t = [1, 1, T^(1/2), T^(1/2)]; row-major tokens,
+        // y features first. Coordinates are 1..=n scaled to (0, 2 pi].
+        let (h, w, t) = (2i64, 3i64, 10000.0f64);
+        let pe = sine_encoding(h, w, 8, t, Kind::Double, Device::Cpu).unwrap();
+        assert_eq!(pe.size(), vec![h * w, 8]);
+        let coord =
+            |i: i64, n: i64| (i + 1) as f64 / (n as f64 + 1e-6) * 2.0 * std::f64::consts::PI;
+        let feats = |c: f64| [c.sin(), c.cos(), (c / t.sqrt()).sin(), (c / t.sqrt()).cos()];
+        for y in 0..h {
+            for x in 0..w {
+                let want: Vec<f64> = feats(coord(y, h))
+                    .into_iter()
+                    .chain(feats(coord(x, w)))
+                    .collect();
+                for (j, v) in want.iter().enumerate() {
+                    let got = pe.double_value(&[y * w + x, j as i64]);
+                    assert!(
+                        (got - v).abs() < 1e-12,
+                        "token ({y}, {x}) feature {j}: {got} vs {v}"
+                    );
+                }
+            }
+        }
+    }
+}

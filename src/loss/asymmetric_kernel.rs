@@ -127,7 +127,11 @@ impl<R: Real> Consts<R> {
             } else {
                 f64::NEG_INFINITY
             }),
-            focal: if o.focal_grad { R::ONE } else { R::ZERO },
+            focal: if o.disable_torch_grad_focal_loss {
+                R::ZERO
+            } else {
+                R::ONE
+            },
             grad_factor: R::from_f64(grad_factor),
         }
     }
@@ -224,21 +228,35 @@ fn negative_log<R: Real, const CLIP: bool>(c: &Consts<R>, p: R, sn: R, lsn: R) -
     }
 }
 
-/// Loss and gradient of the first `n` elements of the scratch block.
+/// Counts of the targets of a block: soft (in (0, 1)), ignored (-1), invalid; NaN logits.
+#[derive(Default)]
+struct Census {
+    soft: u32,
+    ignored: u32,
+    bad: u32,
+    nan: u32,
+}
+
 #[inline(always)]
-fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
-    let (mut soft, mut bad, mut ignored, mut nan) = (0u32, 0u32, 0u32, 0u32);
+fn census<R: Real>(s: &Scratch<R>, n: usize) -> Census {
+    let mut c = Census::default();
     for i in 0..n {
         let y = s.y[i];
         let hard = y == R::ZERO || y == R::ONE;
         let ign = y == -R::ONE;
         let in_between = y > R::ZERO && y < R::ONE;
-        soft += in_between as u32;
-        ignored += ign as u32;
-        bad += !(hard || ign || in_between) as u32;
-        nan += s.x[i].is_nan() as u32;
+        c.soft += in_between as u32;
+        c.ignored += ign as u32;
+        c.bad += !(hard || ign || in_between) as u32;
+        c.nan += s.x[i].is_nan() as u32;
     }
+    c
+}
 
+/// `p`, `sigmoid(-x)`, both log-sigmoids and the focal base `q` of each logit, sharing one
+/// `exp(-|x|)`.
+#[inline(always)]
+fn sigmoids<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) {
     for i in 0..n {
         let x = s.x[i];
         let t = (-x.abs()).exp();
@@ -252,84 +270,106 @@ fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize)
         s.lsn[i] = (-x).min(R::ZERO) - l1;
         s.q[i] = if CLIP { (p - c.clip).max(R::ZERO) } else { p };
     }
-    if CLIP && matches!(c.gn, Pow::Real(_)) && soft == 0 {
+}
+
+/// Targets 0, 1 and -1 only: each element takes the positive or the negative branch, and
+/// the focal weights are computed for whole rows at once (integer exponents by
+/// multiplication).
+#[inline(always)]
+fn hard_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) {
+    if CLIP && matches!(c.gn, Pow::Real(_)) {
         for i in 0..n {
             s.lq[i] = s.q[i].ln();
         }
     }
-
     let (gp, gn, focal) = (c.gp_value, c.gn_value, c.focal);
-    if soft == 0 {
-        c.gp.apply(&s.sn[..n], &s.lsn[..n], &mut s.wp[..n]);
-        let log_q = if CLIP { &s.lq[..n] } else { &s.lsp[..n] };
-        c.gn.apply(&s.q[..n], log_q, &mut s.wn[..n]);
-        if CLIP {
-            c.gn.apply_lower(&s.q[..n], &s.wn[..n], &mut s.wn1[..n]);
-        }
-        for i in 0..n {
-            let (x, y, p, sn) = (s.x[i], s.y[i], s.p[i], s.sn[i]);
-            let (wp, wn) = (s.wp[i], s.wn[i]);
-            let (lp, dlp) = positive_log(c, s.lsp[i], sn);
-            let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
-            let dwp = focal * (-gp * p * wp);
-            let dwn = if CLIP {
-                focal * gn * s.wn1[i] * dq
-            } else {
-                focal * gn * sn * wn
-            };
-            let lpos = -(wp * lp);
-            let gpos = -(dwp * lp + wp * dlp);
-            let lneg = -(wn * ln);
-            let gneg = -(dwn * ln + wn * dln);
-            let (l, g) = if y == R::ONE {
-                (lpos, gpos)
-            } else if y == R::ZERO {
-                (lneg, gneg)
-            } else {
-                (R::ZERO, R::ZERO)
-            };
-            let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
-            s.l[i] = l * s.w[i];
-            s.g[i] = g * (s.w[i] * c.grad_factor);
-        }
+    c.gp.apply(&s.sn[..n], &s.lsn[..n], &mut s.wp[..n]);
+    let log_q = if CLIP { &s.lq[..n] } else { &s.lsp[..n] };
+    c.gn.apply(&s.q[..n], log_q, &mut s.wn[..n]);
+    if CLIP {
+        c.gn.apply_lower(&s.q[..n], &s.wn[..n], &mut s.wn1[..n]);
+    }
+    for i in 0..n {
+        let (x, y, p, sn) = (s.x[i], s.y[i], s.p[i], s.sn[i]);
+        let (wp, wn) = (s.wp[i], s.wn[i]);
+        let (lp, dlp) = positive_log(c, s.lsp[i], sn);
+        let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
+        let dwp = focal * (-gp * p * wp);
+        let dwn = if CLIP {
+            focal * gn * s.wn1[i] * dq
+        } else {
+            focal * gn * sn * wn
+        };
+        let lpos = -(wp * lp);
+        let gpos = -(dwp * lp + wp * dlp);
+        let lneg = -(wn * ln);
+        let gneg = -(dwn * ln + wn * dln);
+        let (l, g) = if y == R::ONE {
+            (lpos, gpos)
+        } else if y == R::ZERO {
+            (lneg, gneg)
+        } else {
+            (R::ZERO, R::ZERO)
+        };
+        let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
+        s.l[i] = l * s.w[i];
+        s.g[i] = g * (s.w[i] * c.grad_factor);
+    }
+}
+
+/// Some soft targets in (0, 1): both branches mixed as the official code mixes them, with
+/// the focal weight `b^gamma` computed per element.
+#[inline(always)]
+fn soft_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) {
+    let (gp, gn, focal) = (c.gp_value, c.gn_value, c.focal);
+    for i in 0..n {
+        let (x, y, p, sn, q) = (s.x[i], s.y[i], s.p[i], s.sn[i], s.q[i]);
+        let ny = R::ONE - y;
+        let b = y * sn + ny * q;
+        let gam = gp * y + gn * ny;
+        let w = if b > R::ZERO {
+            (gam * b.ln()).exp()
+        } else if gam == R::ZERO {
+            R::ONE
+        } else {
+            R::ZERO
+        };
+        let (lp, dlp) = positive_log(c, s.lsp[i], sn);
+        let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
+        let db = ny * dq - y * p * sn;
+        let dw = if b > R::ZERO {
+            focal * gam * w * db / b
+        } else {
+            R::ZERO
+        };
+        let big_l = y * lp + ny * ln;
+        let d_big_l = y * dlp + ny * dln;
+        let (l, g) = if y == -R::ONE {
+            (R::ZERO, R::ZERO)
+        } else {
+            (-(w * big_l), -(dw * big_l + w * d_big_l))
+        };
+        let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
+        s.l[i] = l * s.w[i];
+        s.g[i] = g * (s.w[i] * c.grad_factor);
+    }
+}
+
+/// Loss and gradient of the first `n` elements of the scratch block.
+#[inline(always)]
+fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
+    let counts = census(s, n);
+    sigmoids::<R, CLIP>(c, s, n);
+    if counts.soft == 0 {
+        hard_targets::<R, CLIP>(c, s, n);
     } else {
-        for i in 0..n {
-            let (x, y, p, sn, q) = (s.x[i], s.y[i], s.p[i], s.sn[i], s.q[i]);
-            let ny = R::ONE - y;
-            let b = y * sn + ny * q;
-            let gam = gp * y + gn * ny;
-            let w = if b > R::ZERO {
-                (gam * b.ln()).exp()
-            } else if gam == R::ZERO {
-                R::ONE
-            } else {
-                R::ZERO
-            };
-            let (lp, dlp) = positive_log(c, s.lsp[i], sn);
-            let (ln, dln, dq) = negative_log::<R, CLIP>(c, p, sn, s.lsn[i]);
-            let db = ny * dq - y * p * sn;
-            let dw = if b > R::ZERO {
-                focal * gam * w * db / b
-            } else {
-                R::ZERO
-            };
-            let big_l = y * lp + ny * ln;
-            let d_big_l = y * dlp + ny * dln;
-            let (l, g) = if y == -R::ONE {
-                (R::ZERO, R::ZERO)
-            } else {
-                (-(w * big_l), -(dw * big_l + w * d_big_l))
-            };
-            let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
-            s.l[i] = l * s.w[i];
-            s.g[i] = g * (s.w[i] * c.grad_factor);
-        }
+        soft_targets::<R, CLIP>(c, s, n);
     }
     Stats {
         sum: block_sum(&s.l[..n]),
-        annotated: (n as u32 - ignored) as u64,
-        nan_logits: nan as u64,
-        bad_targets: bad as u64,
+        annotated: (n as u32 - counts.ignored) as u64,
+        nan_logits: counts.nan as u64,
+        bad_targets: counts.bad as u64,
     }
 }
 

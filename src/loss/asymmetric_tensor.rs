@@ -34,6 +34,67 @@ fn factor(opts: &AslOptions, valid: &Tensor, compute: Kind, rows: i64) -> Result
     Ok(Tensor::f_scalar_tensor(f, (compute, valid.device()))?)
 }
 
+/// NaN logits and targets outside [0, 1] and -1, with one device-to-host copy for both.
+fn check_values(x: &Tensor, y: &Tensor) -> Result<()> {
+    let flags = Tensor::f_stack(
+        &[
+            x.f_isnan()?.f_sum(Kind::Int64)?,
+            bad_target_mask(y)?.f_sum(Kind::Int64)?,
+        ],
+        0,
+    )?
+    .f_to_device(tch::Device::Cpu)?;
+    let nan = flags.f_int64_value(&[0])?;
+    let bad = flags.f_int64_value(&[1])?;
+    if nan > 0 {
+        return Err(nan_error(x, nan as u64)?);
+    }
+    if bad > 0 {
+        return Err(target_error(y, bad as u64)?);
+    }
+    Ok(())
+}
+
+/// The negative term's log `ln` (clamped at `le`), its derivative `dln` along the logit,
+/// the focal base `q` (the shifted probability) and its derivative `dq`.
+struct Negative {
+    ln: Tensor,
+    dln: Tensor,
+    q: Tensor,
+    dq: Tensor,
+}
+
+/// The negative terms with probability margin `clip` (0: none), from `p = sigmoid(x)`,
+/// `sn = sigmoid(-x)`, `psn = p * sn` and `lsn = log sigmoid(-x)`.
+fn negative_terms(
+    clip: f64,
+    le: f64,
+    p: &Tensor,
+    sn: &Tensor,
+    psn: &Tensor,
+    lsn: &Tensor,
+) -> Result<Negative> {
+    if clip > 0.0 {
+        let pm_raw = sn.f_add_scalar(clip)?;
+        let pm = pm_raw.f_clamp_max(1.0)?;
+        let lpm = pm.f_log()?;
+        let pass = pm_raw.f_lt(1.0)?.f_logical_and(&lpm.f_ge(le)?)?;
+        Ok(Negative {
+            ln: lpm.f_clamp_min(le)?,
+            dln: psn.f_div(&pm)?.f_neg()?.f_mul(&pass)?,
+            q: p.f_sub_scalar(clip)?.f_clamp_min(0.0)?,
+            dq: psn.f_mul(&p.f_gt(clip)?)?,
+        })
+    } else {
+        Ok(Negative {
+            ln: lsn.f_clamp_min(le)?,
+            dln: p.f_neg()?.f_mul(&lsn.f_ge(le)?)?,
+            q: p.shallow_clone(),
+            dq: psn.shallow_clone(),
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_no_grad(
     logits: &Tensor,
@@ -47,23 +108,7 @@ fn run_no_grad(
     let x = logits.f_detach()?.f_to_kind(compute)?;
     let y = targets.f_detach()?.f_to_kind(compute)?;
     if opts.validate {
-        // One device-to-host copy for both checks.
-        let flags = Tensor::f_stack(
-            &[
-                x.f_isnan()?.f_sum(Kind::Int64)?,
-                bad_target_mask(&y)?.f_sum(Kind::Int64)?,
-            ],
-            0,
-        )?
-        .f_to_device(tch::Device::Cpu)?;
-        let nan = flags.f_int64_value(&[0])?;
-        let bad = flags.f_int64_value(&[1])?;
-        if nan > 0 {
-            return Err(nan_error(&x, nan as u64)?);
-        }
-        if bad > 0 {
-            return Err(target_error(&y, bad as u64)?);
-        }
+        check_values(&x, &y)?;
     }
     let valid = y.f_ne(-1.0)?.f_to_kind(compute)?;
     let factor = factor(opts, &valid, compute, rows)?;
@@ -81,24 +126,7 @@ fn run_no_grad(
     };
     let lp = lsp.f_clamp_min(le)?;
     let dlp = sn.f_mul(&lsp.f_ge(le)?)?;
-    let (ln, dln, q, dq) = if opts.clip > 0.0 {
-        let pm_raw = sn.f_add_scalar(opts.clip)?;
-        let pm = pm_raw.f_clamp_max(1.0)?;
-        let lpm = pm.f_log()?;
-        let pass = pm_raw.f_lt(1.0)?.f_logical_and(&lpm.f_ge(le)?)?;
-        let dln = psn.f_div(&pm)?.f_neg()?.f_mul(&pass)?;
-        let q = p.f_sub_scalar(opts.clip)?.f_clamp_min(0.0)?;
-        let dq = psn.f_mul(&p.f_gt(opts.clip)?)?;
-        (lpm.f_clamp_min(le)?, dln, q, dq)
-    } else {
-        let dln = p.f_neg()?.f_mul(&lsn.f_ge(le)?)?;
-        (
-            lsn.f_clamp_min(le)?,
-            dln,
-            p.shallow_clone(),
-            psn.shallow_clone(),
-        )
-    };
+    let Negative { ln, dln, q, dq } = negative_terms(opts.clip, le, &p, &sn, &psn, &lsn)?;
     let b = y.f_mul(&sn)?.f_add(&ny.f_mul(&q)?)?;
     let gamma = y
         .f_mul_scalar(opts.gamma_pos)?
@@ -112,7 +140,7 @@ fn run_no_grad(
     let grad = if need_grad {
         let d_big_l = y.f_mul(&dlp)?.f_add(&ny.f_mul(&dln)?)?;
         let mut inner = w.f_mul(&d_big_l)?;
-        if opts.focal_grad {
+        if !opts.disable_torch_grad_focal_loss {
             let db = ny.f_mul(&dq)?.f_sub(&y.f_mul(&psn)?)?;
             let positive = b.f_gt(0.0)?;
             let safe_b = b.f_where_scalarother(&positive, 1.0)?;

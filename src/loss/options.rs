@@ -17,6 +17,21 @@ pub enum Reduction {
     BatchMean,
 }
 
+impl Reduction {
+    /// The Python names of the variants.
+    pub const NAMES: [&'static str; 4] = ["none", "sum", "mean", "batchmean"];
+
+    /// The Python name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::None => "none",
+            Reduction::Sum => "sum",
+            Reduction::Mean => "mean",
+            Reduction::BatchMean => "batchmean",
+        }
+    }
+}
+
 impl std::str::FromStr for Reduction {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -64,9 +79,9 @@ pub struct AslOptions {
     pub clip: f64,
     /// Lower clamp of the probabilities inside the logarithms.
     pub eps: f64,
-    /// Whether the gradient flows through the focal weight (`false` is the official
-    /// `disable_torch_grad_focal_loss=True`).
-    pub focal_grad: bool,
+    /// Treat the focal weight as a constant in the backward pass (the official option of
+    /// this name; the gradient then does not flow through it).
+    pub disable_torch_grad_focal_loss: bool,
     /// How per-element losses are combined.
     pub reduction: Reduction,
     /// Multiplier applied after the reduction (1000 in Query2Label's criterion).
@@ -84,7 +99,7 @@ impl Default for AslOptions {
             gamma_neg: 4.0,
             clip: 0.05,
             eps: 1e-8,
-            focal_grad: true,
+            disable_torch_grad_focal_loss: false,
             reduction: Reduction::Sum,
             scale: 1.0,
             validate: true,

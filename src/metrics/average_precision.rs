@@ -36,6 +36,62 @@ impl FromStr for ApDefinition {
     }
 }
 
+/// What a class without any positive gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptyPolicy {
+    /// NaN, so the mean is NaN too (Query2Label's code).
+    Nan,
+    /// 0, counted in the mean (ASL's code).
+    Zero,
+    /// NaN, and left out of the mean; a mean over no class at all is an error.
+    Skip,
+}
+
+impl FromStr for EmptyPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "nan" => EmptyPolicy::Nan,
+            "zero" => EmptyPolicy::Zero,
+            "skip" => EmptyPolicy::Skip,
+            other => bail!("empty must be 'nan', 'zero' or 'skip', got {other:?}"),
+        })
+    }
+}
+
+impl ApDefinition {
+    /// The Python names, in the order of the variants.
+    pub const NAMES: [&'static str; 3] = ["voc", "noninterpolated", "step"];
+}
+
+impl EmptyPolicy {
+    /// The Python names, in the order of the variants.
+    pub const NAMES: [&'static str; 3] = ["nan", "zero", "skip"];
+
+    /// The per-class APs with a class without positives (`None`) as NaN or 0.
+    pub fn fill(self, aps: &[Option<f64>]) -> Vec<f64> {
+        let fill = if self == EmptyPolicy::Zero {
+            0.0
+        } else {
+            f64::NAN
+        };
+        aps.iter().map(|ap| ap.unwrap_or(fill)).collect()
+    }
+
+    /// The mean of the per-class APs: the mAP. With `Skip` it leaves classes without
+    /// positives out, and is an error when no class has one (there is no mAP to report).
+    pub fn mean(self, aps: &[Option<f64>]) -> Result<f64> {
+        let counted = match self {
+            EmptyPolicy::Skip => aps.iter().flatten().copied().collect(),
+            _ => self.fill(aps),
+        };
+        if counted.is_empty() {
+            bail!("no class has a positive target: mAP is undefined (empty='skip')");
+        }
+        Ok(counted.iter().sum::<f64>() / counted.len() as f64)
+    }
+}
+
 /// The AP of one ranked column, or `None` when it has no positive.
 ///
 /// Ties: `Step` groups tied scores; the other two take tied samples in sample order.
@@ -105,6 +161,25 @@ mod tests {
         }
         r.sort();
         r
+    }
+
+    #[test]
+    fn empty_policies() {
+        let aps = [Some(0.5), None, Some(1.0)];
+        let zero = EmptyPolicy::Zero;
+        assert_eq!((zero.fill(&aps)[1], zero.mean(&aps).unwrap()), (0.0, 0.5));
+        let skip = EmptyPolicy::Skip;
+        assert!(skip.fill(&aps)[1].is_nan() && skip.mean(&aps).unwrap() == 0.75);
+        assert!(EmptyPolicy::Nan.mean(&aps).unwrap().is_nan());
+        assert!(skip.mean(&[None, None]).is_err());
+        assert!(EmptyPolicy::Nan.mean(&[None, None]).unwrap().is_nan());
+        assert!("all".parse::<EmptyPolicy>().is_err());
+        for name in EmptyPolicy::NAMES {
+            assert!(name.parse::<EmptyPolicy>().is_ok());
+        }
+        for name in ApDefinition::NAMES {
+            assert!(name.parse::<ApDefinition>().is_ok());
+        }
     }
 
     #[test]

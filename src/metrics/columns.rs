@@ -1,14 +1,14 @@
 //! Checked access to a score matrix and its targets, class by class.
 
 use half::{bf16, f16, slice::HalfFloatSliceExt};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::bail;
 use crate::error::Result;
 use crate::parallel::map_chunks;
 use crate::tensor::{
-    as_slice, check_targets, first_true, float_kind, same_device, shape_str, unravel,
-    with_target_kind, Element,
+    as_slice, check_targets, check_ternary, first_true, float_kind, same_device, shape_str,
+    unravel, with_target_kind, Element,
 };
 
 use super::sort::{key_f32, key_f64, Ranked};
@@ -149,21 +149,6 @@ fn nan_error(scores: &Tensor) -> Result<crate::Error> {
     )))
 }
 
-/// The error for targets outside {-1, 0, 1}, naming the first.
-fn target_error(targets: &Tensor) -> Result<crate::Error> {
-    let t = targets.f_to_kind(Kind::Double)?;
-    let ok = t
-        .f_eq(0.0)?
-        .f_logical_or(&t.f_eq(1.0)?)?
-        .f_logical_or(&t.f_eq(-1.0)?)?;
-    let first = first_true(&ok.f_logical_not()?)?;
-    let value = t.f_flatten(0, -1)?.f_double_value(&[first as i64])?;
-    Ok(crate::Error::value(format!(
-        "targets must be 1, 0 or -1 (ignored); found {value} at index {:?}",
-        unravel(first, &targets.size())
-    )))
-}
-
 /// Ranks every class of a checked input and maps `f` over them, in class order.
 ///
 /// Samples whose target is -1 are left out of their class.
@@ -186,7 +171,10 @@ where
         match part {
             GroupResult::Ok(v) => out.extend(v),
             GroupResult::Nan => return Err(nan_error(&c.scores)?),
-            GroupResult::BadTarget => return Err(target_error(&c.targets)?),
+            GroupResult::BadTarget => {
+                check_ternary(&c.targets)?;
+                bail!("targets hold a value other than 1, 0 and -1")
+            }
         }
     }
     Ok(out)

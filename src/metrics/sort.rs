@@ -64,7 +64,7 @@ impl Ranked {
             for &k in &self.keys {
                 counts[((k >> shift) & 0xff) as usize] += 1;
             }
-            if counts.iter().any(|&c| c == n) {
+            if counts.contains(&n) {
                 continue;
             }
             let mut offset = 0;

@@ -188,9 +188,9 @@ fn count_rows<X: Element, Y: Element>(
         }
         for j in 0..c.cols {
             let (positive, predicted) = match t[j] {
-                v if v == 1.0 => (true, pred[j]),
-                v if v == 0.0 => (false, pred[j]),
-                v if v == -1.0 => continue,
+                1.0 => (true, pred[j]),
+                0.0 => (false, pred[j]),
+                -1.0 => continue,
                 _ => return None,
             };
             out.support[j] += positive as u64;
@@ -225,4 +225,62 @@ pub fn best_f1_thresholds(scores: &Tensor, targets: &Tensor) -> Result<Vec<(f64,
         }
         (from_key(r.score_key(at)), best)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> (Tensor, Tensor) {
+        let scores = Tensor::from_slice(&[0.9f32, 0.1, 0.8, 0.7, 0.2, 0.6]).view([3, 2]);
+        let targets = Tensor::from_slice(&[1f32, 0., 0., 1., 1., -1.]).view([3, 2]);
+        (scores, targets)
+    }
+
+    #[test]
+    fn threshold_counts_by_hand() {
+        // Class 0 predicts rows 0 and 1 (targets 1, 0) and misses row 2: tp 1, fp 1, fn 1.
+        // Class 1 predicts rows 1 and 2; row 2 is ignored (-1): tp 1, fp 0, fn 0.
+        let (s, t) = inputs();
+        let sum = counts(&s, &t, &Decision::Threshold(vec![0.5]))
+            .unwrap()
+            .summarize();
+        assert_eq!(
+            (sum.counts.tp.clone(), sum.counts.fp.clone()),
+            (vec![1, 1], vec![1, 0])
+        );
+        assert_eq!(
+            (sum.counts.fn_.clone(), sum.counts.support.clone()),
+            (vec![1, 0], vec![2, 1])
+        );
+        assert!((sum.cp - 0.75).abs() < 1e-12 && (sum.cr - 0.75).abs() < 1e-12);
+        assert!((sum.op - 2.0 / 3.0).abs() < 1e-12 && (sum.or - 2.0 / 3.0).abs() < 1e-12);
+        assert!((sum.cf1 - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn top_k_and_per_class_thresholds() {
+        // Top 1: row 0 -> class 0 (tp), row 1 -> class 0 (fp), row 2 -> class 1 (ignored).
+        let (s, t) = inputs();
+        let c = counts(&s, &t, &Decision::TopK(1)).unwrap();
+        assert_eq!(
+            (c.tp.clone(), c.fp.clone(), c.fn_.clone()),
+            (vec![1, 0], vec![1, 0], vec![1, 1])
+        );
+        // A threshold per class: class 1 at 0.75 no longer predicts row 1.
+        let c = counts(&s, &t, &Decision::Threshold(vec![0.5, 0.75])).unwrap();
+        assert_eq!((c.tp[1], c.fn_[1]), (0, 1));
+        assert!(counts(&s, &t, &Decision::Threshold(vec![0.5, 0.5, 0.5])).is_err());
+    }
+
+    #[test]
+    fn best_thresholds_reach_the_best_f1() {
+        let (s, t) = inputs();
+        let best = best_f1_thresholds(&s, &t).unwrap();
+        // Class 0: predicting rows 0 and 2 only is impossible (0.2 < 0.8), so the best is
+        // threshold 0.2 (all three: tp 2, fp 1, F1 0.8). Class 1: 0.7 alone, F1 1.
+        assert!((best[0].1 - 0.8).abs() < 1e-12, "{best:?}");
+        assert!((best[1].1 - 1.0).abs() < 1e-12, "{best:?}");
+        assert!((best[1].0 - 0.7).abs() < 1e-6, "{best:?}");
+    }
 }

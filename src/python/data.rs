@@ -3,16 +3,15 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyStopIteration, PyValueError};
+use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use pyo3_tch::PyTensor;
 use tch::{Device, Kind, Tensor};
 
-use super::errors::{guarded, to_py};
+use super::errors::guarded;
 use crate::data::dataset::{self, coco, fashion, listfile, nuswide, openimages, scenes, voc};
-use crate::data::loader::{BatchIter, Loader, LoaderOptions, OnError};
-use crate::data::transform::{randaugment, Fill, Op, Output, Pipeline, RandAugment};
+use crate::data::loader::{BatchIter, Loader, LoaderOptions};
+use crate::data::transform::{randaugment, Op, Output, Pipeline, Size};
 use crate::data::{decode, resize, Dataset, Image};
 use crate::error::{Error, Result};
 
@@ -33,12 +32,12 @@ fn image_tensor(img: &Image) -> Result<Tensor> {
 
 fn tensor_image(t: &Tensor) -> Result<Image> {
     if t.kind() != Kind::Uint8 || t.device() != Device::Cpu || t.dim() != 3 || t.size()[2] != 3 {
-        return Err(Error::value(format!(
-            "expected a uint8 CPU image of shape [H, W, 3], got {:?} {:?} on {:?}",
-            t.kind(),
-            t.size(),
-            t.device()
-        )));
+        crate::bail!(
+            "expected a uint8 CPU image of shape [H, W, 3], got {} {} on {}",
+            crate::tensor::kind_name(t.kind()),
+            crate::tensor::shape_str(&t.size()),
+            crate::tensor::device_label(t)
+        );
     }
     let (h, w) = (t.size()[0] as usize, t.size()[1] as usize);
     let mut data = vec![0u8; h * w * 3];
@@ -100,6 +99,7 @@ impl NativeDataset {
 }
 
 #[pyfunction]
+#[pyo3(signature = (*, annotations, image_dir, annotated_only))]
 fn dataset_coco(
     py: Python<'_>,
     annotations: PathBuf,
@@ -110,6 +110,7 @@ fn dataset_coco(
 }
 
 #[pyfunction]
+#[pyo3(signature = (*, root, split, difficult))]
 fn dataset_voc(
     py: Python<'_>,
     root: PathBuf,
@@ -120,6 +121,7 @@ fn dataset_voc(
 }
 
 #[pyfunction]
+#[pyo3(signature = (*, root, split, image_dir))]
 fn dataset_nus_wide(
     py: Python<'_>,
     root: PathBuf,
@@ -130,26 +132,27 @@ fn dataset_nus_wide(
 }
 
 #[pyfunction]
-#[pyo3(signature = (labels_csv, image_dir, classes_csv=None))]
+#[pyo3(signature = (*, labels_csv, image_dir, classes_csv=None))]
 fn dataset_open_images(
     py: Python<'_>,
     labels_csv: PathBuf,
     image_dir: PathBuf,
     classes_csv: Option<PathBuf>,
 ) -> PyResult<NativeDataset> {
+    let classes_csv = classes_csv.as_deref();
     py.allow_threads(|| {
         guarded(|| {
             wrap(openimages::open_images(
                 &labels_csv,
                 &image_dir,
-                classes_csv.as_deref(),
+                classes_csv,
             ))
         })
     })
 }
 
 #[pyfunction]
-#[pyo3(signature = (path, image_root, classes=None, sep=';'))]
+#[pyo3(signature = (*, path, image_root, classes=None, sep=';'))]
 fn dataset_list(
     py: Python<'_>,
     path: PathBuf,
@@ -162,6 +165,7 @@ fn dataset_list(
 
 /// `images`: uint8 `[N, H, W]` or `[N, H, W, 3]`; `targets`: `[N, C]` of 1, 0, -1.
 #[pyfunction]
+#[pyo3(signature = (*, images, targets, classes))]
 fn dataset_memory(
     py: Python<'_>,
     images: PyTensor,
@@ -169,64 +173,14 @@ fn dataset_memory(
     classes: Vec<String>,
 ) -> PyResult<NativeDataset> {
     let (images, targets) = (images.0, targets.0);
-    py.allow_threads(move || {
-        guarded(|| {
-            let s = images.size();
-            if images.kind() != Kind::Uint8 || !(s.len() == 3 || s.len() == 4) {
-                return Err(Error::value(format!(
-                    "images must be uint8 [N, H, W] or [N, H, W, C], got {:?} {s:?}",
-                    images.kind()
-                )));
-            }
-            let shape = [
-                s[0] as usize,
-                s[1] as usize,
-                s[2] as usize,
-                if s.len() == 4 { s[3] as usize } else { 1 },
-            ];
-            let ts = targets.size();
-            if ts.len() != 2 || ts[0] != s[0] || ts[1] as usize != classes.len() {
-                return Err(Error::value(format!(
-                    "targets must be [N, C] = [{}, {}], got {ts:?}",
-                    s[0],
-                    classes.len()
-                )));
-            }
-            let n = images.numel();
-            let mut px = vec![0u8; n];
-            images
-                .f_to_device(Device::Cpu)?
-                .f_contiguous()?
-                .f_copy_data(&mut px, n)?;
-            let t = targets
-                .f_to_device(Device::Cpu)?
-                .f_to_kind(Kind::Float)?
-                .f_contiguous()?;
-            let mut tv = vec![0f32; t.numel()];
-            let len = tv.len();
-            t.f_copy_data(&mut tv, len)?;
-            if let Some(bad) = tv
-                .iter()
-                .find(|v| !(**v == 1.0 || **v == 0.0 || **v == -1.0))
-            {
-                return Err(Error::value(format!(
-                    "targets must be 1, 0 or -1, found {bad}"
-                )));
-            }
-            wrap(dataset::from_memory(
-                px,
-                shape,
-                tv.iter().map(|&v| v as i8).collect(),
-                classes,
-            ))
-        })
-    })
+    py.allow_threads(move || guarded(|| wrap(dataset::from_tensors(&images, &targets, classes))))
 }
 
 #[pyfunction]
+#[pyo3(signature = (*, n, size, seed, split, min_objects, max_objects))]
 fn dataset_scenes(
     py: Python<'_>,
-    len: usize,
+    n: usize,
     size: usize,
     seed: u64,
     split: String,
@@ -236,7 +190,7 @@ fn dataset_scenes(
     py.allow_threads(|| {
         guarded(|| {
             wrap(scenes::generated(
-                len,
+                n,
                 size,
                 seed,
                 &split,
@@ -248,32 +202,29 @@ fn dataset_scenes(
 }
 
 #[pyfunction]
+#[pyo3(signature = (*, root, split, n, size, grid, min_items, max_items, seed))]
 #[allow(clippy::too_many_arguments)]
 fn dataset_fashion(
     py: Python<'_>,
     root: PathBuf,
     split: String,
-    len: usize,
+    n: usize,
     size: usize,
     grid: usize,
     min_items: usize,
     max_items: usize,
     seed: u64,
 ) -> PyResult<NativeDataset> {
+    let layout = fashion::Layout {
+        len: n,
+        size,
+        grid,
+        min_items,
+        max_items,
+        seed,
+    };
     py.allow_threads(|| {
-        guarded(|| {
-            let layout = fashion::Layout {
-                len,
-                size,
-                grid,
-                min_items,
-                max_items,
-                seed,
-            };
-            fashion::FashionScenes::open(&root, &split, layout)?
-                .into_dataset()
-                .map(|d| NativeDataset(Arc::new(d)))
-        })
+        guarded(|| wrap(fashion::FashionScenes::open(&root, &split, layout)?.into_dataset()))
     })
 }
 
@@ -281,84 +232,58 @@ fn dataset_fashion(
 #[pyclass(frozen, module = "q2l._native")]
 pub struct NativePipeline(Arc<Pipeline>);
 
-fn get<'py, T: FromPyObject<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    match d.get_item(key)? {
-        Some(v) => v.extract(),
-        None => Err(PyValueError::new_err(format!(
-            "transform spec {d} lacks {key:?}"
-        ))),
+/// A size as `q2l.data.transforms` takes it: an int (square) or `(height, width)`.
+impl<'py> FromPyObject<'py> for Size {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(side) = ob.extract::<usize>() {
+            return Ok(Size {
+                height: side,
+                width: side,
+            });
+        }
+        let [height, width] = ob.extract::<[usize; 2]>().map_err(|_| {
+            Error::value(format!(
+                "size must be an int or a (height, width) pair, got {ob}"
+            ))
+        })?;
+        Ok(Size { height, width })
     }
 }
 
-fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
-    let name: String = get(d, "op")?;
-    Ok(match name.as_str() {
-        "resize" => Op::Resize {
-            width: get(d, "width")?,
-            height: get(d, "height")?,
-        },
-        "center_crop" => Op::CenterCrop {
-            width: get(d, "width")?,
-            height: get(d, "height")?,
-        },
-        "random_resized_crop" => Op::RandomResizedCrop {
-            width: get(d, "width")?,
-            height: get(d, "height")?,
-            scale: get(d, "scale")?,
-            ratio: get(d, "ratio")?,
-        },
-        "multi_scale_crop" => Op::MultiScaleCrop {
-            width: get(d, "width")?,
-            height: get(d, "height")?,
-            scales: get(d, "scales")?,
-            max_distort: get(d, "max_distort")?,
-            fix_crop: get(d, "fix_crop")?,
-        },
-        "hflip" => Op::HorizontalFlip { p: get(d, "p")? },
-        "cutout" => {
-            let fill: Option<[u8; 3]> = get(d, "fill")?;
-            Op::Cutout {
-                holes: get(d, "holes")?,
-                factor: get(d, "factor")?,
-                fill: fill.map_or(Fill::Random, Fill::Constant),
-                p: get(d, "p")?,
+/// An operation of `q2l.data.transforms`: the Rust struct of the class's name, read from the
+/// object's attributes (the dataclass fields, same names).
+impl<'py> FromPyObject<'py> for Op {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let class = ob.get_type().name()?;
+        Ok(match class.to_str()? {
+            "Resize" => Op::Resize(ob.extract()?),
+            "RandomResizedCrop" => Op::RandomResizedCrop(ob.extract()?),
+            "MultiScaleCrop" => Op::MultiScaleCrop(ob.extract()?),
+            "CenterCrop" => Op::CenterCrop(ob.extract()?),
+            "HorizontalFlip" => Op::HorizontalFlip(ob.extract()?),
+            "Cutout" => Op::Cutout(ob.extract()?),
+            "RandAugment" => Op::RandAugment(ob.extract()?),
+            _ => {
+                return Err(
+                    Error::value(format!("{ob} is not a q2l.data.transforms operation")).into(),
+                )
             }
-        }
-        "randaugment" => Op::RandAugment(RandAugment {
-            num_ops: get(d, "num_ops")?,
-            magnitude: get(d, "magnitude")?,
-            bins: get(d, "bins")?,
-            fill: get(d, "fill")?,
-        }),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown transform {other:?}"
-            )))
-        }
-    })
+        })
+    }
 }
 
 #[pymethods]
 impl NativePipeline {
     #[new]
-    #[pyo3(signature = (ops, output, mean=None, std=None))]
+    #[pyo3(signature = (*, ops, output, mean=None, std=None))]
     fn new(
-        ops: Vec<Bound<'_, PyDict>>,
+        ops: Vec<Op>,
         output: &str,
         mean: Option<[f32; 3]>,
         std: Option<[f32; 3]>,
     ) -> PyResult<Self> {
-        let ops = ops.iter().map(parse_op).collect::<PyResult<Vec<_>>>()?;
-        let output = match (output, mean, std) {
-            ("float32", Some(mean), Some(std)) => Output::Normalize { mean, std },
-            ("uint8", _, _) => Output::Uint8,
-            _ => {
-                return Err(PyValueError::new_err(
-                    "output must be 'float32' (with mean and std) or 'uint8'",
-                ))
-            }
-        };
-        guarded(|| Pipeline::new(ops, output)).map(|p| NativePipeline(Arc::new(p)))
+        let output = Output::new(output, mean, std)?;
+        Ok(NativePipeline(Arc::new(Pipeline::new(ops, output)?)))
     }
 
     /// Output `(C, H, W)`.
@@ -368,6 +293,7 @@ impl NativePipeline {
 
     /// Runs the pipeline on a uint8 `[H, W, 3]` image with a given random stream; returns
     /// the augmented uint8 `[3, H', W']` image (before normalisation).
+    #[pyo3(signature = (image, *, seed))]
     fn augment(&self, py: Python<'_>, image: PyTensor, seed: u64) -> PyResult<PyTensor> {
         let (p, t) = (self.0.clone(), image.0);
         py.allow_threads(move || {
@@ -383,7 +309,7 @@ impl NativePipeline {
 
 /// Decodes a JPEG or PNG file to uint8 `[3, H, W]`, with the warning of a lenient decode.
 #[pyfunction]
-#[pyo3(signature = (path, *, max_pixels, strict))]
+#[pyo3(signature = (*, path, max_pixels, strict))]
 fn decode_image(
     py: Python<'_>,
     path: PathBuf,
@@ -400,6 +326,7 @@ fn decode_image(
 
 /// PIL-compatible bilinear resize of a uint8 `[H, W, 3]` image, returned as `[3, h, w]`.
 #[pyfunction]
+#[pyo3(signature = (*, image, width, height))]
 fn resize_image(image: PyTensor, width: usize, height: usize) -> PyResult<PyTensor> {
     guarded(|| {
         if width == 0 || height == 0 {
@@ -415,19 +342,14 @@ fn resize_image(image: PyTensor, width: usize, height: usize) -> PyResult<PyTens
 
 /// One RandAugment operation (torchvision's name) with a signed magnitude.
 #[pyfunction]
+#[pyo3(signature = (*, image, name, magnitude, fill))]
 fn randaugment_op(
     image: PyTensor,
     name: &str,
     magnitude: f64,
     fill: [u8; 3],
 ) -> PyResult<PyTensor> {
-    use randaugment::{NAMES, OPERATIONS};
-    let Some(k) = NAMES.iter().position(|n| *n == name) else {
-        return Err(PyValueError::new_err(format!(
-            "unknown RandAugment operation {name:?}; known: {NAMES:?}"
-        )));
-    };
-    let op = OPERATIONS[k];
+    let op: randaugment::Operation = name.parse()?;
     guarded(|| {
         Ok(PyTensor(image_tensor(&op.apply(
             tensor_image(&image.0)?,
@@ -444,6 +366,10 @@ pub struct NativeLoader(Arc<Loader>);
 #[pymethods]
 impl NativeLoader {
     #[new]
+    #[pyo3(signature = (
+        *, dataset, pipeline, batch_size, shuffle, drop_last, seed, num_threads, prefetch, rank,
+        world_size, on_error, pin_memory
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         dataset: &NativeDataset,
@@ -452,36 +378,27 @@ impl NativeLoader {
         shuffle: bool,
         drop_last: bool,
         seed: u64,
-        threads: usize,
+        num_threads: usize,
         prefetch: usize,
         rank: usize,
         world_size: usize,
         on_error: &str,
-        pin_device: Option<usize>,
+        pin_memory: Option<usize>,
     ) -> PyResult<Self> {
-        let on_error = match on_error {
-            "raise" => OnError::Raise,
-            "skip" => OnError::Skip,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "on_error must be 'raise' or 'skip', got {other:?}"
-                )))
-            }
-        };
         let opts = LoaderOptions {
             batch_size,
             shuffle,
             drop_last,
             seed,
-            threads,
+            num_threads,
             prefetch,
             rank,
             world_size,
-            on_error,
-            pin_memory: pin_device,
+            on_error: on_error.parse()?,
+            pin_memory,
         };
-        guarded(|| Loader::new(dataset.0.clone(), pipeline.0.clone(), opts))
-            .map(|l| NativeLoader(Arc::new(l)))
+        let loader = Loader::new(dataset.0.clone(), pipeline.0.clone(), opts)?;
+        Ok(NativeLoader(Arc::new(loader)))
     }
 
     fn __len__(&self) -> usize {
@@ -527,7 +444,7 @@ impl NativeBatchIter {
         });
         match next {
             None => Err(PyStopIteration::new_err(())),
-            Some(Err(e)) => Err(to_py(e)),
+            Some(Err(e)) => Err(e.into()),
             Some(Ok(b)) => Ok((
                 PyTensor(b.images),
                 PyTensor(b.targets),

@@ -11,8 +11,8 @@ use crate::decoder::{self, HeadConfig};
 /// The Query2Label head forward: (logits [B, K], attention maps per decoder layer).
 #[pyfunction]
 #[pyo3(signature = (
-    features, params, *, d_model, nhead, enc_layers, dec_layers, dropout, pre_norm,
-    keep_first_self_attn, keep_other_self_attn, temperature, train, return_attention
+    *, features, params, d_model, nhead, num_encoder_layers, num_decoder_layers, dropout,
+    pre_norm, keep_first_self_attn, keep_other_self_attn, temperature, train, return_attention
 ))]
 #[allow(clippy::too_many_arguments)]
 fn head_forward(
@@ -21,8 +21,8 @@ fn head_forward(
     params: HashMap<String, PyTensor>,
     d_model: i64,
     nhead: i64,
-    enc_layers: i64,
-    dec_layers: i64,
+    num_encoder_layers: i64,
+    num_decoder_layers: i64,
     dropout: f64,
     pre_norm: bool,
     keep_first_self_attn: bool,
@@ -34,8 +34,8 @@ fn head_forward(
     let cfg = HeadConfig {
         d_model,
         nhead,
-        enc_layers,
-        dec_layers,
+        num_encoder_layers,
+        num_decoder_layers,
         dropout,
         pre_norm,
         keep_first_self_attn,
@@ -55,10 +55,25 @@ fn head_forward(
 
 /// The sine positional encoding `[h * w, d]` (float32, CPU).
 #[pyfunction]
-#[pyo3(signature = (h, w, d, temperature=10000.0))]
-fn sine_encoding(py: Python<'_>, h: i64, w: i64, d: i64, temperature: f64) -> PyResult<PyTensor> {
+#[pyo3(signature = (*, height, width, d_model, temperature=10000.0))]
+fn sine_encoding(
+    py: Python<'_>,
+    height: i64,
+    width: i64,
+    d_model: i64,
+    temperature: f64,
+) -> PyResult<PyTensor> {
     let t = py.allow_threads(move || {
-        guarded(|| decoder::sine_encoding(h, w, d, temperature, tch::Kind::Float, tch::Device::Cpu))
+        guarded(|| {
+            decoder::sine_encoding(
+                height,
+                width,
+                d_model,
+                temperature,
+                tch::Kind::Float,
+                tch::Device::Cpu,
+            )
+        })
     })?;
     Ok(PyTensor(t))
 }

@@ -1,59 +1,55 @@
 //! The one mapping from the core's errors to Python exceptions.
+//!
+//! The exception classes are defined in Python (`q2l/errors.py`, with their documentation);
+//! each variant of [`Error`] becomes one of them, so every error from Rust is a
+//! `q2l.Q2LError` and also the built-in exception it stood for before.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pyo3::exceptions::{
-    PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError,
-    PyValueError,
-};
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 use pyo3::PyErr;
 
-use crate::error::Error;
+use crate::error::{panic_message, Error};
 
-pyo3::create_exception!(
-    q2l,
-    ImageError,
-    PyOSError,
-    "An image file that is truncated, corrupt, too large, not a JPEG/PNG or not a regular file."
-);
-
-/// Adds the exception classes to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("ImageError", m.py().get_type::<ImageError>())
+/// The `q2l.errors` class that `err` is raised as.
+fn class_name(err: &Error) -> &'static str {
+    match err {
+        Error::Value(_) => "InvalidArgumentError",
+        Error::Torch(_) => "LibtorchError",
+        Error::Internal(_) => "InternalError",
+        Error::Image { .. } => "ImageError",
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => "MissingFileError",
+            std::io::ErrorKind::PermissionDenied => "FilePermissionError",
+            std::io::ErrorKind::IsADirectory => "DirectoryGivenError",
+            _ => "FileError",
+        },
+    }
 }
 
-/// Converts a core error into the Python exception users catch.
-pub fn to_py(err: Error) -> PyErr {
-    match err {
-        Error::Value(msg) => PyValueError::new_err(msg),
-        Error::Image { .. } => ImageError::new_err(err.to_string()),
-        Error::Torch(_) => PyRuntimeError::new_err(err.to_string()),
-        Error::Io { ref source, .. } => {
-            let msg = err.to_string();
-            match source.kind() {
-                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
-                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
-                std::io::ErrorKind::IsADirectory => PyIsADirectoryError::new_err(msg),
-                _ => PyOSError::new_err(msg),
-            }
-        }
+fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    Ok(py
+        .import("q2l.errors")?
+        .getattr(name)?
+        .downcast_into::<PyType>()?)
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        let msg = err.to_string();
+        Python::with_gil(|py| match class(py, class_name(&err)) {
+            Ok(ty) => PyErr::from_type(ty, msg),
+            // Only if q2l/errors.py is missing from the installation.
+            Err(import_error) => import_error,
+        })
     }
 }
 
 /// Runs `f`, turning a core error or a panic into a Python exception.
-pub fn guarded<T>(f: impl FnOnce() -> crate::Result<T>) -> Result<T, PyErr> {
+pub fn guarded<T>(f: impl FnOnce() -> crate::Result<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r.map_err(to_py),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(PyRuntimeError::new_err(format!(
-                "internal error in q2l (please report it): {what}"
-            )))
-        }
+        Ok(r) => Ok(r?),
+        Err(panic) => Err(Error::Internal(panic_message(panic.as_ref())).into()),
     }
 }

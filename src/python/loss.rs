@@ -1,9 +1,10 @@
 //! Shims for `crate::loss`.
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3_tch::PyTensor;
 
-use super::errors::{guarded, to_py};
+use super::errors::guarded;
 use crate::loss::{self, AslOptions, LossOutput, SingleLabelOptions};
 
 type Output = (PyTensor, Option<PyTensor>);
@@ -15,7 +16,8 @@ fn output(out: LossOutput) -> Output {
 /// Asymmetric loss: returns (loss, d loss / d logits or None).
 #[pyfunction]
 #[pyo3(signature = (
-    logits, targets, class_weight, *, gamma_pos, gamma_neg, clip, eps, focal_grad,
+    *, logits, targets, class_weight, gamma_pos, gamma_neg, clip, eps,
+    disable_torch_grad_focal_loss,
     reduction, scale, validate, backend, need_grad
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -28,7 +30,7 @@ fn asymmetric_loss(
     gamma_neg: f64,
     clip: f64,
     eps: f64,
-    focal_grad: bool,
+    disable_torch_grad_focal_loss: bool,
     reduction: &str,
     scale: f64,
     validate: bool,
@@ -40,11 +42,11 @@ fn asymmetric_loss(
         gamma_neg,
         clip,
         eps,
-        focal_grad,
-        reduction: reduction.parse().map_err(to_py)?,
+        disable_torch_grad_focal_loss,
+        reduction: reduction.parse()?,
         scale,
         validate,
-        backend: backend.parse().map_err(to_py)?,
+        backend: backend.parse()?,
     };
     let (x, y, w) = (logits.0, targets.0, class_weight.map(|w| w.0));
     let out = py.allow_threads(move || {
@@ -56,7 +58,7 @@ fn asymmetric_loss(
 /// Single-label asymmetric loss: returns (loss, d loss / d logits or None).
 #[pyfunction]
 #[pyo3(signature = (
-    logits, targets, *, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index,
+    *, logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index,
     validate, backend, need_grad
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -78,11 +80,11 @@ fn asymmetric_loss_single_label(
         gamma_pos,
         gamma_neg,
         smoothing,
-        reduction: reduction.parse().map_err(to_py)?,
+        reduction: reduction.parse()?,
         scale,
         ignore_index,
         validate,
-        backend: backend.parse().map_err(to_py)?,
+        backend: backend.parse()?,
     };
     let (x, y) = (logits.0, targets.0);
     let out = py.allow_threads(move || {
@@ -91,7 +93,26 @@ fn asymmetric_loss_single_label(
     Ok(output(out))
 }
 
+/// `AslOptions::default()` by Python name: the defaults of `q2l.AsymmetricLoss`.
+fn asl_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let o = AslOptions::default();
+    let d = PyDict::new(py);
+    d.set_item("gamma_neg", o.gamma_neg)?;
+    d.set_item("gamma_pos", o.gamma_pos)?;
+    d.set_item("clip", o.clip)?;
+    d.set_item("eps", o.eps)?;
+    d.set_item(
+        "disable_torch_grad_focal_loss",
+        o.disable_torch_grad_focal_loss,
+    )?;
+    d.set_item("reduction", o.reduction.name())?;
+    d.set_item("scale", o.scale)?;
+    Ok(d)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ASL_DEFAULTS", asl_defaults(m.py())?)?;
+    m.add("REDUCTIONS", crate::loss::Reduction::NAMES)?;
     m.add_function(wrap_pyfunction!(asymmetric_loss, m)?)?;
     m.add_function(wrap_pyfunction!(asymmetric_loss_single_label, m)?)?;
     Ok(())

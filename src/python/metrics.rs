@@ -4,26 +4,44 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_tch::PyTensor;
 
-use super::errors::{guarded, to_py};
-use crate::metrics::{self, ApDefinition, Decision};
+use super::errors::guarded;
+use crate::metrics::{self, ApDefinition, Decision, EmptyPolicy};
 
-/// Per-class average precision (None for classes without positives).
+/// Per-class average precision, a class without positives filled as `empty` says.
 #[pyfunction]
-#[pyo3(signature = (scores, targets, *, definition))]
+#[pyo3(signature = (*, scores, targets, definition, empty))]
 fn average_precision(
     py: Python<'_>,
     scores: PyTensor,
     targets: PyTensor,
     definition: &str,
-) -> PyResult<Vec<Option<f64>>> {
-    let def: ApDefinition = definition.parse().map_err(to_py)?;
+    empty: &str,
+) -> PyResult<Vec<f64>> {
+    let (def, empty): (ApDefinition, EmptyPolicy) = (definition.parse()?, empty.parse()?);
     let (s, t) = (scores.0, targets.0);
-    py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))
+    let aps = py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))?;
+    Ok(empty.fill(&aps))
+}
+
+/// The per-class APs (as `average_precision`) and their mean under `empty`.
+#[pyfunction]
+#[pyo3(signature = (*, scores, targets, definition, empty))]
+fn mean_average_precision(
+    py: Python<'_>,
+    scores: PyTensor,
+    targets: PyTensor,
+    definition: &str,
+    empty: &str,
+) -> PyResult<(Vec<f64>, f64)> {
+    let (def, empty): (ApDefinition, EmptyPolicy) = (definition.parse()?, empty.parse()?);
+    let (s, t) = (scores.0, targets.0);
+    let aps = py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))?;
+    Ok((empty.fill(&aps), empty.mean(&aps)?))
 }
 
 /// Threshold or top-k summary: a dict of CP, CR, CF1, OP, OR, OF1 and per-class lists.
 #[pyfunction]
-#[pyo3(signature = (scores, targets, *, thresholds=None, k=None))]
+#[pyo3(signature = (*, scores, targets, thresholds=None, k=None))]
 fn threshold_summary<'py>(
     py: Python<'py>,
     scores: PyTensor,
@@ -34,11 +52,7 @@ fn threshold_summary<'py>(
     let decision = match (thresholds, k) {
         (Some(t), None) => Decision::Threshold(t),
         (None, Some(k)) => Decision::TopK(k),
-        _ => {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "give exactly one of thresholds and k",
-            ))
-        }
+        _ => return Err(crate::Error::value("give exactly one of thresholds and k").into()),
     };
     let (s, t) = (scores.0, targets.0);
     let sum =
@@ -62,6 +76,7 @@ fn threshold_summary<'py>(
 
 /// Per-class thresholds maximising F1: (thresholds, f1s).
 #[pyfunction]
+#[pyo3(signature = (*, scores, targets))]
 fn best_f1_thresholds(
     py: Python<'_>,
     scores: PyTensor,
@@ -74,6 +89,9 @@ fn best_f1_thresholds(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(average_precision, m)?)?;
+    m.add_function(wrap_pyfunction!(mean_average_precision, m)?)?;
+    m.add("AP_DEFINITIONS", ApDefinition::NAMES)?;
+    m.add("EMPTY_POLICIES", EmptyPolicy::NAMES)?;
     m.add_function(wrap_pyfunction!(threshold_summary, m)?)?;
     m.add_function(wrap_pyfunction!(best_f1_thresholds, m)?)?;
     Ok(())

@@ -1,8 +1,10 @@
 //! The `q2l._native` extension module: thin shims from Python onto the core.
 //!
-//! Each shim converts arguments, releases the GIL around the core call, and maps
-//! [`Error`](crate::Error) through [`errors::to_py`]. Panics are caught and turned into
-//! `RuntimeError` so that none reaches the interpreter.
+//! Each shim takes keyword arguments with the names of the Python API, converts them,
+//! releases the GIL around the core call and returns the core's `Result` with `?`: the
+//! [`Error`](crate::Error) becomes a `q2l.errors` exception (`errors.rs`), and
+//! [`errors::guarded`] turns a panic into `q2l.errors.InternalError` so that none reaches the
+//! interpreter.
 
 mod data;
 mod decoder;
@@ -19,13 +21,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     data::register(m)?;
     decoder::register(m)?;
-    errors::register(m)?;
     loss::register(m)?;
     metrics::register(m)?;
     Ok(())
 }
 
-/// The libtorch version this module was built against.
+/// The libtorch version this module was built against: the `torch-2-11` feature (set by
+/// `.ci/torch-variant.sh` with tch 0.24) only changes this string; the code is the same.
 fn torch_version() -> &'static str {
     if cfg!(feature = "torch-2-11") {
         "2.11.0"

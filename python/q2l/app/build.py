@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from .. import data
+from ..errors import InvalidArgumentError
 from ..head import Query2Label
 from ..head.model import TinyBackbone  # noqa: F401  (its home before q2l.head)
 from .config import TrainConfig
@@ -19,7 +19,7 @@ def device_of(cfg: TrainConfig) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(cfg.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {cfg.device!r} requested but CUDA is not available")
+        raise InvalidArgumentError(f"device {cfg.device!r} requested but CUDA is not available")
     return dev
 
 
@@ -27,15 +27,16 @@ def _split(value, default):
     return value if value is not None else default
 
 
-def datasets(cfg: TrainConfig, splits: Tuple[str, ...] = ("train", "val"),
-             classes: Optional[List[str]] = None) -> Tuple[data.Dataset, ...]:
+def datasets(
+    cfg: TrainConfig, splits: tuple[str, ...] = ("train", "val"), classes: list[str] | None = None
+) -> tuple[data.Dataset, ...]:
     """The datasets the configuration names, one per entry of ``splits`` (``"train"``,
     ``"val"``); a split not asked for is not read (``q2l evaluate`` reads only validation).
     ``classes`` fixes the label table of a ``csv`` validation list (a model's classes)."""
     return tuple(_dataset(cfg, split, classes) for split in splits)
 
 
-def _dataset(cfg: TrainConfig, split: str, classes: Optional[List[str]]) -> data.Dataset:
+def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Dataset:
     root = Path(cfg.root) if cfg.root is not None else None
     train = split == "train"
     if cfg.dataset == "scenes":
@@ -43,8 +44,9 @@ def _dataset(cfg: TrainConfig, split: str, classes: Optional[List[str]]) -> data
         return data.Dataset.scenes(n=n, size=cfg.img_size, seed=cfg.seed, split=split)
     if cfg.dataset == "fashion":
         n = cfg.train_size if train else cfg.val_size
-        return data.Dataset.fashion_mnist_scenes("train" if train else "test", n=n, size=cfg.img_size, seed=cfg.seed,
-                                                 root=root or data.FASHION_MNIST_ROOT)
+        return data.Dataset.fashion_mnist_scenes(
+            "train" if train else "test", n=n, size=cfg.img_size, seed=cfg.seed, root=root or data.FASHION_MNIST_ROOT
+        )
     if cfg.dataset == "coco":
         name = _split(cfg.train_split, "train2014") if train else _split(cfg.val_split, "val2014")
         return data.Dataset.coco(root / "annotations" / f"instances_{name}.json", root / name)
@@ -56,21 +58,23 @@ def _dataset(cfg: TrainConfig, split: str, classes: Optional[List[str]]) -> data
     if cfg.dataset == "openimages":
         table = root / "class-descriptions.csv"
         if listed is None:
-            raise ValueError(f"dataset 'openimages' needs --{split}-list (a labels CSV); --root is the image folder")
+            raise InvalidArgumentError(
+                f"dataset 'openimages' needs --{split}-list (a labels CSV); --root is the image folder"
+            )
         return data.Dataset.open_images(listed, root, table if table.exists() else None)
     if cfg.dataset == "csv":
         if listed is None:
-            raise ValueError(f"dataset 'csv' needs --{split}-list")
+            raise InvalidArgumentError(f"dataset 'csv' needs --{split}-list")
         if train:
             return data.Dataset.from_list(listed, image_root=root)
         # The label table is the model's or the training list's, so that logits line up.
         if classes is None and cfg.train_list is not None:
             classes = data.Dataset.from_list(cfg.train_list, image_root=root).classes
         return data.Dataset.from_list(listed, image_root=root, classes=classes)
-    raise ValueError(f"unknown dataset {cfg.dataset!r}")
+    raise InvalidArgumentError(f"unknown dataset {cfg.dataset!r}")
 
 
-def transforms(cfg: TrainConfig) -> Tuple[data.Compose, data.Compose]:
+def transforms(cfg: TrainConfig) -> tuple[data.Compose, data.Compose]:
     """The training transform (resize, flip, Cutout, RandAugment as configured) and the validation one."""
     train = data.train_transform(cfg.img_size, cutout=cfg.cutout, randaugment=cfg.randaugment, flip=cfg.flip)
     return train, data.eval_transform(cfg.img_size)
@@ -90,21 +94,28 @@ class LinearBaseline(nn.Module):
 
     def forward(self, images: torch.Tensor, return_attention: bool = False):
         if return_attention:
-            raise ValueError("the linear baseline has no attention maps")
+            raise InvalidArgumentError("the linear baseline has no attention maps")
         return self.fc(self._features(images).mean((2, 3)))
 
 
 def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     """Backbone (``tiny``, a torchvision name, or ``timm:<name>``) plus the configured head."""
-    head = dict(d_model=cfg.d_model, nhead=cfg.nhead, num_encoder_layers=cfg.enc_layers,
-                num_decoder_layers=cfg.dec_layers, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
-                pre_norm=cfg.pre_norm)
+    head = dict(
+        d_model=cfg.d_model,
+        nhead=cfg.nhead,
+        num_encoder_layers=cfg.enc_layers,
+        num_decoder_layers=cfg.dec_layers,
+        dim_feedforward=cfg.dim_feedforward,
+        dropout=cfg.dropout,
+        pre_norm=cfg.pre_norm,
+    )
     full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
     return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
 
 
-def prepare(image: torch.Tensor, size: int, mean=data.transforms.IMAGENET_MEAN,
-            std=data.transforms.IMAGENET_STD) -> Tuple[torch.Tensor, torch.Tensor]:
+def prepare(
+    image: torch.Tensor, size: int, mean=data.transforms.IMAGENET_MEAN, std=data.transforms.IMAGENET_STD
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One uint8 ``[3, H, W]`` image as the validation transform sees it: the resized uint8
     image (for display) and the normalised float batch of one (for the model)."""
     resized = data.eval_transform(size).augment(image.permute(1, 2, 0).contiguous())

@@ -10,47 +10,62 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._files import CheckpointError, load_torch_file
 from .._files import load_state_checked as load_state
+from ..errors import InvalidArgumentError
 
-__all__ = ["CheckpointError", "check_architecture", "config_of", "load", "load_state", "rng_state", "save",
-           "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "check_architecture",
+    "config_of",
+    "load",
+    "load_state",
+    "rng_state",
+    "save",
+    "set_rng_state",
+]
 
 FORMAT = "q2l-train-checkpoint/1"
 
 
-def rng_state() -> Dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """Every RNG the training draws from, as tensors and plain values."""
     version, mt, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
         "python": {"version": version, "state": list(mt), "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(path: Path, payload: Dict[str, Any]) -> None:
+def save(path: Path, payload: dict[str, Any]) -> None:
     """Writes to a temporary file, flushes it to disk, then renames: a crash or a full disk
     never leaves a half-written checkpoint, and the previous one stays as it was.
 
@@ -73,7 +88,7 @@ def save(path: Path, payload: Dict[str, Any]) -> None:
         raise CheckpointError(f"could not write checkpoint {os.fspath(path)} ({reason}); {kept}") from None
 
 
-def load(path: str) -> Dict[str, Any]:
+def load(path: str) -> dict[str, Any]:
     """Reads a checkpoint written by :func:`save`, with clear errors for anything else.
 
     Raises:
@@ -87,7 +102,7 @@ def load(path: str) -> Dict[str, Any]:
     return ckpt
 
 
-def config_of(ckpt: Dict[str, Any], path: str):
+def config_of(ckpt: dict[str, Any], path: str):
     """The checkpoint's :class:`~q2l.app.config.TrainConfig`; errors name the file and key."""
     from .config import TrainConfig, check_values
 
@@ -101,10 +116,10 @@ def config_of(ckpt: Dict[str, Any], path: str):
     return TrainConfig(**values)
 
 
-def check_architecture(ckpt: Dict[str, Any], expected: Dict[str, Any], path: str) -> None:
+def check_architecture(ckpt: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     """Raises naming every setting on which the checkpoint and the model disagree."""
     got = ckpt.get("architecture", {})
     diff = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
     if diff:
         details = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"checkpoint {path!r} is for a different architecture ({details})")
+        raise InvalidArgumentError(f"checkpoint {path!r} is for a different architecture ({details})")

@@ -10,8 +10,8 @@ import argparse
 import dataclasses
 import json
 import sys
+import types
 import typing
-from typing import List, Optional
 
 from .config import DATASETS, TrainConfig, field_names
 
@@ -31,17 +31,30 @@ HELP = {
     "workers": "data threads (default: all CPUs)",
     "backbone": "tiny, a torchvision name (resnet101, mobilenet_v2, efficientnet_b0, ...) or timm:<name>",
     "weights": "local backbone weights file (never downloaded)",
-    "d_model": "head width", "nhead": "attention heads", "enc_layers": "encoder layers",
-    "dec_layers": "decoder layers", "dim_feedforward": "feed-forward width", "dropout": "dropout",
-    "pre_norm": "pre-norm Transformer layers", "freeze_stem": "freeze a ResNet's stem and layer1",
-    "epochs": "epochs", "batch_size": "images per step per process", "lr": "peak learning rate (OneCycle)",
-    "weight_decay": "AdamW weight decay", "pct_start": "OneCycle warm-up fraction",
+    "d_model": "head width",
+    "nhead": "attention heads",
+    "enc_layers": "encoder layers",
+    "dec_layers": "decoder layers",
+    "dim_feedforward": "feed-forward width",
+    "dropout": "dropout",
+    "pre_norm": "pre-norm Transformer layers",
+    "freeze_stem": "freeze a ResNet's stem and layer1",
+    "epochs": "epochs",
+    "batch_size": "images per step per process",
+    "lr": "peak learning rate (OneCycle)",
+    "weight_decay": "AdamW weight decay",
+    "pct_start": "OneCycle warm-up fraction",
     "ema": "EMA decay of the weights (both raw and EMA are evaluated)",
     "loss": "loss preset: query2label, asl, mmpretrain, or bce",
-    "amp": "mixed precision on CUDA", "early_stop": "stop after this many epochs without improvement (0: never)",
-    "grad_clip": "clip the gradient norm (0: no clipping)", "seed": "seed of data order, augmentation and init",
-    "device": "auto, cpu or cuda[:N]", "output": "output folder", "resume": "checkpoint to resume from",
-    "attention_images": "validation images to draw attention overlays for", "log_every": "steps between progress lines",
+    "amp": "mixed precision on CUDA",
+    "early_stop": "stop after this many epochs without improvement (0: never)",
+    "grad_clip": "clip the gradient norm (0: no clipping)",
+    "seed": "seed of data order, augmentation and init",
+    "device": "auto, cpu or cuda[:N]",
+    "output": "output folder",
+    "resume": "checkpoint to resume from",
+    "attention_images": "validation images to draw attention overlays for",
+    "log_every": "steps between progress lines",
 }
 
 
@@ -54,9 +67,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
-        base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
+        base = typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, types.UnionType) else kind
         if base is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name))
+            p.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name)
+            )
         else:
             p.add_argument(flag, dest=f.name, type=base, default=None, help=HELP.get(f.name))
 
@@ -74,10 +89,12 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     # --debug also after the command; SUPPRESS keeps a --debug given before it.
     common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback of an error")
-    _add_train_args(sub.add_parser("train", parents=[common],
-                                   help="train a model (no arguments: the generated-scenes demo)"))
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error"
+    )
+    _add_train_args(
+        sub.add_parser("train", parents=[common], help="train a model (no arguments: the generated-scenes demo)")
+    )
     ev = sub.add_parser("evaluate", parents=[common], help="all metrics of a checkpoint on its validation set, as JSON")
     ev.add_argument("checkpoint", help=MODEL_HELP)
     ev.add_argument("--which", default="best", choices=["best", "model", "ema"])
@@ -98,10 +115,17 @@ def parser() -> argparse.ArgumentParser:
     vi.add_argument("--output", default="q2l-attention")
     vi.add_argument("--labels", type=int, default=4, help="how many top labels per image")
     vi.add_argument("--which", default="best", choices=["best", "model", "ema"])
-    ex = sub.add_parser("export", parents=[common], help="ONNX (checked in onnxruntime) or a model folder (safetensors)")
+    ex = sub.add_parser(
+        "export", parents=[common], help="ONNX (checked in onnxruntime) or a model folder (safetensors)"
+    )
     ex.add_argument("checkpoint", help=MODEL_HELP)
-    ex.add_argument("--format", dest="fmt", choices=["onnx", "safetensors"], default="onnx",
-                    help="onnx: one .onnx file; safetensors: a folder with config.json and model.safetensors")
+    ex.add_argument(
+        "--format",
+        dest="fmt",
+        choices=["onnx", "safetensors"],
+        default="onnx",
+        help="onnx: one .onnx file; safetensors: a folder with config.json and model.safetensors",
+    )
     ex.add_argument("--output", help="default: q2l.onnx, or the folder q2l-model for safetensors")
     ex.add_argument("--which", default="best", choices=["best", "model", "ema"])
     return root
@@ -115,7 +139,7 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """The ``q2l`` console script. Every failure is one line on stderr, ``q2l <command>: error:
     ...``, and exit code 2 (3 for a training run that had to stop, 130 for Ctrl-C); ``--debug``
     shows the traceback instead."""

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import data
 from .._validate import float_arg
+from ..errors import InternalError, InvalidArgumentError
 from ..head import Query2Label
 from . import build, checkpoint, report
 from .config import TrainConfig
@@ -26,7 +28,7 @@ class Loaded:
 
     model: nn.Module
     cfg: TrainConfig
-    classes: List[str]
+    classes: list[str]
     mean: Sequence[float] = data.transforms.IMAGENET_MEAN
     std: Sequence[float] = data.transforms.IMAGENET_STD
 
@@ -46,7 +48,7 @@ def load_model(path: str, which: str = "best") -> Loaded:
             checkpoints only.
     """
     if which not in ("best", "model", "ema"):
-        raise ValueError(f"which must be 'model', 'ema' or 'best', got {which!r}")
+        raise InvalidArgumentError(f"which must be 'model', 'ema' or 'best', got {which!r}")
     if os.path.isdir(path):
         return _load_folder(path)
     ckpt = checkpoint.load(path)
@@ -64,9 +66,9 @@ def _load_folder(path: str) -> Loaded:
     model = Query2Label.from_pretrained(path)
     where = os.path.join(path, "config.json")
     if model.classes is None:
-        raise ValueError(f"{where}: has no 'classes'; save with save_pretrained(..., classes=[...])")
+        raise InvalidArgumentError(f"{where}: has no 'classes'; save with save_pretrained(..., classes=[...])")
     if model.preprocessing is None:
-        raise ValueError(f"{where}: has no 'preprocessing'; save with save_pretrained(..., img_size=...)")
+        raise InvalidArgumentError(f"{where}: has no 'preprocessing'; save with save_pretrained(..., img_size=...)")
     pre = model.preprocessing
     cfg = TrainConfig(img_size=pre["img_size"])
     return Loaded(model, cfg, list(model.classes), tuple(pre["mean"]), tuple(pre["std"]))
@@ -84,7 +86,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def evaluate(path: str, which: str = "best", overrides: Optional[Dict[str, Any]] = None, device: str = "auto") -> Dict[str, Any]:
+def evaluate(
+    path: str, which: str = "best", overrides: dict[str, Any] | None = None, device: str = "auto"
+) -> dict[str, Any]:
     """Every metric on the checkpoint's validation set (or the one the overrides name)."""
     from .train import evaluate as run
 
@@ -97,7 +101,7 @@ def evaluate(path: str, which: str = "best", overrides: Optional[Dict[str, Any]]
     dev = build.device_of(cfg)
     val = build.datasets(cfg, splits=("val",), classes=classes)[0]
     if val.classes != classes:
-        raise ValueError("the evaluation dataset's classes differ from the checkpoint's")
+        raise InvalidArgumentError("the evaluation dataset's classes differ from the checkpoint's")
     transform = data.Compose([data.transforms.Resize(cfg.img_size)], normalize=(tuple(loaded.mean), tuple(loaded.std)))
     loader = data.Loader(val, transform, batch_size=max(cfg.batch_size, 64))
     result = run(model.to(dev), loader, dev)
@@ -107,7 +111,7 @@ def evaluate(path: str, which: str = "best", overrides: Optional[Dict[str, Any]]
     return _jsonable(result)
 
 
-def _thresholds(classes: Sequence[str], threshold: float, thresholds_file: Optional[str]) -> torch.Tensor:
+def _thresholds(classes: Sequence[str], threshold: float, thresholds_file: str | None) -> torch.Tensor:
     t = torch.full((len(classes),), float_arg("--threshold", threshold))
     if thresholds_file is None:
         return t
@@ -115,41 +119,51 @@ def _thresholds(classes: Sequence[str], threshold: float, thresholds_file: Optio
     try:
         given = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise InvalidArgumentError(f"{path}: not valid JSON ({err})") from None
     if isinstance(given, list):
         if len(given) != len(classes):
-            raise ValueError(f"{path}: {len(given)} thresholds for {len(classes)} classes")
+            raise InvalidArgumentError(f"{path}: {len(given)} thresholds for {len(classes)} classes")
         return torch.tensor([float_arg(f"{path}: threshold {i}", v) for i, v in enumerate(given)])
     if not isinstance(given, dict):
-        raise ValueError(f"{path}: expected a list of thresholds or an object {{class: threshold}}, "
-                         f"got {type(given).__name__}")
+        raise InvalidArgumentError(
+            f"{path}: expected a list of thresholds or an object {{class: threshold}}, got {type(given).__name__}"
+        )
     unknown = set(given) - set(classes)
     if unknown:
-        raise ValueError(f"{path}: unknown classes {sorted(unknown)}")
+        raise InvalidArgumentError(f"{path}: unknown classes {sorted(unknown)}")
     for name, value in given.items():
         t[classes.index(name)] = float_arg(f"{path}: threshold of {name!r}", value)
     return t
 
 
-def predict(path: str, images: Sequence[str], threshold: float = 0.5, thresholds_file: Optional[str] = None,
-            which: str = "best") -> List[Dict[str, Any]]:
+def predict(
+    path: str, images: Sequence[str], threshold: float = 0.5, thresholds_file: str | None = None, which: str = "best"
+) -> list[dict[str, Any]]:
     """Labels (score at or above the threshold) and every score, per image."""
     loaded = load_model(path, which)
-    model, cfg, classes = loaded
+    model, _cfg, classes = loaded
     cut = _thresholds(classes, threshold, thresholds_file)
     results = []
     for image_path in images:
         _, x = loaded.prepare(image_path)
         with torch.no_grad():
             scores = model(x).sigmoid()[0]
-        labels = [{"label": classes[k], "score": round(float(scores[k]), 4)}
-                  for k in torch.argsort(scores, descending=True).tolist() if scores[k] >= cut[k]]
-        results.append({"image": os.fspath(image_path), "labels": labels,
-                        "scores": {c: round(float(s), 4) for c, s in zip(classes, scores)}})
+        labels = [
+            {"label": classes[k], "score": round(float(scores[k]), 4)}
+            for k in torch.argsort(scores, descending=True).tolist()
+            if scores[k] >= cut[k]
+        ]
+        results.append(
+            {
+                "image": os.fspath(image_path),
+                "labels": labels,
+                "scores": {c: round(float(s), 4) for c, s in zip(classes, scores, strict=False)},
+            }
+        )
     return results
 
 
-def format_table(results: List[Dict[str, Any]]) -> str:
+def format_table(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         found = ", ".join(f"{x['label']} ({x['score']:.2f})" for x in r["labels"]) or "(no label above threshold)"
@@ -157,10 +171,10 @@ def format_table(results: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def visualize(path: str, images: Sequence[str], output: str, labels: int = 4, which: str = "best") -> List[str]:
+def visualize(path: str, images: Sequence[str], output: str, labels: int = 4, which: str = "best") -> list[str]:
     """One PNG per image: the image and the attention maps of its top labels."""
     loaded = load_model(path, which)
-    model, cfg, classes = loaded
+    model, _cfg, classes = loaded
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -180,7 +194,11 @@ class ExportedModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.backbone = model.backbone
-        self.head = model.head.export() if hasattr(model, "head") else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.fc)
+        self.head = (
+            model.head.export()
+            if hasattr(model, "head")
+            else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.fc)
+        )
         self.channels_last = model.channels_last
 
     _features = Query2Label._features
@@ -189,7 +207,7 @@ class ExportedModel(nn.Module):
         return self.head(self._features(images))
 
 
-def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str = "onnx") -> Dict[str, Any]:
+def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str = "onnx") -> dict[str, Any]:
     """Writes the model as ONNX or as a model folder.
 
     ``fmt="onnx"``: an ONNX model (input ``images [B, 3, S, S]``, output ``logits [B, K]``),
@@ -201,12 +219,13 @@ def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str
     model, cfg, classes = loaded
     if fmt == "safetensors":
         if not isinstance(model, Query2Label):
-            raise ValueError(f"{path}: a model folder holds a Query2Label model; this checkpoint's head is "
-                             f"{cfg.head!r}")
+            raise InvalidArgumentError(
+                f"{path}: a model folder holds a Query2Label model; this checkpoint's head is {cfg.head!r}"
+            )
         model.save_pretrained(output, classes=classes, img_size=cfg.img_size, mean=loaded.mean, std=loaded.std)
         return {"folder": os.fspath(output), "classes": classes, "input_size": cfg.img_size}
     if fmt != "onnx":
-        raise ValueError(f"format must be 'onnx' or 'safetensors', got {fmt!r}")
+        raise InvalidArgumentError(f"format must be 'onnx' or 'safetensors', got {fmt!r}")
     import onnxruntime as ort
 
     # The check session never reaches the network (telemetry is on by default on some platforms).
@@ -220,5 +239,5 @@ def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str
         ref = model(x)
     diff = float((torch.from_numpy(ours) - ref).abs().max())
     if diff > 1e-3:
-        raise RuntimeError(f"the ONNX model differs from PyTorch by {diff:.3g} (max abs logit)")
+        raise InternalError(f"the ONNX model differs from PyTorch by {diff:.3g} (max abs logit)")
     return {"onnx": os.fspath(output), "max_abs_difference": diff, "classes": classes, "input_size": cfg.img_size}

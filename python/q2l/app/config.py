@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
+
+from ..errors import InvalidArgumentError, MissingFileError
 
 DATASETS = ("scenes", "fashion", "coco", "voc", "nuswide", "openimages", "csv")
 
@@ -24,22 +27,22 @@ class TrainConfig:
 
     # Data
     dataset: str = "scenes"
-    root: Optional[str] = None
-    train_split: Optional[str] = None
-    val_split: Optional[str] = None
-    train_list: Optional[str] = None
-    val_list: Optional[str] = None
+    root: str | None = None
+    train_split: str | None = None
+    val_split: str | None = None
+    train_list: str | None = None
+    val_list: str | None = None
     train_size: int = 8000
     val_size: int = 1000
     img_size: int = 64
-    cutout: Optional[float] = None
+    cutout: float | None = None
     randaugment: bool = False
     flip: bool = True
     workers: int = 0
     # Model
     head: str = "q2l"
     backbone: str = "tiny"
-    weights: Optional[str] = None
+    weights: str | None = None
     d_model: int = 128
     nhead: int = 4
     enc_layers: int = 1
@@ -63,56 +66,82 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     output: str = "q2l-run"
-    resume: Optional[str] = None
+    resume: str | None = None
     attention_images: int = 4
     log_every: int = 20
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
-    def architecture(self, num_classes: int) -> Dict[str, Any]:
+    def architecture(self, num_classes: int) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this model."""
-        keys = ("head", "backbone", "img_size", "d_model", "nhead", "enc_layers", "dec_layers", "dim_feedforward", "pre_norm")
+        keys = (
+            "head",
+            "backbone",
+            "img_size",
+            "d_model",
+            "nhead",
+            "enc_layers",
+            "dec_layers",
+            "dim_feedforward",
+            "pre_norm",
+        )
         return {"num_classes": num_classes, **{k: getattr(self, k) for k in keys}}
 
 
 #: Defaults of the built-in demo: generated 64x64 scenes, the small "tiny" backbone.
-DEMO: Dict[str, Any] = {}
+DEMO: dict[str, Any] = {}
 
 #: Query2Label's COCO recipe (main_mlc.py), with its traps fixed: lr 1e-4 (not 0.1), no
 #: batch-size lr scaling, a Cutout that works.
-PAPER: Dict[str, Any] = dict(
-    img_size=448, cutout=0.5, randaugment=True, flip=False, backbone="resnet101", d_model=2048,
-    nhead=4, enc_layers=1, dec_layers=2, dim_feedforward=8192, dropout=0.1, epochs=80, batch_size=64,
-    lr=1e-4, weight_decay=1e-2, pct_start=0.2, ema=0.9997, early_stop=8, freeze_stem=False,
+PAPER: dict[str, Any] = dict(
+    img_size=448,
+    cutout=0.5,
+    randaugment=True,
+    flip=False,
+    backbone="resnet101",
+    d_model=2048,
+    nhead=4,
+    enc_layers=1,
+    dec_layers=2,
+    dim_feedforward=8192,
+    dropout=0.1,
+    epochs=80,
+    batch_size=64,
+    lr=1e-4,
+    weight_decay=1e-2,
+    pct_start=0.2,
+    ema=0.9997,
+    early_stop=8,
+    freeze_stem=False,
 )
 
 
-def field_names() -> List[str]:
+def field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
-def _field_types() -> Dict[str, tuple]:
+def _field_types() -> dict[str, tuple]:
     """For each option, the JSON types it accepts (``None`` included where it is optional)."""
     out = {}
     for name, kind in typing.get_type_hints(TrainConfig).items():
-        args = typing.get_args(kind) if typing.get_origin(kind) is typing.Union else (kind,)
+        args = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
         out[name] = tuple(type(None) if a is type(None) else a for a in args)
     return out
 
 
-def check_values(values: Any, source: str) -> Dict[str, Any]:
+def check_values(values: Any, source: str) -> dict[str, Any]:
     """``values`` as options of :class:`TrainConfig`; errors name ``source`` and the key.
 
     A JSON object is required; every key must be an option and every value of the option's
     type (an int is accepted for a float option, a bool for nothing but a bool option).
     """
     if not isinstance(values, dict):
-        raise ValueError(f"{source}: expected a JSON object of options, got {type(values).__name__}")
+        raise InvalidArgumentError(f"{source}: expected a JSON object of options, got {type(values).__name__}")
     types = _field_types()
     for key, value in values.items():
         if key not in types:
-            raise ValueError(f"{source}: unknown option {key!r}")
+            raise InvalidArgumentError(f"{source}: unknown option {key!r}")
         allowed = types[key]
         ok = any(
             (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -122,30 +151,30 @@ def check_values(values: Any, source: str) -> Dict[str, Any]:
         )
         if not ok:
             names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-            raise ValueError(f"{source}: option {key!r} must be {names}, got {value!r}")
+            raise InvalidArgumentError(f"{source}: option {key!r} must be {names}, got {value!r}")
     return values
 
 
-def resolve(overrides: Dict[str, Any], config_file: Optional[str] = None) -> TrainConfig:
+def resolve(overrides: dict[str, Any], config_file: str | None = None) -> TrainConfig:
     """Defaults for the chosen dataset, then the config file, then explicit overrides."""
     known = set(field_names())
-    from_file: Dict[str, Any] = {}
+    from_file: dict[str, Any] = {}
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
-            raise FileNotFoundError(f"no config file at {config_file!r}")
+            raise MissingFileError(f"no config file at {config_file!r}")
         try:
             from_file = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{config_file}: not valid JSON: {err}") from None
+            raise InvalidArgumentError(f"{config_file}: not valid JSON: {err}") from None
         check_values(from_file, config_file)
     explicit = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(explicit) - known
     if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}")
+        raise InvalidArgumentError(f"unknown options {sorted(unknown)}")
     dataset = explicit.get("dataset", from_file.get("dataset", "scenes"))
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise InvalidArgumentError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     base = dict(DEMO if dataset in ("scenes", "fashion") else PAPER)
     if dataset == "fashion":
         base.update(img_size=112, train_size=12000, val_size=2000)
@@ -159,7 +188,7 @@ def validate(cfg: TrainConfig) -> None:
     for f in fields(TrainConfig):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{f.name} must be a finite number, got {value}")
+            raise InvalidArgumentError(f"{f.name} must be a finite number, got {value}")
     from ..loss import PRESETS
 
     losses = (*PRESETS, "bce")
@@ -175,22 +204,33 @@ def validate(cfg: TrainConfig) -> None:
         (0 <= cfg.ema < 1, f"ema must be in [0, 1), got {cfg.ema}"),
         (0 < cfg.pct_start < 1, "pct_start must be in (0, 1)"),
         (0 <= cfg.dropout < 1, f"dropout must be in [0, 1), got {cfg.dropout}"),
-        (cfg.d_model >= 2 and cfg.nhead >= 1 and cfg.dim_feedforward >= 1,
-         "d_model, nhead and dim_feedforward must be positive"),
+        (
+            cfg.d_model >= 2 and cfg.nhead >= 1 and cfg.dim_feedforward >= 1,
+            "d_model, nhead and dim_feedforward must be positive",
+        ),
         (cfg.enc_layers >= 0 and cfg.dec_layers >= 1, "need enc_layers >= 0 and dec_layers >= 1"),
         (cfg.d_model % cfg.nhead == 0, f"d_model ({cfg.d_model}) must be divisible by nhead ({cfg.nhead})"),
         (cfg.early_stop >= 0 and cfg.grad_clip >= 0, "early_stop and grad_clip must be >= 0"),
         (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),
         (cfg.attention_images >= 0 and cfg.log_every >= 1, "need attention_images >= 0 and log_every >= 1"),
         (cfg.loss in losses, f"loss must be one of {', '.join(losses)}, got {cfg.loss!r}"),
-        (cfg.head in ("q2l", "linear"), f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}"),
-        (cfg.device in ("auto", "cpu") or cfg.device.startswith("cuda"), f"device must be auto, cpu or cuda[:N], got {cfg.device!r}"),
-        (cfg.dataset in ("scenes", "fashion") or cfg.root is not None or cfg.dataset == "csv", f"--root is needed for dataset {cfg.dataset!r}"),
+        (
+            cfg.head in ("q2l", "linear"),
+            f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}",
+        ),
+        (
+            cfg.device in ("auto", "cpu") or cfg.device.startswith("cuda"),
+            f"device must be auto, cpu or cuda[:N], got {cfg.device!r}",
+        ),
+        (
+            cfg.dataset in ("scenes", "fashion") or cfg.root is not None or cfg.dataset == "csv",
+            f"--root is needed for dataset {cfg.dataset!r}",
+        ),
         (cfg.dataset != "csv" or cfg.train_list is not None, "--train-list is needed for dataset 'csv'"),
     ]
     for ok, message in checks:
         if not ok:
-            raise ValueError(message)
+            raise InvalidArgumentError(message)
 
 
 __all__ = ["DATASETS", "DEMO", "PAPER", "TrainConfig", "check_values", "resolve", "validate"]

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 
-def append_log(path: Path, row: Dict) -> None:
+def append_log(path: Path, row: dict) -> None:
     """One JSON object per epoch (JSON Lines), flushed at once."""
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
 
 
-def plot_curves(history: List[Dict], path: Path) -> None:
+def plot_curves(history: list[dict], path: Path) -> None:
     """Training loss and validation mAP (raw and EMA) per epoch, as a PNG."""
     import matplotlib
 
@@ -48,8 +48,15 @@ def _heat(map_: torch.Tensor, size) -> np.ndarray:
     return m.numpy()
 
 
-def attention_figure(image: torch.Tensor, maps: torch.Tensor, scores: torch.Tensor, classes: Sequence[str],
-                     path: Path, targets: torch.Tensor = None, max_labels: int = 4) -> List[int]:
+def attention_figure(
+    image: torch.Tensor,
+    maps: torch.Tensor,
+    scores: torch.Tensor,
+    classes: Sequence[str],
+    path: Path,
+    targets: torch.Tensor = None,
+    max_labels: int = 4,
+) -> list[int]:
     """Saves the image next to each top label's attention map overlaid on it.
 
     Args:
@@ -74,7 +81,7 @@ def attention_figure(image: torch.Tensor, maps: torch.Tensor, scores: torch.Tens
     fig, axes = plt.subplots(1, len(shown) + 1, figsize=(2.6 * (len(shown) + 1), 2.8))
     axes[0].imshow(img)
     axes[0].set_title("image")
-    for ax, k in zip(axes[1:], shown):
+    for ax, k in zip(axes[1:], shown, strict=False):
         ax.imshow(img)
         ax.imshow(_heat(maps[k], img.shape[:2]), cmap="jet", alpha=0.45)
         mark = "" if targets is None else (" (true)" if targets[k] == 1 else " (false)")

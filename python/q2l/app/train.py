@@ -6,13 +6,14 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import data
+from ..errors import InvalidArgumentError, Q2LError
 from ..loss import AsymmetricLoss
 from ..metrics import MultilabelMetrics
 from . import build, checkpoint, report
@@ -21,7 +22,7 @@ from .ema import ModelEma
 from .progress import Progress
 
 
-class TrainingError(RuntimeError):
+class TrainingError(Q2LError, RuntimeError):
     """A run that cannot go on (for example a loss that became NaN)."""
 
 
@@ -45,7 +46,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def evaluate(model: nn.Module, loader: data.Loader, device: torch.device, amp: bool = False) -> Dict[str, Any]:
+def evaluate(model: nn.Module, loader: data.Loader, device: torch.device, amp: bool = False) -> dict[str, Any]:
     """All metrics of :class:`~q2l.metrics.MultilabelMetrics` over a loader, gathered across ranks.
 
     The padding a sharded loader adds (``DistributedSampler``'s repeats) is left out, so the
@@ -89,15 +90,27 @@ class Trainer:
         seed_everything(cfg.seed)
         self.train_set, self.val_set = build.datasets(cfg)
         if self.train_set.classes != self.val_set.classes:
-            raise ValueError("the training and validation sets have different label tables")
+            raise InvalidArgumentError("the training and validation sets have different label tables")
         self.classes = self.train_set.classes
         train_tf, val_tf = build.transforms(cfg)
         threads = cfg.workers or None
-        self.train_loader = data.Loader(self.train_set, train_tf, batch_size=cfg.batch_size, shuffle=True,
-                                        drop_last=True, seed=cfg.seed, num_threads=threads,
-                                        pin_memory=self.device.type == "cuda")
-        self.val_loader = data.Loader(self.val_set, val_tf, batch_size=max(cfg.batch_size, 64), num_threads=threads,
-                                      pin_memory=self.device.type == "cuda")
+        self.train_loader = data.Loader(
+            self.train_set,
+            train_tf,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            drop_last=True,
+            seed=cfg.seed,
+            num_threads=threads,
+            pin_memory=self.device.type == "cuda",
+        )
+        self.val_loader = data.Loader(
+            self.val_set,
+            val_tf,
+            batch_size=max(cfg.batch_size, 64),
+            num_threads=threads,
+            pin_memory=self.device.type == "cuda",
+        )
         self.model = build.model(cfg, len(self.classes)).to(self.device)
         self.ema = ModelEma(self.model, cfg.ema)
         self.net: nn.Module = self.model
@@ -109,26 +122,35 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = len(self.train_loader)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch, pct_start=cfg.pct_start)
+            self.optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch, pct_start=cfg.pct_start
+        )
         self.amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.out = Path(cfg.output)
         self.epoch = 0
-        self.history: List[Dict[str, Any]] = []
-        self.best: Dict[str, Any] = {"mAP": -1.0, "epoch": -1, "which": None}
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"mAP": -1.0, "epoch": -1, "which": None}
         self.stale = 0
         if cfg.resume:
             self._resume(cfg.resume)
 
     # Checkpoints --------------------------------------------------------------------------
 
-    def _state(self) -> Dict[str, Any]:
+    def _state(self) -> dict[str, Any]:
         return {
-            "config": self.cfg.__dict__, "architecture": self.cfg.architecture(len(self.classes)),
-            "classes": self.classes, "model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "epoch": self.epoch, "history": self.history, "best": self.best,
-            "stale": self.stale, "rng": checkpoint.rng_state(),
+            "config": self.cfg.__dict__,
+            "architecture": self.cfg.architecture(len(self.classes)),
+            "classes": self.classes,
+            "model": self.model.state_dict(),
+            "ema": self.ema.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "best": self.best,
+            "stale": self.stale,
+            "rng": checkpoint.rng_state(),
         }
 
     def _resume(self, path: str) -> None:
@@ -136,10 +158,12 @@ class Trainer:
         checkpoint.check_architecture(ckpt, self.cfg.architecture(len(self.classes)), path)
         planned = ckpt["config"].get("epochs")
         if planned != self.cfg.epochs:
-            raise ValueError(f"checkpoint {path!r} belongs to a run of {planned} epochs, whose one-cycle schedule "
-                             f"is fixed by that number; resume with --epochs {planned}")
+            raise InvalidArgumentError(
+                f"checkpoint {path!r} belongs to a run of {planned} epochs, whose one-cycle schedule "
+                f"is fixed by that number; resume with --epochs {planned}"
+            )
         if ckpt["classes"] != self.classes:
-            raise ValueError(f"checkpoint {path!r} was trained on other classes than this dataset's")
+            raise InvalidArgumentError(f"checkpoint {path!r} was trained on other classes than this dataset's")
         checkpoint.load_state(self.model, ckpt["model"], f"{path}: 'model'")
         checkpoint.load_state(self.ema.module, ckpt["ema"], f"{path}: 'ema'")
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -158,7 +182,9 @@ class Trainer:
     def train_epoch(self) -> float:
         self.net.train()
         self.train_loader.set_epoch(self.epoch)
-        bar = Progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{self.cfg.epochs}", not self.quiet, self.cfg.log_every)
+        bar = Progress(
+            self.steps_per_epoch, f"epoch {self.epoch + 1}/{self.cfg.epochs}", not self.quiet, self.cfg.log_every
+        )
         total, count = 0.0, 0
         for images, targets in self.train_loader:
             images = images.to(self.device, non_blocking=True)
@@ -169,7 +195,8 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {count + 1}; stopping. "
-                    f"The last good checkpoint is {self.out / 'last.pt'} (try a lower --lr or --grad-clip)")
+                    f"The last good checkpoint is {self.out / 'last.pt'} (try a lower --lr or --grad-clip)"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.cfg.grad_clip > 0:
@@ -191,14 +218,16 @@ class Trainer:
                 for b in module.buffers():
                     torch.distributed.broadcast(b, 0)
 
-    def fit(self, stop_after: Optional[int] = None) -> Dict[str, Any]:
+    def fit(self, stop_after: int | None = None) -> dict[str, Any]:
         """Trains the remaining epochs (or up to epoch ``stop_after``); returns the best result."""
         cfg = self.cfg
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(cfg.to_json())
-        self._say(f"training on {self.device} ({len(self.train_set)} train / {len(self.val_set)} val images, "
-                  f"{len(self.classes)} classes) -> {self.out}")
+        self._say(
+            f"training on {self.device} ({len(self.train_set)} train / {len(self.val_set)} val images, "
+            f"{len(self.classes)} classes) -> {self.out}"
+        )
         while self.epoch < cfg.epochs and (stop_after is None or self.epoch < stop_after):
             start = time.perf_counter()
             loss = self.train_epoch()
@@ -206,9 +235,18 @@ class Trainer:
             raw = evaluate(self.net, self.val_loader, self.device, self.amp)
             ema = evaluate(self.ema, self.val_loader, self.device, self.amp)
             self.epoch += 1
-            row = {"epoch": self.epoch, "train_loss": loss, "mAP": raw["mAP"], "mAP_ema": ema["mAP"],
-                   "CF1": raw["CF1"], "OF1": raw["OF1"], "CF1_ema": ema["CF1"], "OF1_ema": ema["OF1"],
-                   "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
+            row = {
+                "epoch": self.epoch,
+                "train_loss": loss,
+                "mAP": raw["mAP"],
+                "mAP_ema": ema["mAP"],
+                "CF1": raw["CF1"],
+                "OF1": raw["OF1"],
+                "CF1_ema": ema["CF1"],
+                "OF1_ema": ema["OF1"],
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - start,
+            }
             self.history.append(row)
             which, value = ("ema", ema["mAP"]) if ema["mAP"] >= raw["mAP"] else ("model", raw["mAP"])
             improved = value > self.best["mAP"]
@@ -216,8 +254,10 @@ class Trainer:
                 self.best, self.stale = {"mAP": value, "epoch": self.epoch, "which": which}, 0
             else:
                 self.stale += 1
-            self._say(f"epoch {self.epoch}: loss {loss:.4g}, mAP {100 * raw['mAP']:.2f} (EMA {100 * ema['mAP']:.2f}), "
-                      f"CF1 {100 * raw['CF1']:.2f}, OF1 {100 * raw['OF1']:.2f}, {row['seconds']:.0f}s")
+            self._say(
+                f"epoch {self.epoch}: loss {loss:.4g}, mAP {100 * raw['mAP']:.2f} (EMA {100 * ema['mAP']:.2f}), "
+                f"CF1 {100 * raw['CF1']:.2f}, OF1 {100 * raw['OF1']:.2f}, {row['seconds']:.0f}s"
+            )
             if self.is_main:
                 report.append_log(self.out / "metrics.jsonl", row)
                 state = self._state()
@@ -232,8 +272,10 @@ class Trainer:
             return self.best
         if self.is_main and cfg.attention_images > 0 and cfg.head == "q2l":
             self.attention_overlays(cfg.attention_images)
-        self._say(f"best mAP {100 * self.best['mAP']:.2f} ({self.best['which']}, epoch {self.best['epoch']}); "
-                  f"outputs in {self.out}")
+        self._say(
+            f"best mAP {100 * self.best['mAP']:.2f} ({self.best['which']}, epoch {self.best['epoch']}); "
+            f"outputs in {self.out}"
+        )
         return self.best
 
     def attention_overlays(self, count: int) -> None:
@@ -246,11 +288,17 @@ class Trainer:
             shown, x = build.prepare(image, self.cfg.img_size)
             with torch.no_grad():
                 logits, maps = model(x.to(self.device), return_attention=True)
-            report.attention_figure(shown, maps[-1][0].float().cpu(), logits[0].float().sigmoid().cpu(), self.classes,
-                                    folder / f"val_{i:03d}.png", targets=target)
+            report.attention_figure(
+                shown,
+                maps[-1][0].float().cpu(),
+                logits[0].float().sigmoid().cpu(),
+                self.classes,
+                folder / f"val_{i:03d}.png",
+                targets=target,
+            )
 
 
-def train(cfg: TrainConfig, quiet: bool = False) -> Dict[str, Any]:
+def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     """Runs ``q2l train`` for a resolved configuration; returns the best result."""
     trainer = Trainer(cfg, quiet=quiet)
     try:

@@ -11,13 +11,21 @@ def main(argv=None) -> int:
     loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
     loss.add_argument("--preset", default="all", help="query2label, asl or all")
     loss.add_argument("--device", default="cpu", help="cpu or cuda")
-    loss.add_argument("--compile", dest="compile_backend", default="inductor",
-                      help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)")
+    loss.add_argument(
+        "--compile",
+        dest="compile_backend",
+        default="inductor",
+        help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)",
+    )
     head = sub.add_parser("head", help="Query2Label head inference and training step against plain PyTorch")
     head.add_argument("--quick", action="store_true", help="a tiny head (for tests)")
     head.add_argument("--device", default="cpu", help="cpu or cuda")
-    head.add_argument("--compile", dest="compile_backend", default="inductor",
-                      help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)")
+    head.add_argument(
+        "--compile",
+        dest="compile_backend",
+        default="inductor",
+        help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)",
+    )
     metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
     metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
     metrics.add_argument("--device", default="cpu", help="cpu, or cuda for inputs on the GPU")

@@ -3,12 +3,12 @@
 import gc
 import statistics
 import time
-from typing import Callable, Iterable, List, Optional
+from collections.abc import Callable, Iterable
 
 import torch
 
 
-def _sync(device: Optional[torch.device]) -> None:
+def _sync(device: torch.device | None) -> None:
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -18,13 +18,13 @@ def median_seconds(
     min_time: float = 0.5,
     min_runs: int = 5,
     warmup: int = 2,
-    device: Optional[torch.device] = None,
+    device: torch.device | None = None,
 ) -> float:
     """Median wall time of ``fn()`` over enough runs to last ``min_time`` seconds
     (synchronising a CUDA ``device`` around each run)."""
     for _ in range(warmup):
         fn()
-    times: List[float] = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_time:
         _sync(device)
@@ -45,7 +45,7 @@ def _status_kib(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def peak_bytes(fn: Callable[[], object], device: torch.device) -> Optional[int]:
+def peak_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
     """Peak memory added while ``fn()`` runs: the CUDA caching allocator's peak on a GPU,
     resident memory (:func:`peak_rss_bytes`) on the CPU."""
     if device.type != "cuda":
@@ -58,7 +58,7 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> Optional[int]:
     return torch.cuda.max_memory_allocated(device) - base
 
 
-def peak_rss_bytes(fn: Callable[[], object]) -> Optional[int]:
+def peak_rss_bytes(fn: Callable[[], object]) -> int | None:
     """Peak resident memory added while ``fn()`` runs, or None where it cannot be read.
 
     Resets the kernel's high-water mark (``/proc/self/clear_refs``, Linux) and reads it
@@ -104,7 +104,7 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:9.3f}"
 
 
-def fmt_mib(nbytes: Optional[int]) -> str:
+def fmt_mib(nbytes: int | None) -> str:
     return "     n/a" if nbytes is None else f"{nbytes / 2**20:8.2f}"
 
 

@@ -13,8 +13,8 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Tuple
 
 import torch
 
@@ -56,7 +56,7 @@ class FolderDataset(torch.utils.data.Dataset):
         return self.transform(img), self.targets[i]
 
 
-def write_images(folder: Path, n: int) -> Tuple[list, torch.Tensor, str]:
+def write_images(folder: Path, n: int) -> tuple[list, torch.Tensor, str]:
     """Renders ``n`` scenes, upscales them to 640x480 and saves JPEG quality 90."""
     from PIL import Image
 
@@ -123,12 +123,15 @@ def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
         classes = data.FASHION_CLASSES if what.startswith("Fashion") else data.SCENE_CLASSES
         with open(listing, "w") as f:
             f.write("image,labels\n")
-            for p, t in zip(paths, targets):
+            for p, t in zip(paths, targets, strict=False):
                 f.write(f"{os.path.basename(p)},{';'.join(classes[j] for j in range(len(classes)) if t[j] == 1)}\n")
         ours_ds = data.Dataset.from_list(listing, classes=classes)
         assert torch.equal(ours_ds.targets, targets)
-        print(f"{n} JPEGs (640x480, quality 90) of {what}; output {size}x{size}, batch {batch}, "
-              f"{workers} workers/threads, device {device}.", threads_line())
+        print(
+            f"{n} JPEGs (640x480, quality 90) of {what}; output {size}x{size}, batch {batch}, "
+            f"{workers} workers/threads, device {device}.",
+            threads_line(),
+        )
 
         def pil_decode(p):
             with Image.open(p) as im:
@@ -151,15 +154,25 @@ def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
         print(f"\n{'transform':<54} {'torchvision img/s':>18} {'q2l img/s':>10} {'speedup':>8}")
         for name, (tv_tf, our_tf) in recipes.items():
             tv_loader = torch.utils.data.DataLoader(
-                FolderDataset(paths, targets, tv_tf), batch_size=batch, shuffle=True, num_workers=workers,
-                persistent_workers=True, pin_memory=pin)
+                FolderDataset(paths, targets, tv_tf),
+                batch_size=batch,
+                shuffle=True,
+                num_workers=workers,
+                persistent_workers=True,
+                pin_memory=pin,
+            )
             theirs = _rate(tv_loader, device, 1 if quick else 3)
             del tv_loader
-            our_loader = data.Loader(ours_ds, our_tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
+            our_loader = data.Loader(
+                ours_ds, our_tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin
+            )
             ours = _rate(our_loader, device, 1 if quick else 3)
             print(f"{name:<54} {theirs:18.0f} {ours:10.0f} {ours / theirs:7.2f}x")
             raw = data.transforms.Compose(our_tf.ops, output="uint8")
             raw_loader = data.Loader(ours_ds, raw, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
             ours_u8 = _rate(raw_loader, device, 1 if quick else 3)
-            print(f"{'  same, q2l output uint8 (normalise on the device)':<54} {theirs:18.0f} {ours_u8:10.0f} {ours_u8 / theirs:7.2f}x")
+            print(
+                f"{'  same, q2l output uint8 (normalise on the device)':<54} {theirs:18.0f} {ours_u8:10.0f}"
+                f" {ours_u8 / theirs:7.2f}x"
+            )
     return 0

@@ -75,20 +75,26 @@ def main(quick: bool = False, device: str = "cpu", compile_backend: str = "induc
     print(f"Query2Label head, float32, {dev}.", threads_line(), f"torch.compile backend: {compile_backend}.")
     n_params = sum(p.numel() for p in head.parameters())
     print(f"{n_params / 1e6:.1f} M parameters; times are medians in ms; c: compiled.\n")
-    print(f"{'batch, HxW':>12} | {'infer q2l':>9} {'ref':>9} {'q2l c':>9} {'ref c':>9} {'ref/q2l':>7} {'rc/q2l':>7}"
-          f" {'rc/q2lc':>7} | {'train q2l':>9} {'ref':>9} {'q2l c':>9} {'ref c':>9} {'ref/q2l':>7} {'rc/q2l':>7}"
-          f" {'rc/q2lc':>7} | {'q2l MiB':>8} {'ref MiB':>8} {'ratio':>6}")
+    print(
+        f"{'batch, HxW':>12} | {'infer q2l':>9} {'ref':>9} {'q2l c':>9} {'ref c':>9} {'ref/q2l':>7} {'rc/q2l':>7}"
+        f" {'rc/q2lc':>7} | {'train q2l':>9} {'ref':>9} {'q2l c':>9} {'ref c':>9} {'ref/q2l':>7} {'rc/q2l':>7}"
+        f" {'rc/q2lc':>7} | {'q2l MiB':>8} {'ref MiB':>8} {'ratio':>6}"
+    )
     for batch, side in cases:
         x = torch.randn(batch, head.in_channels, side, side, device=dev)
         head.eval()
         with torch.no_grad():
             torch.testing.assert_close(head(x), official_forward(head, x), rtol=1e-4, atol=1e-4)
-            inference = [median_seconds(lambda f=f: f(head, x), min_time, min_runs=3, device=dev)
-                         for f in (lambda m, t: m(t), official_forward)]
+            inference = [
+                median_seconds(lambda f=f: f(head, x), min_time, min_runs=3, device=dev)
+                for f in (lambda m, t: m(t), official_forward)
+            ]
             if compiled:
                 torch.testing.assert_close(ours_c(x), head(x), rtol=1e-4, atol=1e-4)
-                inference += [median_seconds(lambda: ours_c(x), min_time, min_runs=3, device=dev),
-                              median_seconds(lambda: ref_c(head, x), min_time, min_runs=3, device=dev)]
+                inference += [
+                    median_seconds(lambda: ours_c(x), min_time, min_runs=3, device=dev),
+                    median_seconds(lambda: ref_c(head, x), min_time, min_runs=3, device=dev),
+                ]
         head.train()
 
         def step(fn):
@@ -109,11 +115,15 @@ def main(quick: bool = False, device: str = "cpu", compile_backend: str = "induc
         def columns(t):
             if not compiled:
                 return f"{fmt_ms(t[0])} {fmt_ms(t[1])} {'-':>9} {'-':>9} {_ratio(t[1], t[0])} {'-':>7} {'-':>7}"
-            return (f"{fmt_ms(t[0])} {fmt_ms(t[1])} {fmt_ms(t[2])} {fmt_ms(t[3])} {_ratio(t[1], t[0])}"
-                    f" {_ratio(t[3], t[0])} {_ratio(t[3], t[2])}")
+            return (
+                f"{fmt_ms(t[0])} {fmt_ms(t[1])} {fmt_ms(t[2])} {fmt_ms(t[3])} {_ratio(t[1], t[0])}"
+                f" {_ratio(t[3], t[0])} {_ratio(t[3], t[2])}"
+            )
 
-        print(f"{f'{batch}, {side}x{side}':>12} | {columns(inference)} | {columns(training)} |"
-              f" {m_ours / 2**20:8.1f} {m_ref / 2**20:8.1f} {m_ours / m_ref:6.2f}")
+        print(
+            f"{f'{batch}, {side}x{side}':>12} | {columns(inference)} | {columns(training)} |"
+            f" {m_ours / 2**20:8.1f} {m_ref / 2**20:8.1f} {m_ours / m_ref:6.2f}"
+        )
     print("\nref/q2l: official eager over q2l eager; rc/q2l: official compiled over q2l eager; rc/q2lc: official")
     print("compiled over q2l compiled. MiB: activations an eager training step keeps for backward (beyond")
     print("parameters and gradients); ratio: q2l / reference.")

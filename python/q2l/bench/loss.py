@@ -8,7 +8,7 @@ time of one pass that reads two logits-sized tensors and writes a third
 (``torch.add(x, y, out=g)``).
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -65,7 +65,11 @@ def main(quick: bool = False, preset: str = "all", device: str = "cpu", compile_
     shapes = QUICK_SHAPES if quick else SHAPES
     min_time = 0.05 if quick else 0.5
     dev = torch.device(device)
-    print(f"Asymmetric loss, forward+backward, float32, {dev}.", threads_line(), f"torch.compile backend: {compile_backend}.")
+    print(
+        f"Asymmetric loss, forward+backward, float32, {dev}.",
+        threads_line(),
+        f"torch.compile backend: {compile_backend}.",
+    )
     for name in presets:
         ours = AsymmetricLoss.from_preset(name)
         ref = reference(name)
@@ -73,7 +77,8 @@ def main(quick: bool = False, preset: str = "all", device: str = "cpu", compile_
         print(f"\npreset {name!r}: q2l.AsymmetricLoss.from_preset({name!r}) vs the official formula in plain PyTorch")
         print(
             f"{'shape':>12} | {'q2l ms':>9} {'ref ms':>9} {'speedup':>8} | {'q2l c ms':>9} {'ref c ms':>9}"
-            f" {'ref c/q2l':>9} {'ref c/q2l c':>11} | {'bw-bound ms':>11} {'q2l/bound':>9} | {'q2l MiB':>8} {'ref MiB':>8} {'q2l bufs':>8}"
+            f" {'ref c/q2l':>9} {'ref c/q2l c':>11} | {'bw-bound ms':>11} {'q2l/bound':>9}"
+            f" | {'q2l MiB':>8} {'ref MiB':>8} {'q2l bufs':>8}"
             f" {'ref bufs':>8}"
         )
         for shape in shapes:
@@ -98,7 +103,7 @@ def main(quick: bool = False, preset: str = "all", device: str = "cpu", compile_
             else:
                 compiled = f"{'-':>9} {'-':>9} {'-':>9} {'-':>11}"
             print(
-                f"{str(shape):>12} | {fmt_ms(t_ours)} {fmt_ms(t_ref)} {t_ref / t_ours:7.1f}x | {compiled} |"
+                f"{shape!s:>12} | {fmt_ms(t_ours)} {fmt_ms(t_ref)} {t_ref / t_ours:7.1f}x | {compiled} |"
                 f" {fmt_ms(t_bw):>11} {t_ours / t_bw:8.1f}x | {fmt_mib(m_ours)} {fmt_mib(m_ref)}"
                 f" {_bufs(m_ours, buf)} {_bufs(m_ref, buf)}"
             )

@@ -7,7 +7,7 @@ non-interpolated AP vectorised over classes (ASL's formula, all classes at once)
 """
 
 import time
-from typing import Callable, List, Tuple
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,7 +51,10 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def main(quick: bool = False, device: str = "cpu") -> int:
-    print(f"mAP on random scores (about 4% positives), float32 scores, q2l and torchmetrics inputs on {device}.", threads_line())
+    print(
+        f"mAP on random scores (about 4% positives), float32 scores, q2l and torchmetrics inputs on {device}.",
+        threads_line(),
+    )
     print("Times are the best of several runs (one run for competitors over 5 s).")
     shapes = QUICK_SHAPES if quick else SHAPES
     for n, c in shapes:
@@ -59,9 +62,13 @@ def main(quick: bool = False, device: str = "cpu") -> int:
         scores = rng.standard_normal((n, c)).astype(np.float32)
         targets = (rng.random((n, c)) < 0.04).astype(np.int64)
         targets[0] = 1
-        rows: List[Tuple[str, str, float, float, float]] = []
+        rows: list[tuple[str, str, float, float, float]] = []
         # On CUDA the inputs live on the device: q2l's time includes the copy to the host.
-        s_in, t_in = (scores, targets) if device == "cpu" else (torch.from_numpy(scores).to(device), torch.from_numpy(targets).to(device))
+        s_in, t_in = (
+            (scores, targets)
+            if device == "cpu"
+            else (torch.from_numpy(scores).to(device), torch.from_numpy(targets).to(device))
+        )
         ours_step = _time(lambda: average_precision(s_in, t_in, definition="step"), 3)
         ours_ni = _time(lambda: average_precision(s_in, t_in, definition="noninterpolated"), 3)
         competitors = [("numpy (vectorised)", "noninterpolated", numpy_noninterpolated, ours_ni)]

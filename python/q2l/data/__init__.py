@@ -6,7 +6,7 @@
 >>> images, targets = next(iter(loader))
 """
 
-from .. import _native
+from .. import errors
 from . import transforms
 from .datasets import (
     DEFAULT_MAX_PIXELS,
@@ -22,22 +22,22 @@ from .loader import Loader
 from .transforms import Compose, eval_transform, train_transform
 
 #: Raised for an image that is truncated, corrupt, too large, not a JPEG/PNG or not a regular
-#: file (a subclass of ``OSError``). A missing or unreadable file raises the built-in
-#: ``FileNotFoundError`` / ``PermissionError`` / ``IsADirectoryError``, as ``open`` does;
-#: catch ``OSError`` for all of them.
-ImageError = _native.ImageError
+#: file (a :class:`q2l.errors.FileError`, so an ``OSError``). A missing or unreadable file
+#: raises :mod:`q2l.errors`' subclasses of ``FileNotFoundError`` / ``PermissionError`` /
+#: ``IsADirectoryError``, as ``open`` does; catch ``OSError`` for all of them.
+ImageError = errors.ImageError
 
 __all__ = [
-    "Compose",
     "DEFAULT_MAX_PIXELS",
-    "Dataset",
     "FASHION_CLASSES",
     "FASHION_MNIST_ROOT",
+    "SCENE_CLASSES",
+    "VOC_CLASSES",
+    "Compose",
+    "Dataset",
     "ImageError",
     "Loader",
     "RepairedImageWarning",
-    "SCENE_CLASSES",
-    "VOC_CLASSES",
     "decode_image",
     "eval_transform",
     "train_transform",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import torch
 
 from .. import _native
 from .._validate import int_arg
+from ..errors import InvalidArgumentError, InvalidTypeError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -30,9 +32,9 @@ class RepairedImageWarning(UserWarning):
 #: Where Debian's ``dataset-fashion-mnist`` package puts the files.
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
-SCENE_CLASSES: Tuple[str, ...] = tuple(_native.SCENE_CLASSES)
-FASHION_CLASSES: Tuple[str, ...] = tuple(_native.FASHION_CLASSES)
-VOC_CLASSES: Tuple[str, ...] = tuple(_native.VOC_CLASSES)
+SCENE_CLASSES: tuple[str, ...] = tuple(_native.SCENE_CLASSES)
+FASHION_CLASSES: tuple[str, ...] = tuple(_native.FASHION_CLASSES)
+VOC_CLASSES: tuple[str, ...] = tuple(_native.VOC_CLASSES)
 
 
 class Dataset:
@@ -44,12 +46,12 @@ class Dataset:
     def __init__(self, native, description: str):
         self._native = native
         self.description = description
-        self._targets: Optional[torch.Tensor] = None
+        self._targets: torch.Tensor | None = None
 
     # Readers -------------------------------------------------------------------------------
 
     @classmethod
-    def coco(cls, annotations: PathLike, image_dir: PathLike, annotated_only: bool = False) -> "Dataset":
+    def coco(cls, annotations: PathLike, image_dir: PathLike, annotated_only: bool = False) -> Dataset:
         """MS-COCO 2014/2017 from an ``instances_*.json`` file.
 
         Args:
@@ -58,10 +60,15 @@ class Dataset:
             annotated_only: ``False`` keeps every image (Query2Label's protocol, 40,504 in
                 val2014); ``True`` keeps images with an annotation (ASL's, 40,137).
         """
-        return cls(_native.dataset_coco(os.fspath(annotations), os.fspath(image_dir), annotated_only), f"COCO {annotations}")
+        return cls(
+            _native.dataset_coco(
+                annotations=os.fspath(annotations), image_dir=os.fspath(image_dir), annotated_only=annotated_only
+            ),
+            f"COCO {annotations}",
+        )
 
     @classmethod
-    def voc(cls, root: PathLike, split: str = "trainval", difficult: str = "ignore") -> "Dataset":
+    def voc(cls, root: PathLike, split: str = "trainval", difficult: str = "ignore") -> Dataset:
         """Pascal VOC 2007/2012 from a ``VOC20xx`` folder.
 
         Args:
@@ -70,10 +77,10 @@ class Dataset:
             difficult: a class present only as ``difficult`` objects becomes ``"ignore"`` (-1),
                 ``"positive"`` (1) or ``"negative"`` (0).
         """
-        return cls(_native.dataset_voc(os.fspath(root), split, difficult), f"VOC {root} {split}")
+        return cls(_native.dataset_voc(root=os.fspath(root), split=split, difficult=difficult), f"VOC {root} {split}")
 
     @classmethod
-    def nus_wide(cls, root: PathLike, split: str = "train", image_dir: Optional[PathLike] = None) -> "Dataset":
+    def nus_wide(cls, root: PathLike, split: str = "train", image_dir: PathLike | None = None) -> Dataset:
         """NUS-WIDE's 81 concepts as released (``Concepts81.txt``, ``ImageList/``, ``TrainTestLabels/``).
 
         Args:
@@ -82,10 +89,12 @@ class Dataset:
             image_dir: where the image list's paths live (default ``root/Flickr``).
         """
         images = os.fspath(image_dir) if image_dir is not None else os.fspath(Path(root) / "Flickr")
-        return cls(_native.dataset_nus_wide(os.fspath(root), split, images), f"NUS-WIDE {root} {split}")
+        return cls(
+            _native.dataset_nus_wide(root=os.fspath(root), split=split, image_dir=images), f"NUS-WIDE {root} {split}"
+        )
 
     @classmethod
-    def open_images(cls, labels_csv: PathLike, image_dir: PathLike, classes_csv: Optional[PathLike] = None) -> "Dataset":
+    def open_images(cls, labels_csv: PathLike, image_dir: PathLike, classes_csv: PathLike | None = None) -> Dataset:
         """Open Images style image-level labels (``ImageID, LabelName, Confidence``).
 
         Confidence 1 is positive, 0 a verified negative, anything unmentioned unknown (-1).
@@ -93,10 +102,17 @@ class Dataset:
         display name, and other labels are errors.
         """
         cc = os.fspath(classes_csv) if classes_csv is not None else None
-        return cls(_native.dataset_open_images(os.fspath(labels_csv), os.fspath(image_dir), cc), f"Open Images {labels_csv}")
+        return cls(
+            _native.dataset_open_images(
+                labels_csv=os.fspath(labels_csv), image_dir=os.fspath(image_dir), classes_csv=cc
+            ),
+            f"Open Images {labels_csv}",
+        )
 
     @classmethod
-    def from_list(cls, path: PathLike, image_root: Optional[PathLike] = None, classes: Optional[Sequence[str]] = None, sep: str = ";") -> "Dataset":
+    def from_list(
+        cls, path: PathLike, image_root: PathLike | None = None, classes: Sequence[str] | None = None, sep: str = ";"
+    ) -> Dataset:
         """Your own data from a ``.csv`` or ``.jsonl`` list.
 
         CSV: a header with an ``image`` (or ``path``) column and a ``labels`` column whose
@@ -110,50 +126,90 @@ class Dataset:
             sep: separator of names inside a CSV field.
         """
         root = os.fspath(image_root) if image_root is not None else os.fspath(Path(path).parent)
-        return cls(_native.dataset_list(os.fspath(path), root, list(classes) if classes is not None else None, sep), f"list {path}")
+        return cls(
+            _native.dataset_list(
+                path=os.fspath(path),
+                image_root=root,
+                classes=list(classes) if classes is not None else None,
+                sep=sep,
+            ),
+            f"list {path}",
+        )
 
     @classmethod
-    def from_arrays(cls, images, targets, classes: Sequence[str]) -> "Dataset":
+    def from_arrays(cls, images, targets, classes: Sequence[str]) -> Dataset:
         """In-memory images: uint8 ``[N, H, W]`` or ``[N, H, W, 3]`` (numpy or torch) and ``[N, C]`` targets."""
         images = torch.as_tensor(images)
         targets = torch.as_tensor(targets)
         if images.dtype != torch.uint8:
-            raise ValueError(f"images must be uint8, got {images.dtype}")
-        return cls(_native.dataset_memory(images, targets, list(classes)), f"arrays {tuple(images.shape)}")
+            raise InvalidArgumentError(f"images must be uint8, got {images.dtype}")
+        return cls(
+            _native.dataset_memory(images=images, targets=targets, classes=list(classes)),
+            f"arrays {tuple(images.shape)}",
+        )
 
     @classmethod
-    def scenes(cls, n: int = 2000, size: int = 64, seed: int = 0, split: str = "train", min_objects: int = 1, max_objects: int = 4) -> "Dataset":
+    def scenes(
+        cls,
+        n: int = 2000,
+        size: int = 64,
+        seed: int = 0,
+        split: str = "train",
+        min_objects: int = 1,
+        max_objects: int = 4,
+    ) -> Dataset:
         """Generated scenes: 1-4 textured shapes of :data:`SCENE_CLASSES` on cluttered backgrounds.
 
         Rendered in Rust on demand, deterministic per ``(seed, split, index)``; ``"train"``
         and ``"val"`` draw from disjoint streams. :meth:`objects` gives each shape's box.
         """
         # Signs and types here; the core checks the ranges (size >= 16, 1 <= min <= max <= 8).
-        n, size, lo, hi = (int_arg(k, v) for k, v in (("n", n), ("size", size), ("min_objects", min_objects),
-                                                       ("max_objects", max_objects)))
+        n, size, lo, hi = (
+            int_arg(k, v)
+            for k, v in (("n", n), ("size", size), ("min_objects", min_objects), ("max_objects", max_objects))
+        )
         seed = int_arg("seed", seed, maximum=2**64 - 1)
-        return cls(_native.dataset_scenes(n, size, seed, split, lo, hi), f"scenes {split} n={n} size={size} seed={seed}")
+        return cls(
+            _native.dataset_scenes(n=n, size=size, seed=seed, split=split, min_objects=lo, max_objects=hi),
+            f"scenes {split} n={n} size={size} seed={seed}",
+        )
 
     @classmethod
-    def fashion_mnist_scenes(cls, split: str = "train", n: int = 10000, size: int = 112, grid: int = 2, min_items: int = 1, max_items: int = 4, seed: int = 0, root: PathLike = FASHION_MNIST_ROOT) -> "Dataset":
+    def fashion_mnist_scenes(
+        cls,
+        split: str = "train",
+        n: int = 10000,
+        size: int = 112,
+        grid: int = 2,
+        min_items: int = 1,
+        max_items: int = 4,
+        seed: int = 0,
+        root: PathLike = FASHION_MNIST_ROOT,
+    ) -> Dataset:
         """Multi-label scenes of real Fashion-MNIST items: 1-4 items in distinct cells of a grid.
 
         Train scenes use the train split's items, test scenes the test split's. The files
         are Debian's ``dataset-fashion-mnist`` (``apt install dataset-fashion-mnist``).
         :meth:`objects` gives each item's class and cell.
         """
-        n, size, grid, lo, hi = (int_arg(k, v) for k, v in (("n", n), ("size", size), ("grid", grid),
-                                                             ("min_items", min_items), ("max_items", max_items)))
+        n, size, grid, lo, hi = (
+            int_arg(k, v)
+            for k, v in (("n", n), ("size", size), ("grid", grid), ("min_items", min_items), ("max_items", max_items))
+        )
         seed = int_arg("seed", seed, maximum=2**64 - 1)
-        return cls(_native.dataset_fashion(os.fspath(root), split, n, size, grid, lo, hi, seed),
-                   f"Fashion-MNIST scenes {split} n={n} size={size}")
+        return cls(
+            _native.dataset_fashion(
+                root=os.fspath(root), split=split, n=n, size=size, grid=grid, min_items=lo, max_items=hi, seed=seed
+            ),
+            f"Fashion-MNIST scenes {split} n={n} size={size}",
+        )
 
     # Access --------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._native)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         given = int_arg("index", index, minimum=None)
         index = given + len(self) if given < 0 else given
         if not 0 <= index < len(self):
@@ -164,7 +220,7 @@ class Dataset:
         return image, self.targets[index]
 
     @property
-    def classes(self) -> List[str]:
+    def classes(self) -> list[str]:
         """The label table: class ``j`` is column ``j`` of the targets."""
         return self._native.classes
 
@@ -180,15 +236,15 @@ class Dataset:
         return self._targets
 
     @property
-    def paths(self) -> Optional[List[str]]:
+    def paths(self) -> list[str] | None:
         """Image paths, or ``None`` for generated and in-memory data."""
         return self._native.paths()
 
-    def objects(self, index: int) -> List[Tuple[int, Tuple[float, float, float, float]]]:
+    def objects(self, index: int) -> list[tuple[int, tuple[float, float, float, float]]]:
         """Class and ``(x0, y0, x1, y1)`` box of each object of a generated scene."""
         return [(c, tuple(b)) for c, b in self._native.objects(int(index))]
 
-    def with_decoding(self, *, max_pixels: Optional[int] = None, strict: Optional[bool] = None) -> "Dataset":
+    def with_decoding(self, *, max_pixels: int | None = None, strict: bool | None = None) -> Dataset:
         """A copy with other decoding options (``None`` keeps the current one).
 
         Args:
@@ -202,11 +258,11 @@ class Dataset:
         current_pixels, current_strict = self._native.decode_options()
         pixels = current_pixels if max_pixels is None else int_arg("max_pixels", max_pixels, minimum=1)
         if strict is not None and not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {strict!r}")
+            raise InvalidTypeError(f"strict must be a bool, got {strict!r}")
         strict = current_strict if strict is None else strict
         return Dataset(self._native.with_decode_options(max_pixels=pixels, strict=strict), self.description)
 
-    def with_max_pixels(self, max_pixels: int) -> "Dataset":
+    def with_max_pixels(self, max_pixels: int) -> Dataset:
         """A copy whose decoder accepts images up to ``max_pixels`` (see :meth:`with_decoding`)."""
         return self.with_decoding(max_pixels=max_pixels)
 
@@ -229,9 +285,10 @@ def decode_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, strict
         FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` raises them.
     """
     if not isinstance(strict, bool):
-        raise TypeError(f"strict must be a bool, got {strict!r}")
-    image, warning = _native.decode_image(os.fspath(path), max_pixels=int_arg("max_pixels", max_pixels, minimum=1),
-                                          strict=strict)
+        raise InvalidTypeError(f"strict must be a bool, got {strict!r}")
+    image, warning = _native.decode_image(
+        path=os.fspath(path), max_pixels=int_arg("max_pixels", max_pixels, minimum=1), strict=strict
+    )
     if warning is not None:
         warnings.warn(warning, RepairedImageWarning, stacklevel=2)
     return image

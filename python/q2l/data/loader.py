@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
 
 import torch
 
 from .. import _native
 from .._validate import int_arg
+from ..errors import InvalidTypeError
 from .datasets import Dataset, RepairedImageWarning
 from .transforms import Compose
 
@@ -53,18 +54,33 @@ class Loader:
     new iteration moves to the next epoch by itself.
     """
 
-    def __init__(self, dataset: Dataset, transform: Compose, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False, seed: int = 0, num_threads: Optional[int] = None, prefetch: int = 2, rank: Optional[int] = None, world_size: Optional[int] = None, return_indices: bool = False, pin_memory: bool = False, on_error: str = "raise"):
+    def __init__(
+        self,
+        dataset: Dataset,
+        transform: Compose,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        num_threads: int | None = None,
+        prefetch: int = 2,
+        rank: int | None = None,
+        world_size: int | None = None,
+        return_indices: bool = False,
+        pin_memory: bool = False,
+        on_error: str = "raise",
+    ):
         if not isinstance(dataset, Dataset):
-            raise TypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
+            raise InvalidTypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
         if not isinstance(transform, Compose):
-            raise TypeError(f"transform must be a q2l.data.transforms.Compose, got {type(transform).__name__}")
+            raise InvalidTypeError(f"transform must be a q2l.data.transforms.Compose, got {type(transform).__name__}")
         batch_size = int_arg("batch_size", batch_size, minimum=1)
         seed = int_arg("seed", seed, minimum=0, maximum=2**64 - 1)
         prefetch = int_arg("prefetch", prefetch, minimum=1)
         if num_threads is not None:
             num_threads = int_arg("num_threads", num_threads, minimum=1)
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if not isinstance(on_error, str):
+            raise InvalidTypeError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if rank is None or world_size is None:
             dist = torch.distributed.is_available() and torch.distributed.is_initialized()
             rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
@@ -84,11 +100,24 @@ class Loader:
         self.rank = int_arg("rank", rank, minimum=0, maximum=self.world_size - 1)
         self.return_indices = return_indices
         #: Images left out under ``on_error="skip"``: ``(index, reason)``.
-        self.skipped: List[Tuple[int, str]] = []
+        self.skipped: list[tuple[int, str]] = []
         #: Images a lenient decode repaired (``strict=False``): ``(index, what it forgave)``.
-        self.repaired: List[Tuple[int, str]] = []
-        self._native = _native.NativeLoader(dataset._native, transform._native, self.batch_size, self.shuffle, self.drop_last, self.seed, self.num_threads, int(prefetch), self.rank, self.world_size, on_error, pin_device)
-        self._epoch: Optional[int] = None
+        self.repaired: list[tuple[int, str]] = []
+        self._native = _native.NativeLoader(
+            dataset=dataset._native,
+            pipeline=transform._native,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            seed=self.seed,
+            num_threads=self.num_threads,
+            prefetch=int(prefetch),
+            rank=self.rank,
+            world_size=self.world_size,
+            on_error=on_error,
+            pin_memory=pin_device,
+        )
+        self._epoch: int | None = None
         self._next_epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -98,7 +127,7 @@ class Loader:
     def __len__(self) -> int:
         return len(self._native)
 
-    def indices(self, epoch: int = 0) -> List[int]:
+    def indices(self, epoch: int = 0) -> list[int]:
         """This rank's dataset indices for ``epoch``, in order, padding included."""
         return self._native.order(int_arg("epoch", epoch, minimum=0))
 
@@ -127,5 +156,7 @@ class Loader:
             it.close()
 
     def __repr__(self) -> str:
-        return (f"Loader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"threads={self.num_threads}, rank={self.rank}/{self.world_size})")
+        return (
+            f"Loader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"threads={self.num_threads}, rank={self.rank}/{self.world_size})"
+        )

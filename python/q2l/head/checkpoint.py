@@ -11,27 +11,29 @@ saved from a ``DistributedDataParallel`` model) has keys such as
 
 import os
 import re
-from typing import Dict, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
 
 import torch
 
+from .. import _native
 from .._files import load_torch_file
+from ..errors import InvalidArgumentError
 from .query2label import Query2LabelHead
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
 
-def read_official_checkpoint(source: Union[str, os.PathLike, Mapping]) -> StateDict:
+def read_official_checkpoint(source: str | os.PathLike | Mapping) -> StateDict:
     """The state dict of an official checkpoint file (or of an already loaded dict)."""
     if isinstance(source, (str, os.PathLike)):
         source = load_torch_file(source, "checkpoint")
     if not isinstance(source, Mapping):
-        raise ValueError(f"a checkpoint must hold a dict, got {type(source).__name__}")
+        raise InvalidArgumentError(f"a checkpoint must hold a dict, got {type(source).__name__}")
     state = source.get("state_dict", source.get("model", source))
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def split_official_state_dict(state: Mapping[str, torch.Tensor]) -> Tuple[StateDict, StateDict]:
+def split_official_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[StateDict, StateDict]:
     """Splits an official state dict into (head state dict, backbone state dict).
 
     Backbone keys lose their ``backbone.0.body.`` prefix; the stored positional encoding
@@ -40,19 +42,19 @@ def split_official_state_dict(state: Mapping[str, torch.Tensor]) -> Tuple[StateD
     head: StateDict = {}
     backbone: StateDict = {}
     for key, value in state.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = key[len("module.") :] if key.startswith("module.") else key
         if key.startswith("backbone.0.body."):
-            backbone[key[len("backbone.0.body."):]] = value
+            backbone[key[len("backbone.0.body.") :]] = value
         elif key.startswith("backbone.0."):
-            backbone[key[len("backbone.0."):]] = value
+            backbone[key[len("backbone.0.") :]] = value
         elif key == "backbone.1.pe":
             continue
         elif key.startswith("transformer."):
-            head[key[len("transformer."):]] = value
+            head[key[len("transformer.") :]] = value
         elif key.split(".")[0] in ("query_embed", "input_proj", "fc"):
             head[key] = value
         else:
-            raise ValueError(f"unexpected key {key!r} in a Query2Label checkpoint")
+            raise InvalidArgumentError(f"unexpected key {key!r} in a Query2Label checkpoint")
     return head, backbone
 
 
@@ -62,7 +64,7 @@ def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: i
     ``nhead`` cannot be read from weights; the official models use 4.
     """
     if "query_embed.weight" not in head_state or "fc.W" not in head_state:
-        raise ValueError("not a Query2Label head state dict: query_embed.weight or fc.W is missing")
+        raise InvalidArgumentError("not a Query2Label head state dict: query_embed.weight or fc.W is missing")
     num_classes, d_model = head_state["query_embed.weight"].shape
 
     def count(prefix: str) -> int:
@@ -88,8 +90,8 @@ def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: i
 
 
 def head_from_official(
-    source: Union[str, os.PathLike, Mapping], nhead: int = 4, **overrides
-) -> Tuple[Query2LabelHead, StateDict]:
+    source: str | os.PathLike | Mapping, nhead: int = 4, **overrides
+) -> tuple[Query2LabelHead, StateDict]:
     """Builds a :class:`Query2LabelHead` from an official checkpoint.
 
     Returns:
@@ -100,21 +102,22 @@ def head_from_official(
     head = Query2LabelHead(**{**head_config_from_state_dict(head_state, nhead), **overrides})
     missing, unexpected = head.load_state_dict(head_state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"checkpoint does not fit the head: missing {missing}, unexpected {unexpected}")
+        raise InvalidArgumentError(f"checkpoint does not fit the head: missing {missing}, unexpected {unexpected}")
     return head, backbone
 
 
 def to_official_state_dict(
-    head: Query2LabelHead, backbone_state: Optional[Mapping[str, torch.Tensor]] = None, img_size: Optional[int] = None,
-    downsample: int = 32, ddp_prefix: bool = True,
+    head: Query2LabelHead,
+    backbone_state: Mapping[str, torch.Tensor] | None = None,
+    img_size: int | None = None,
+    downsample: int = 32,
+    ddp_prefix: bool = True,
 ) -> StateDict:
     """The official key layout of a head (and optionally its backbone's weights).
 
     With ``img_size`` the fixed positional-encoding buffer ``backbone.1.pe`` that the
     official code expects is included, for a feature map of ``img_size // downsample``.
     """
-    from .functional import sine_encoding
-
     prefix = "module." if ddp_prefix else ""
     out: StateDict = {}
     for key, value in head.state_dict().items():
@@ -125,6 +128,6 @@ def to_official_state_dict(
         out[prefix + "backbone.0.body." + key] = value.detach().clone()
     if img_size is not None:
         n = img_size // downsample
-        pe = sine_encoding(n, n, head.d_model, head.temperature, torch.float32, "cpu")
+        pe = _native.sine_encoding(height=n, width=n, d_model=head.d_model, temperature=head.temperature)
         out[prefix + "backbone.1.pe"] = pe.reshape(n, n, head.d_model).permute(2, 0, 1)[None].contiguous()
     return out

@@ -1,4 +1,5 @@
-"""The Query2Label head's forward in plain PyTorch ops, on a :class:`Query2LabelHead`'s modules.
+"""The Query2Label head's forward in plain PyTorch ops, on a :class:`Query2LabelHead`'s modules
+(the layers' own ``forward`` methods call the blocks defined here).
 
 The Rust forward (``q2l._native.head_forward``) is the one eager mode runs. This twin is
 the same computation, reassociated cross-attention and the batch-of-one first decoder
@@ -16,7 +17,8 @@ so the two agree exactly only without dropout.
 """
 
 import math
-from typing import List, Optional, Tuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -40,15 +42,39 @@ def sine_encoding(h: int, w: int, d: int, temperature: float, dtype: torch.dtype
     return torch.cat([y, x], dim=2).reshape(h * w, d).to(dtype)
 
 
-def _drop(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    return F.dropout(x, p, True) if training and p > 0 else x
+class LayerConfig(NamedTuple):
+    """What every layer's forward takes from its head: heads, norm placement, dropout, mode."""
+
+    nhead: int
+    pre_norm: bool
+    dropout: float
+    training: bool
 
 
-def self_attention(qk_in: torch.Tensor, v_in: torch.Tensor, mha: nn.MultiheadAttention, nhead: int,
-                   p: float, training: bool) -> torch.Tensor:
+def _drop(x: torch.Tensor, cfg: LayerConfig) -> torch.Tensor:
+    return F.dropout(x, cfg.dropout, True) if cfg.training and cfg.dropout > 0 else x
+
+
+def residual(x: torch.Tensor, norm: nn.LayerNorm, cfg: LayerConfig, branch: Callable) -> torch.Tensor:
+    """``x + dropout(branch(x))`` with ``norm`` before the branch (pre-norm) or after the sum
+    (post-norm, the official layout)."""
+    if cfg.pre_norm:
+        return x + _drop(branch(norm(x)), cfg)
+    return norm(x + _drop(branch(x), cfg))
+
+
+def ffn(x: torch.Tensor, layer: nn.Module, cfg: LayerConfig) -> torch.Tensor:
+    """``linear2(dropout(relu(linear1(x))))`` on ``layer``'s two linear layers."""
+    return layer.linear2(_drop(F.relu(layer.linear1(x)), cfg))
+
+
+def self_attention(
+    qk_in: torch.Tensor, v_in: torch.Tensor, mha: nn.MultiheadAttention, cfg: LayerConfig
+) -> torch.Tensor:
     """Batch-first self-attention on ``mha``'s packed weights: queries and keys from
     ``qk_in`` [B, L, d], values from ``v_in``."""
-    b, length, d = v_in.shape
+    d = v_in.shape[-1]
+    nhead = cfg.nhead
     dh = d // nhead
     w_qk, w_v = mha.in_proj_weight.split([2 * d, d])
     b_qk, b_v = mha.in_proj_bias.split([2 * d, d])
@@ -58,14 +84,19 @@ def self_attention(qk_in: torch.Tensor, v_in: torch.Tensor, mha: nn.MultiheadAtt
         return t.reshape(t.shape[0], t.shape[1], nhead, dh).transpose(1, 2)
 
     q, k, v = heads(q), heads(k), heads(F.linear(v_in, w_v, b_v))
-    attn = _drop(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1), p, training)
+    attn = _drop(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1), cfg)
     o = (attn @ v).transpose(1, 2).reshape(v.shape[0], -1, d)
     return F.linear(o, mha.out_proj.weight, mha.out_proj.bias)
 
 
-def cross_attention(query: torch.Tensor, key_in: torch.Tensor, memory: torch.Tensor, mha: nn.MultiheadAttention,
-                    nhead: int, p: float, training: bool, want_weights: bool
-                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+def cross_attention(
+    query: torch.Tensor,
+    key_in: torch.Tensor,
+    memory: torch.Tensor,
+    mha: nn.MultiheadAttention,
+    cfg: LayerConfig,
+    want_weights: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Label queries ``query`` [Bq, K, d] (Bq = 1 or B) over image tokens, reassociated as
     in ``src/decoder/attention.rs``: queries go through the key weights and the attention
     multiplies the raw ``memory`` [B, T, d] before the value weights.
@@ -73,6 +104,7 @@ def cross_attention(query: torch.Tensor, key_in: torch.Tensor, memory: torch.Ten
     Returns the output [B, K, d] and, if asked, the head-averaged attention [B, K, T]."""
     bq, k, d = query.shape
     b, t, _ = memory.shape
+    nhead = cfg.nhead
     dh = d // nhead
     w_q, w_k, w_v = mha.in_proj_weight.split(d)
     b_q, _, b_v = mha.in_proj_bias.split(d)  # the key bias shifts each row of scores: softmax drops it
@@ -80,64 +112,37 @@ def cross_attention(query: torch.Tensor, key_in: torch.Tensor, memory: torch.Ten
     qt = (q @ w_k.reshape(nhead, dh, d)).reshape(bq, nhead * k, d)
     attn = torch.softmax(qt @ key_in.transpose(1, 2), dim=-1)  # [B, H*K, T]
     weights = attn.reshape(b, nhead, k, t).mean(1) if want_weights else None
-    dropped = _drop(attn, p, training)
+    dropped = _drop(attn, cfg)
     o = (dropped @ memory).reshape(b, nhead, k, d) @ w_v.reshape(nhead, dh, d).transpose(1, 2)
     bias = b_v.reshape(nhead, 1, dh)
-    if training and p > 0:
+    if cfg.training and cfg.dropout > 0:
         # Rows of a dropped attention no longer sum to 1: the value bias is weighted by each.
         bias = dropped.sum(-1).reshape(b, nhead, k, 1) * bias
     o = (o + bias).transpose(1, 2).reshape(b, k, d)
     return F.linear(o, mha.out_proj.weight, mha.out_proj.bias), weights
 
 
-def _ffn(x: torch.Tensor, layer: nn.Module, p: float, training: bool) -> torch.Tensor:
-    return layer.linear2(_drop(F.relu(layer.linear1(x)), p, training))
-
-
-def _self_block(x: torch.Tensor, pos: torch.Tensor, layer: nn.Module, norm: nn.LayerNorm, nhead: int,
-                pre_norm: bool, p: float, training: bool) -> torch.Tensor:
-    if pre_norm:
-        x2 = norm(x)
-        return x + _drop(self_attention(x2 + pos, x2, layer.self_attn, nhead, p, training), p, training)
-    return norm(x + _drop(self_attention(x + pos, x, layer.self_attn, nhead, p, training), p, training))
-
-
-def _ffn_block(x: torch.Tensor, layer: nn.Module, norm: nn.LayerNorm, pre_norm: bool, p: float,
-               training: bool) -> torch.Tensor:
-    if pre_norm:
-        return x + _drop(_ffn(norm(x), layer, p, training), p, training)
-    return norm(x + _drop(_ffn(x, layer, p, training), p, training))
-
-
-def forward(head: nn.Module, features: torch.Tensor, training: bool = False, return_attention: bool = False
-            ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+def forward(
+    head: nn.Module, features: torch.Tensor, training: bool = False, return_attention: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits ``[B, K]`` of a :class:`~q2l.Query2LabelHead` and, with ``return_attention``,
     each decoder layer's head-averaged cross-attention ``[B, K, H, W]``."""
-    p, nhead, pre = head.dropout, head.nhead, head.pre_norm
+    cfg = LayerConfig(head.nhead, head.pre_norm, head.dropout, training)
     x = head.input_proj(features) if head.input_proj is not None else features
     b, d, h, w = x.shape
     src = x.flatten(2).transpose(1, 2)
     pos = sine_encoding(h, w, d, head.temperature, src.dtype, src.device)[None]
     for layer in head.encoder.layers:
-        src = _self_block(src, pos, layer, layer.norm1, nhead, pre, p, training)
-        src = _ffn_block(src, layer, layer.norm2, pre, p, training)
-    if pre and len(head.encoder.layers):
+        src = layer(src, pos, cfg)
+    if cfg.pre_norm and len(head.encoder.layers):
         src = head.encoder.norm(src)
     query_pos = head.query_embed.weight[None]  # [1, K, d]: the first layer runs on a batch of one
     tgt = torch.zeros_like(query_pos)
     key_in = src + pos
     maps = []
     for layer in head.decoder.layers:
-        if hasattr(layer, "self_attn"):
-            tgt = _self_block(tgt, query_pos, layer, layer.norm1, nhead, pre, p, training)
-        q_in = layer.norm2(tgt) if pre else tgt
-        a, weights = cross_attention(q_in + query_pos, key_in, src, layer.multihead_attn, nhead, p, training,
-                                     return_attention)
+        tgt, weights = layer(tgt, query_pos, src, key_in, cfg, return_attention)
         if weights is not None:
             maps.append(weights.reshape(b, -1, h, w))
-        tgt = tgt + _drop(a, p, training)
-        if not pre:
-            tgt = layer.norm2(tgt)
-        tgt = _ffn_block(tgt, layer, layer.norm3, pre, p, training)
     hs = head.decoder.norm(tgt).expand(b, -1, -1)
     return (head.fc.W * hs).sum(-1) + head.fc.b, maps

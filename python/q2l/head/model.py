@@ -1,28 +1,40 @@
 """Full Query2Label models: any backbone that yields a feature map, plus the head."""
 
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._files import load_torch_file
+from ..errors import InvalidArgumentError, InvalidTypeError
 from .query2label import Query2LabelHead
 
-_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-            "wide_resnet50_2", "wide_resnet101_2")
+_RESNETS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
 
 
-def _load_weights(model: nn.Module, path: Union[str, os.PathLike]) -> None:
+def _load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     state = load_torch_file(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, _unexpected = model.load_state_dict(state, strict=False)
     if missing:
-        raise ValueError(f"weights file {os.fspath(path)!r} does not fit the backbone: missing {missing[:5]}...")
+        raise InvalidArgumentError(
+            f"weights file {os.fspath(path)!r} does not fit the backbone: missing {missing[:5]}..."
+        )
 
 
-def torchvision_backbone(name: str, weights: Optional[Union[str, os.PathLike]] = None) -> nn.Module:
+def torchvision_backbone(name: str, weights: str | os.PathLike | None = None) -> nn.Module:
     """A torchvision classifier cut before its pooling: it returns ``[B, C, H, W]``.
 
     Args:
@@ -36,7 +48,7 @@ def torchvision_backbone(name: str, weights: Optional[Union[str, os.PathLike]] =
     try:
         builder = getattr(torchvision.models, name)
     except AttributeError:
-        raise ValueError(f"unknown torchvision backbone {name!r}") from None
+        raise InvalidArgumentError(f"unknown torchvision backbone {name!r}") from None
     model = builder(weights=None)
     if weights is not None:
         _load_weights(model, weights)
@@ -44,7 +56,7 @@ def torchvision_backbone(name: str, weights: Optional[Union[str, os.PathLike]] =
         return nn.Sequential(*list(model.children())[:-2])
     if hasattr(model, "features"):
         return model.features
-    raise ValueError(f"do not know where the feature map of {name!r} ends; pass the feature module itself")
+    raise InvalidArgumentError(f"do not know where the feature map of {name!r} ends; pass the feature module itself")
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -57,11 +69,17 @@ class TinyBackbone(nn.Sequential):
 
     def __init__(self, width: int = 32) -> None:
         w = width
-        super().__init__(_block(3, w, 2), _block(w, w, 1), _block(w, 2 * w, 2), _block(2 * w, 2 * w, 1),
-                         _block(2 * w, 4 * w, 2), _block(4 * w, 4 * w, 1))
+        super().__init__(
+            _block(3, w, 2),
+            _block(w, w, 1),
+            _block(w, 2 * w, 2),
+            _block(2 * w, 2 * w, 1),
+            _block(2 * w, 4 * w, 2),
+            _block(4 * w, 4 * w, 1),
+        )
 
 
-def timm_backbone(name: str, weights: Optional[Union[str, os.PathLike]] = None) -> nn.Module:
+def timm_backbone(name: str, weights: str | os.PathLike | None = None) -> nn.Module:
     """A timm model with ``features_only=True`` that returns its last feature map only.
 
     Args:
@@ -72,13 +90,15 @@ def timm_backbone(name: str, weights: Optional[Union[str, os.PathLike]] = None) 
     try:
         import timm
     except ImportError:
-        raise ValueError(f"backbone 'timm:{name}' needs timm, which is not installed (pip install timm)") from None
+        raise InvalidArgumentError(
+            f"backbone 'timm:{name}' needs timm, which is not installed (pip install timm)"
+        ) from None
     if name not in timm.list_models():
-        raise ValueError(f"unknown timm backbone {name!r}; see timm.list_models()")
+        raise InvalidArgumentError(f"unknown timm backbone {name!r}; see timm.list_models()")
     try:
         model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(-1,))
     except (RuntimeError, ValueError, TypeError) as err:
-        raise ValueError(f"timm cannot build {name!r} as a feature extractor: {err}") from None
+        raise InvalidArgumentError(f"timm cannot build {name!r} as a feature extractor: {err}") from None
     if weights is not None:
         _load_weights(model, weights)
     return model
@@ -140,11 +160,11 @@ class Query2Label(nn.Module):
 
     def __init__(
         self,
-        backbone: Union[str, nn.Module],
+        backbone: str | nn.Module,
         num_classes: int,
         *,
-        weights: Optional[Union[str, os.PathLike]] = None,
-        channels_last: Optional[bool] = None,
+        weights: str | os.PathLike | None = None,
+        channels_last: bool | None = None,
         freeze_stem: bool = False,
         frozen_bn: bool = False,
         **head_kwargs,
@@ -155,7 +175,7 @@ class Query2Label(nn.Module):
             name = backbone
             if name == "tiny":
                 if weights is not None:
-                    raise ValueError("weights applies to torchvision/timm backbones, not 'tiny'")
+                    raise InvalidArgumentError("weights applies to torchvision/timm backbones, not 'tiny'")
                 backbone = TinyBackbone()
             elif name.startswith("timm:"):
                 backbone = timm_backbone(name[5:], weights)
@@ -164,9 +184,9 @@ class Query2Label(nn.Module):
                 if freeze_stem and name in _RESNETS:
                     freeze_resnet_stem(backbone)
         elif not isinstance(backbone, nn.Module):
-            raise TypeError(f"backbone must be an nn.Module or a backbone name, got {type(backbone).__name__}")
+            raise InvalidTypeError(f"backbone must be an nn.Module or a backbone name, got {type(backbone).__name__}")
         elif weights is not None:
-            raise ValueError("weights is for backbones given by name; load your module's weights yourself")
+            raise InvalidArgumentError("weights is for backbones given by name; load your module's weights yourself")
         if frozen_bn:
             frozen_batchnorm(backbone)
         self.backbone = backbone
@@ -174,8 +194,8 @@ class Query2Label(nn.Module):
         self.freeze_stem = bool(freeze_stem)
         self.frozen_bn = bool(frozen_bn)
         # Set by from_pretrained from the model folder's config.
-        self.classes: Optional[List[str]] = None
-        self.preprocessing: Optional[Dict[str, Any]] = None
+        self.classes: list[str] | None = None
+        self.preprocessing: dict[str, Any] | None = None
         if "in_channels" not in head_kwargs:
             head_kwargs["in_channels"] = self._probe_channels()
         self.head = Query2LabelHead(num_classes=num_classes, **head_kwargs)
@@ -187,7 +207,7 @@ class Query2Label(nn.Module):
         elif isinstance(out, (list, tuple)):
             out = out[-1]
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            raise ValueError("the backbone must return a 4-D feature map (or a dict/list ending with one)")
+            raise InvalidArgumentError("the backbone must return a 4-D feature map (or a dict/list ending with one)")
         return out.permute(0, 3, 1, 2) if self.channels_last else out
 
     def _probe_channels(self) -> int:
@@ -206,19 +226,31 @@ class Query2Label(nn.Module):
     def forward(self, images: torch.Tensor, return_attention: bool = False):
         return self.head(self._features(images), return_attention=return_attention)
 
-    def parameter_groups(self, lr_backbone: float, lr_head: float) -> List[dict]:
+    def parameter_groups(self, lr_backbone: float, lr_head: float) -> list[dict]:
         """Optimizer groups with separate learning rates for backbone and head."""
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
         return [{"params": backbone, "lr": lr_backbone}, {"params": list(self.head.parameters()), "lr": lr_head}]
 
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """The architecture as ``from_pretrained`` rebuilds it (``backbone`` is ``None`` for
         a backbone passed as a module)."""
-        return {"backbone": self.backbone_name, "channels_last": self.channels_last, "freeze_stem": self.freeze_stem,
-                "frozen_bn": self.frozen_bn, "head": self.head.config()}
+        return {
+            "backbone": self.backbone_name,
+            "channels_last": self.channels_last,
+            "freeze_stem": self.freeze_stem,
+            "frozen_bn": self.frozen_bn,
+            "head": self.head.config(),
+        }
 
-    def save_pretrained(self, directory: Union[str, os.PathLike], *, classes: Optional[List[str]] = None,
-                        img_size: Optional[int] = None, mean=None, std=None) -> None:
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        classes: list[str] | None = None,
+        img_size: int | None = None,
+        mean=None,
+        std=None,
+    ) -> None:
         """Writes ``config.json`` and ``model.safetensors`` into ``directory``, the layout of a
         Hugging Face hub model folder (nothing is uploaded or downloaded).
 
@@ -234,8 +266,13 @@ class Query2Label(nn.Module):
         save_pretrained(self, directory, classes=classes, img_size=img_size, mean=mean, std=std)
 
     @classmethod
-    def from_pretrained(cls, directory: Union[str, os.PathLike], *, backbone: Optional[nn.Module] = None,
-                        map_location: Union[str, torch.device] = "cpu") -> "Query2Label":
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        backbone: nn.Module | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> "Query2Label":
         """Rebuilds a model written by :meth:`save_pretrained`, with identical outputs.
 
         Args:

@@ -9,13 +9,14 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import _native
 from .._files import load_state_checked
+from ..errors import InvalidArgumentError, MissingFileError
 from .query2label import Query2LabelHead
 
 CONFIG_NAME = "config.json"
@@ -34,31 +35,42 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, classes: Optional[List[str]] = None,
-                    img_size: Optional[int] = None, mean=None, std=None) -> None:
+def save_pretrained(
+    model: nn.Module,
+    directory: str | os.PathLike,
+    *,
+    classes: list[str] | None = None,
+    img_size: int | None = None,
+    mean=None,
+    std=None,
+) -> None:
     """See :meth:`q2l.Query2Label.save_pretrained`."""
     from safetensors.torch import save_file
 
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-    config: Dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "q2l_version": _native.__version__,
-                              **model.config()}
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "q2l_version": _native.__version__,
+        **model.config(),
+    }
     num_classes = config["head"]["num_classes"]
     if classes is not None:
         classes = [str(c) for c in classes]
         if len(classes) != num_classes:
-            raise ValueError(f"classes has {len(classes)} names but the model has {num_classes} classes")
+            raise InvalidArgumentError(f"classes has {len(classes)} names but the model has {num_classes} classes")
         config["classes"] = classes
     if img_size is not None:
         if not isinstance(img_size, int) or isinstance(img_size, bool) or img_size < 1:
-            raise ValueError(f"img_size must be a positive int, got {img_size!r}")
+            raise InvalidArgumentError(f"img_size must be a positive int, got {img_size!r}")
         config["preprocessing"] = {
             "img_size": img_size,
             "mean": [float(v) for v in (IMAGENET_MEAN if mean is None else mean)],
             "std": [float(v) for v in (IMAGENET_STD if std is None else std)],
         }
     elif mean is not None or std is not None:
-        raise ValueError("mean and std are preprocessing: give img_size with them")
+        raise InvalidArgumentError("mean and std are preprocessing: give img_size with them")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -67,54 +79,61 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, cla
     _atomic_write(folder / CONFIG_NAME, lambda p: p.write_text(text))
 
 
-def read_config(directory: Union[str, os.PathLike]) -> Dict[str, Any]:
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The checked ``config.json`` of a model folder; errors name the file and the key."""
     path = Path(directory) / CONFIG_NAME
     if not Path(directory).is_dir():
-        raise FileNotFoundError(f"no model folder at {os.fspath(directory)!r}")
+        raise MissingFileError(f"no model folder at {os.fspath(directory)!r}")
     if not path.is_file():
-        raise FileNotFoundError(f"{os.fspath(path)!r} is missing: not a q2l model folder")
+        raise MissingFileError(f"{os.fspath(path)!r} is missing: not a q2l model folder")
     try:
         config = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{os.fspath(path)}: not valid JSON ({err})") from None
+        raise InvalidArgumentError(f"{os.fspath(path)}: not valid JSON ({err})") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{os.fspath(path)}: expected a JSON object, got {type(config).__name__}")
+        raise InvalidArgumentError(f"{os.fspath(path)}: expected a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)}: key 'format' must be {FORMAT!r}, got {config.get('format')!r}")
+        raise InvalidArgumentError(f"{os.fspath(path)}: key 'format' must be {FORMAT!r}, got {config.get('format')!r}")
     if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)}: key 'format_version' {config.get('format_version')!r} is not "
-                         f"supported (this q2l-rs reads version {FORMAT_VERSION})")
+        raise InvalidArgumentError(
+            f"{os.fspath(path)}: key 'format_version' {config.get('format_version')!r} is not "
+            f"supported (this q2l-rs reads version {FORMAT_VERSION})"
+        )
     known = {"format", "format_version", *_MODEL_KEYS, *_OPTIONAL_KEYS}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise ValueError(f"{os.fspath(path)}: unknown key {unknown[0]!r}")
+        raise InvalidArgumentError(f"{os.fspath(path)}: unknown key {unknown[0]!r}")
     missing = [k for k in _MODEL_KEYS if k not in config]
     if missing:
-        raise ValueError(f"{os.fspath(path)}: missing key {missing[0]!r}")
+        raise InvalidArgumentError(f"{os.fspath(path)}: missing key {missing[0]!r}")
     head = config["head"]
     if not isinstance(head, dict):
-        raise ValueError(f"{os.fspath(path)}: key 'head' must be an object")
+        raise InvalidArgumentError(f"{os.fspath(path)}: key 'head' must be an object")
     allowed = set(inspect.signature(Query2LabelHead.__init__).parameters) - {"self"}
     bad = sorted(set(head) - allowed)
     if bad:
-        raise ValueError(f"{os.fspath(path)}: unknown key 'head.{bad[0]}'")
+        raise InvalidArgumentError(f"{os.fspath(path)}: unknown key 'head.{bad[0]}'")
     if "num_classes" not in head:
-        raise ValueError(f"{os.fspath(path)}: missing key 'head.num_classes'")
+        raise InvalidArgumentError(f"{os.fspath(path)}: missing key 'head.num_classes'")
     classes = config.get("classes")
-    if classes is not None and (not isinstance(classes, list) or len(classes) != head["num_classes"]
-                                or not all(isinstance(c, str) for c in classes)):
-        raise ValueError(f"{os.fspath(path)}: key 'classes' must list {head['num_classes']} names")
+    if classes is not None and (
+        not isinstance(classes, list)
+        or len(classes) != head["num_classes"]
+        or not all(isinstance(c, str) for c in classes)
+    ):
+        raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes' must list {head['num_classes']} names")
     pre = config.get("preprocessing")
     if pre is not None:
         if not isinstance(pre, dict) or sorted(pre) != sorted(_PREPROCESSING_KEYS):
-            raise ValueError(f"{os.fspath(path)}: key 'preprocessing' must hold exactly {list(_PREPROCESSING_KEYS)}")
+            raise InvalidArgumentError(
+                f"{os.fspath(path)}: key 'preprocessing' must hold exactly {list(_PREPROCESSING_KEYS)}"
+            )
         if not isinstance(pre["img_size"], int) or pre["img_size"] < 1:
-            raise ValueError(f"{os.fspath(path)}: key 'preprocessing.img_size' must be a positive int")
+            raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.img_size' must be a positive int")
         for key in ("mean", "std"):
             v = pre[key]
             if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
-                raise ValueError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 numbers")
+                raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 numbers")
     return config
 
 
@@ -125,34 +144,43 @@ def load_weights(model: nn.Module, path: Path, map_location) -> None:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise FileNotFoundError(f"{os.fspath(path)!r} is missing")
+        raise MissingFileError(f"{os.fspath(path)!r} is missing")
     try:
         state = load_file(os.fspath(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{os.fspath(path)}: not a readable safetensors file ({err})") from None
+        raise InvalidArgumentError(f"{os.fspath(path)}: not a readable safetensors file ({err})") from None
     load_state_checked(model, state, os.fspath(path))
 
 
-def from_pretrained(cls, directory: Union[str, os.PathLike], *, backbone: Optional[nn.Module] = None,
-                    map_location: Union[str, torch.device] = "cpu"):
+def from_pretrained(
+    cls, directory: str | os.PathLike, *, backbone: nn.Module | None = None, map_location: str | torch.device = "cpu"
+):
     """See :meth:`q2l.Query2Label.from_pretrained`."""
     config = read_config(directory)
     where = os.fspath(Path(directory) / CONFIG_NAME)
     name = config["backbone"]
     if name is None and backbone is None:
-        raise ValueError(f"{where}: the model was saved with a custom backbone module ('backbone': null); "
-                         f"pass backbone=<the same module>")
+        raise InvalidArgumentError(
+            f"{where}: the model was saved with a custom backbone module ('backbone': null); "
+            f"pass backbone=<the same module>"
+        )
     if name is not None and backbone is not None:
-        raise ValueError(f"{where}: names backbone {name!r}; do not pass backbone= as well")
+        raise InvalidArgumentError(f"{where}: names backbone {name!r}; do not pass backbone= as well")
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"{where}: key 'backbone' must be a name or null, got {name!r}")
+        raise InvalidArgumentError(f"{where}: key 'backbone' must be a name or null, got {name!r}")
     head = dict(config["head"])
     num_classes = head.pop("num_classes")
     try:
-        model = cls(backbone if backbone is not None else name, num_classes, channels_last=config["channels_last"],
-                    freeze_stem=config["freeze_stem"], frozen_bn=config["frozen_bn"], **head)
+        model = cls(
+            backbone if backbone is not None else name,
+            num_classes,
+            channels_last=config["channels_last"],
+            freeze_stem=config["freeze_stem"],
+            frozen_bn=config["frozen_bn"],
+            **head,
+        )
     except TypeError as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise InvalidArgumentError(f"{where}: {err}") from None
     load_weights(model, Path(directory) / WEIGHTS_NAME, map_location)
     model.classes = config.get("classes")
     model.preprocessing = config.get("preprocessing")

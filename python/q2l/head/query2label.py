@@ -9,13 +9,14 @@ device and on fake tensors the same computation runs as plain PyTorch ops
 
 import copy
 import math
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import _native
 from .._tracing import needs_torch_ops
+from ..errors import InvalidArgumentError, InvalidTypeError
 from . import functional
 
 
@@ -46,31 +47,99 @@ class GroupWiseLinear(nn.Module):
         return (self.W * h).sum(-1) + self.b
 
 
-class _EncoderLayer(nn.Module):
-    def __init__(self, d: int, nhead: int, dim_ff: int, dropout: float) -> None:
+class EncoderLayer(nn.Module):
+    """One encoder layer over the image tokens: self-attention, then the FFN.
+
+    Its parameters are named as in the official model. Its ``forward`` is the plain-PyTorch
+    computation of :mod:`q2l.head.functional`, which tracing and export use; the head's
+    eager forward runs every layer in one Rust call instead.
+
+    Args:
+        d_model: Width d.
+        nhead: Attention heads.
+        dim_feedforward: FFN width.
+        dropout: Dropout rate kept by ``nn.MultiheadAttention`` (the forward uses the
+            head's, passed in ``cfg``).
+
+    Shape:
+        - x: ``(B, HW, d)`` tokens; pos: ``(1, HW, d)`` positional encoding
+        - output: ``(B, HW, d)``
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d, dim_ff)
-        self.linear2 = nn.Linear(dim_ff, d)
-        self.norm1 = nn.LayerNorm(d)
-        self.norm2 = nn.LayerNorm(d)
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, cfg: functional.LayerConfig) -> torch.Tensor:
+        x = functional.residual(
+            x, self.norm1, cfg, lambda t: functional.self_attention(t + pos, t, self.self_attn, cfg)
+        )
+        return functional.residual(x, self.norm2, cfg, lambda t: functional.ffn(t, self, cfg))
 
 
-class _DecoderLayer(nn.Module):
-    def __init__(self, d: int, nhead: int, dim_ff: int, dropout: float, self_attn: bool) -> None:
+class DecoderLayer(nn.Module):
+    """One decoder layer of the label queries: optional self-attention among them, then
+    cross-attention over the image tokens, then the FFN.
+
+    Args:
+        d_model: Width d.
+        nhead: Attention heads.
+        dim_feedforward: FFN width.
+        dropout: Dropout rate kept by ``nn.MultiheadAttention``.
+        self_attn: Keep self-attention among the queries (the official model removes it).
+
+    Shape:
+        - tgt: ``(B or 1, K, d)``; query_pos: ``(1, K, d)``; memory, key_in: ``(B, HW, d)``
+        - output: ``(B or 1, K, d)``, and the head-averaged attention ``(B, K, HW)`` or None
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, self_attn: bool) -> None:
         super().__init__()
         if self_attn:
-            self.self_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
-            self.norm1 = nn.LayerNorm(d)
-        self.multihead_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d, dim_ff)
-        self.linear2 = nn.Linear(dim_ff, d)
-        self.norm2 = nn.LayerNorm(d)
-        self.norm3 = nn.LayerNorm(d)
+            self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+            self.norm1 = nn.LayerNorm(d_model)
+        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        query_pos: torch.Tensor,
+        memory: torch.Tensor,
+        key_in: torch.Tensor,
+        cfg: functional.LayerConfig,
+        want_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if hasattr(self, "self_attn"):
+            tgt = functional.residual(
+                tgt, self.norm1, cfg, lambda t: functional.self_attention(t + query_pos, t, self.self_attn, cfg)
+            )
+        maps: list[torch.Tensor] = []
+
+        def cross(t: torch.Tensor) -> torch.Tensor:
+            out, weights = functional.cross_attention(
+                t + query_pos, key_in, memory, self.multihead_attn, cfg, want_weights
+            )
+            if weights is not None:
+                maps.append(weights)
+            return out
+
+        tgt = functional.residual(tgt, self.norm2, cfg, cross)
+        tgt = functional.residual(tgt, self.norm3, cfg, lambda t: functional.ffn(t, self, cfg))
+        return tgt, (maps[0] if maps else None)
 
 
 class _Stack(nn.Module):
-    def __init__(self, layers: List[nn.Module], norm: Optional[nn.LayerNorm]) -> None:
+    """Layers and an optional final LayerNorm, under the official names ``layers`` and ``norm``."""
+
+    def __init__(self, layers: list[nn.Module], norm: nn.LayerNorm | None) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         if norm is not None:
@@ -122,23 +191,30 @@ class Query2LabelHead(nn.Module):
         pre_norm: bool = False,
         keep_first_self_attn: bool = False,
         keep_other_self_attn: bool = False,
-        input_proj: Optional[bool] = None,
+        input_proj: bool | None = None,
         temperature: float = 10000.0,
     ) -> None:
         super().__init__()
-        for name, value in [("num_classes", num_classes), ("in_channels", in_channels), ("d_model", d_model),
-                            ("nhead", nhead), ("dim_feedforward", dim_feedforward)]:
+        for name, value in [
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("d_model", d_model),
+            ("nhead", nhead),
+            ("dim_feedforward", dim_feedforward),
+        ]:
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
         if num_encoder_layers < 0 or num_decoder_layers < 1:
-            raise ValueError("need num_encoder_layers >= 0 and num_decoder_layers >= 1")
+            raise InvalidArgumentError("need num_encoder_layers >= 0 and num_decoder_layers >= 1")
         if d_model % nhead or d_model % 2:
-            raise ValueError(f"d_model ({d_model}) must be even and divisible by nhead ({nhead})")
+            raise InvalidArgumentError(f"d_model ({d_model}) must be even and divisible by nhead ({nhead})")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout}")
         use_proj = (in_channels != d_model) if input_proj is None else bool(input_proj)
         if not use_proj and in_channels != d_model:
-            raise ValueError(f"input_proj=False needs in_channels == d_model, got {in_channels} and {d_model}")
+            raise InvalidArgumentError(
+                f"input_proj=False needs in_channels == d_model, got {in_channels} and {d_model}"
+            )
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.d_model = d_model
@@ -152,13 +228,14 @@ class Query2LabelHead(nn.Module):
         self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1) if use_proj else None
         self.query_embed = nn.Embedding(num_classes, d_model)
         self.encoder = _Stack(
-            [_EncoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_encoder_layers)],
+            [EncoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_encoder_layers)],
             nn.LayerNorm(d_model) if pre_norm and num_encoder_layers > 0 else None,
         )
         self.decoder = _Stack(
             [
-                _DecoderLayer(d_model, nhead, dim_feedforward, dropout,
-                              keep_first_self_attn if i == 0 else keep_other_self_attn)
+                DecoderLayer(
+                    d_model, nhead, dim_feedforward, dropout, keep_first_self_attn if i == 0 else keep_other_self_attn
+                )
                 for i in range(num_decoder_layers)
             ],
             nn.LayerNorm(d_model),
@@ -169,14 +246,21 @@ class Query2LabelHead(nn.Module):
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
 
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this head (JSON-ready)."""
         return {
-            "num_classes": self.num_classes, "in_channels": self.in_channels, "d_model": self.d_model,
-            "nhead": self.nhead, "num_encoder_layers": self.num_encoder_layers,
-            "num_decoder_layers": self.num_decoder_layers, "dim_feedforward": self.dim_feedforward,
-            "dropout": self.dropout, "pre_norm": self.pre_norm, "keep_first_self_attn": self.keep_first_self_attn,
-            "keep_other_self_attn": self.keep_other_self_attn, "input_proj": self.input_proj is not None,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "d_model": self.d_model,
+            "nhead": self.nhead,
+            "num_encoder_layers": self.num_encoder_layers,
+            "num_decoder_layers": self.num_decoder_layers,
+            "dim_feedforward": self.dim_feedforward,
+            "dropout": self.dropout,
+            "pre_norm": self.pre_norm,
+            "keep_first_self_attn": self.keep_first_self_attn,
+            "keep_other_self_attn": self.keep_other_self_attn,
+            "input_proj": self.input_proj is not None,
             "temperature": self.temperature,
         }
 
@@ -190,21 +274,25 @@ class Query2LabelHead(nn.Module):
 
     def _check(self, features: torch.Tensor) -> None:
         if not isinstance(features, torch.Tensor):
-            raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
+            raise InvalidTypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
         if features.dim() != 4:
-            raise ValueError(f"features must have shape [batch, channels, height, width], got {tuple(features.shape)}")
+            raise InvalidArgumentError(
+                f"features must have shape [batch, channels, height, width], got {tuple(features.shape)}"
+            )
         param = self.query_embed.weight
         if features.device != param.device:
-            raise ValueError(f"features are on {features.device} but the head is on {param.device}; move one of them")
+            raise InvalidArgumentError(
+                f"features are on {features.device} but the head is on {param.device}; move one of them"
+            )
         if features.dtype != param.dtype and not torch.is_autocast_enabled(features.device.type):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"features are {features.dtype} but the head's parameters are {param.dtype}; convert one of "
                 f"them, or run under torch.autocast"
             )
 
     def forward(
         self, features: torch.Tensor, return_attention: bool = False
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits of every label.
 
         Args:
@@ -217,12 +305,12 @@ class Query2LabelHead(nn.Module):
             logits, maps = functional.forward(self, features, self.training, return_attention)
             return (logits, maps) if return_attention else logits
         logits, maps = _native.head_forward(
-            features,
-            dict(self.named_parameters()),
+            features=features,
+            params=dict(self.named_parameters()),
             d_model=self.d_model,
             nhead=self.nhead,
-            enc_layers=self.num_encoder_layers,
-            dec_layers=self.num_decoder_layers,
+            num_encoder_layers=self.num_encoder_layers,
+            num_decoder_layers=self.num_decoder_layers,
             dropout=self.dropout,
             pre_norm=self.pre_norm,
             keep_first_self_attn=self.keep_first_self_attn,

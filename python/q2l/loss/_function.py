@@ -1,13 +1,15 @@
 """Autograd plumbing shared by the losses: Rust computes loss and gradient in one call."""
 
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from .._tracing import needs_torch_ops
+from ..errors import InvalidArgumentError, InvalidTypeError
 
-NativeLoss = Callable[..., Tuple[torch.Tensor, Optional[torch.Tensor]]]
+NativeLoss = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def _is_one(t: torch.Tensor) -> bool:
@@ -24,8 +26,8 @@ class _FusedLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, args: tuple, kwargs: dict) -> torch.Tensor:
-        loss, grad = native(logits, *args, need_grad=True, **kwargs)
+    def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, tensors: dict, kwargs: dict) -> torch.Tensor:
+        loss, grad = native(logits=logits, **tensors, need_grad=True, **kwargs)
         ctx.save_for_backward(grad)
         return loss
 
@@ -40,27 +42,27 @@ class _FusedLoss(torch.autograd.Function):
         return grad * grad_output.to(grad.dtype), None, None, None
 
 
-def run(native: NativeLoss, op: NativeLoss, logits: torch.Tensor, args: tuple, kwargs: dict,
-        constants: dict) -> torch.Tensor:
+def run(native: NativeLoss, op: NativeLoss, logits: torch.Tensor, tensors: dict, kwargs: dict) -> torch.Tensor:
     """Calls ``native`` through autograd when ``logits`` needs a gradient, or its custom
     operator ``op`` (same arguments) where the call is traced or the tensors are fake.
 
-    ``constants`` names the tensor arguments that must not require a gradient: the loss
-    treats them as constants, and silently dropping their gradient would be a trap.
+    ``tensors`` are the other tensor arguments, by name: the loss treats them as constants,
+    so one that requires a gradient is refused (silently dropping its gradient would be a
+    trap).
     """
     if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+        raise InvalidTypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     if need_grad:
-        for name, value in constants.items():
+        for name, value in tensors.items():
             if isinstance(value, torch.Tensor) and value.requires_grad:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name} requires grad, but the loss treats it as a constant and gives it no "
                     f"gradient; pass {name}.detach()"
                 )
     if needs_torch_ops(logits):
-        return op(logits, *args, need_grad=need_grad, **kwargs)[0]
+        return op(logits=logits, **tensors, need_grad=need_grad, **kwargs)[0]
     if need_grad:
-        return _FusedLoss.apply(logits, native, args, kwargs)
-    loss, _ = native(logits, *args, need_grad=False, **kwargs)
+        return _FusedLoss.apply(logits, native, tensors, kwargs)
+    loss, _ = native(logits=logits, **tensors, need_grad=False, **kwargs)
     return loss

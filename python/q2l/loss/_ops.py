@@ -12,27 +12,28 @@ scale included) when ``need_grad`` is true and an empty tensor otherwise, since 
 cannot return ``None``.
 """
 
-from typing import Optional, Tuple
-
 import torch
 from torch import Tensor
 
 from .. import _native
+from ..errors import InternalError, InvalidArgumentError
 
 
 def _loss_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
-def _check_fake(logits: Tensor, targets: Tensor, target_shape, class_weight: Optional[Tensor] = None) -> None:
+def _check_fake(logits: Tensor, targets: Tensor, target_shape, class_weight: Tensor | None = None) -> None:
     # What the Rust checks would refuse, refused at trace time too (they never run on fakes).
     for name, t in (("targets", targets), ("class_weight", class_weight)):
         if t is not None and t.device != logits.device:
-            raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}; move both to the same device")
+            raise InvalidArgumentError(
+                f"{name} is on {t.device} but logits is on {logits.device}; move both to the same device"
+            )
     if tuple(targets.shape) != tuple(target_shape):
-        raise ValueError(f"targets must have shape {list(target_shape)}, got {list(targets.shape)}")
+        raise InvalidArgumentError(f"targets must have shape {list(target_shape)}, got {list(targets.shape)}")
     if not logits.dtype.is_floating_point:
-        raise ValueError(f"logits must be a floating tensor, got {logits.dtype}")
+        raise InvalidArgumentError(f"logits must be a floating tensor, got {logits.dtype}")
 
 
 def _grad_like(logits: Tensor, need_grad: bool) -> Tensor:
@@ -41,21 +42,54 @@ def _grad_like(logits: Tensor, need_grad: bool) -> Tensor:
 
 @torch.library.custom_op("q2l::asymmetric_loss", mutates_args=(), device_types=None)
 def asymmetric_loss_op(
-    logits: Tensor, targets: Tensor, class_weight: Optional[Tensor], gamma_pos: float, gamma_neg: float,
-    clip: float, eps: float, focal_grad: bool, reduction: str, scale: float, validate: bool, backend: str,
+    logits: Tensor,
+    targets: Tensor,
+    class_weight: Tensor | None,
+    gamma_pos: float,
+    gamma_neg: float,
+    clip: float,
+    eps: float,
+    disable_torch_grad_focal_loss: bool,
+    reduction: str,
+    scale: float,
+    validate: bool,
+    backend: str,
     need_grad: bool,
-) -> Tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor]:
     loss, grad = _native.asymmetric_loss(
-        logits, targets, class_weight, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, eps=eps,
-        focal_grad=focal_grad, reduction=reduction, scale=scale, validate=validate, backend=backend,
+        logits=logits,
+        targets=targets,
+        class_weight=class_weight,
+        gamma_pos=gamma_pos,
+        gamma_neg=gamma_neg,
+        clip=clip,
+        eps=eps,
+        disable_torch_grad_focal_loss=disable_torch_grad_focal_loss,
+        reduction=reduction,
+        scale=scale,
+        validate=validate,
+        backend=backend,
         need_grad=need_grad,
     )
     return loss, grad if grad is not None else logits.new_empty(0)
 
 
 @asymmetric_loss_op.register_fake
-def _(logits, targets, class_weight, gamma_pos, gamma_neg, clip, eps, focal_grad, reduction, scale, validate,
-      backend, need_grad):
+def _(
+    logits,
+    targets,
+    class_weight,
+    gamma_pos,
+    gamma_neg,
+    clip,
+    eps,
+    disable_torch_grad_focal_loss,
+    reduction,
+    scale,
+    validate,
+    backend,
+    need_grad,
+):
     _check_fake(logits, targets, logits.shape, class_weight)
     shape = logits.shape if reduction == "none" else ()
     return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
@@ -63,19 +97,36 @@ def _(logits, targets, class_weight, gamma_pos, gamma_neg, clip, eps, focal_grad
 
 @torch.library.custom_op("q2l::asymmetric_loss_single_label", mutates_args=(), device_types=None)
 def asymmetric_loss_single_label_op(
-    logits: Tensor, targets: Tensor, gamma_pos: float, gamma_neg: float, smoothing: float, reduction: str,
-    scale: float, ignore_index: int, validate: bool, backend: str, need_grad: bool,
-) -> Tuple[Tensor, Tensor]:
+    logits: Tensor,
+    targets: Tensor,
+    gamma_pos: float,
+    gamma_neg: float,
+    smoothing: float,
+    reduction: str,
+    scale: float,
+    ignore_index: int,
+    validate: bool,
+    backend: str,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor]:
     loss, grad = _native.asymmetric_loss_single_label(
-        logits, targets, gamma_pos=gamma_pos, gamma_neg=gamma_neg, smoothing=smoothing, reduction=reduction,
-        scale=scale, ignore_index=ignore_index, validate=validate, backend=backend, need_grad=need_grad,
+        logits=logits,
+        targets=targets,
+        gamma_pos=gamma_pos,
+        gamma_neg=gamma_neg,
+        smoothing=smoothing,
+        reduction=reduction,
+        scale=scale,
+        ignore_index=ignore_index,
+        validate=validate,
+        backend=backend,
+        need_grad=need_grad,
     )
     return loss, grad if grad is not None else logits.new_empty(0)
 
 
 @asymmetric_loss_single_label_op.register_fake
-def _(logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index, validate, backend,
-      need_grad):
+def _(logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore_index, validate, backend, need_grad):
     _check_fake(logits, targets, logits.shape[:1])
     shape = logits.shape[:1] if reduction == "none" else ()
     return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
@@ -86,10 +137,10 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.n_inputs = len(inputs)
 
 
-def _backward(ctx, grad_loss: Tensor, _grad_of_grad: Optional[Tensor]):
+def _backward(ctx, grad_loss: Tensor, _grad_of_grad: Tensor | None):
     (grad,) = ctx.saved_tensors
     if grad.numel() == 0 and grad_loss.numel() != 0:
-        raise RuntimeError("q2l loss: backward through a call made with need_grad=False")
+        raise InternalError("q2l loss: backward through a call made with need_grad=False")
     # The kernel's gradient is that of the (reduced) loss; for reduction="none" it is the
     # gradient of the sum, so each element scales by its own upstream gradient.
     while grad_loss.dim() < grad.dim() and grad_loss.dim() > 0:

@@ -11,14 +11,18 @@ computed in the log-sigmoid domain in float32 (float64 for float64 logits), so l
 of +-100 give finite losses and gradients in every dtype, float16 included.
 """
 
-from typing import Optional
-
 import torch
 from torch import nn
 
 from .. import _native
+from ..errors import InvalidArgumentError
 from ._function import run
 from ._ops import asymmetric_loss_op
+
+#: The defaults of :class:`AsymmetricLoss` and :func:`asymmetric_loss` (the official ASL
+#: class's, but with the gradient through the focal weight), defined once in Rust
+#: (``AslOptions::default()`` in ``src/loss/options.rs``).
+DEFAULTS: dict = dict(_native.ASL_DEFAULTS)
 
 #: Named configurations reproducing each reference implementation exactly.
 #:
@@ -30,35 +34,34 @@ from ._ops import asymmetric_loss_op
 #: * ``"mmpretrain"``: mmpretrain's ``AsymmetricLoss`` in its multi-label head (gamma_pos=0,
 #:   gamma_neg=4, clip=0.05, eps=1e-8), summed and divided by the batch size.
 PRESETS = {
-    "asl": dict(
-        gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8,
-        disable_torch_grad_focal_loss=True, reduction="sum", scale=1.0,
-    ),
-    "query2label": dict(
-        gamma_neg=2.0, gamma_pos=0.0, clip=0.0, eps=1e-5,
-        disable_torch_grad_focal_loss=False, reduction="mean", scale=1000.0,
-    ),
-    "mmpretrain": dict(
-        gamma_neg=4.0, gamma_pos=0.0, clip=0.05, eps=1e-8,
-        disable_torch_grad_focal_loss=False, reduction="batchmean", scale=1.0,
-    ),
+    "asl": {**DEFAULTS, "disable_torch_grad_focal_loss": True},
+    "query2label": {
+        **DEFAULTS,
+        "gamma_neg": 2.0,
+        "gamma_pos": 0.0,
+        "clip": 0.0,
+        "eps": 1e-5,
+        "reduction": "mean",
+        "scale": 1000.0,
+    },
+    "mmpretrain": {**DEFAULTS, "gamma_pos": 0.0, "reduction": "batchmean"},
 }
 
-_REDUCTIONS = ("none", "sum", "mean", "batchmean")
+_REDUCTIONS = tuple(_native.REDUCTIONS)
 
 
 def asymmetric_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
     *,
-    gamma_neg: float = 4.0,
-    gamma_pos: float = 1.0,
-    clip: Optional[float] = 0.05,
-    eps: float = 1e-8,
-    disable_torch_grad_focal_loss: bool = False,
-    reduction: str = "sum",
-    scale: float = 1.0,
-    class_weight: Optional[torch.Tensor] = None,
+    gamma_neg: float = DEFAULTS["gamma_neg"],
+    gamma_pos: float = DEFAULTS["gamma_pos"],
+    clip: float | None = DEFAULTS["clip"],
+    eps: float = DEFAULTS["eps"],
+    disable_torch_grad_focal_loss: bool = DEFAULTS["disable_torch_grad_focal_loss"],
+    reduction: str = DEFAULTS["reduction"],
+    scale: float = DEFAULTS["scale"],
+    class_weight: torch.Tensor | None = None,
     validate: bool = True,
     backend: str = "auto",
 ) -> torch.Tensor:
@@ -94,14 +97,12 @@ def asymmetric_loss(
         - targets: ``(*, C)``
         - output: ``()`` or ``(*, C)`` for ``reduction="none"``
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     kwargs = dict(
         gamma_pos=float(gamma_pos),
         gamma_neg=float(gamma_neg),
         clip=0.0 if clip is None else float(clip),
         eps=float(eps),
-        focal_grad=not disable_torch_grad_focal_loss,
+        disable_torch_grad_focal_loss=bool(disable_torch_grad_focal_loss),
         reduction=reduction,
         scale=float(scale),
         validate=bool(validate),
@@ -111,9 +112,8 @@ def asymmetric_loss(
         _native.asymmetric_loss,
         asymmetric_loss_op,
         logits,
-        (targets, class_weight),
-        kwargs,
         {"targets": targets, "class_weight": class_weight},
+        kwargs,
     )
 
 
@@ -150,25 +150,26 @@ class AsymmetricLoss(nn.Module):
         >>> loss = criterion(model(images), targets)
     """
 
-    class_weight: Optional[torch.Tensor]
+    class_weight: torch.Tensor | None
 
     def __init__(
         self,
-        gamma_neg: float = 4,
-        gamma_pos: float = 1,
-        clip: Optional[float] = 0.05,
-        eps: float = 1e-8,
-        disable_torch_grad_focal_loss: bool = False,
+        gamma_neg: float = DEFAULTS["gamma_neg"],
+        gamma_pos: float = DEFAULTS["gamma_pos"],
+        clip: float | None = DEFAULTS["clip"],
+        eps: float = DEFAULTS["eps"],
+        disable_torch_grad_focal_loss: bool = DEFAULTS["disable_torch_grad_focal_loss"],
         *,
-        reduction: str = "sum",
-        scale: float = 1.0,
-        class_weight: Optional[torch.Tensor] = None,
+        reduction: str = DEFAULTS["reduction"],
+        scale: float = DEFAULTS["scale"],
+        class_weight: torch.Tensor | None = None,
         validate: bool = True,
         backend: str = "auto",
     ) -> None:
         super().__init__()
+        # Checked when built rather than at the first forward; the names come from Rust.
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise InvalidArgumentError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.gamma_neg = float(gamma_neg)
         self.gamma_pos = float(gamma_pos)
         self.clip = 0.0 if clip is None else float(clip)
@@ -191,7 +192,7 @@ class AsymmetricLoss(nn.Module):
             **overrides: Constructor arguments that replace the preset's.
         """
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
+            raise InvalidArgumentError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -232,7 +233,7 @@ class AsymmetricLossOptimized(AsymmetricLoss):
         self,
         gamma_neg: float = 4,
         gamma_pos: float = 1,
-        clip: Optional[float] = 0.05,
+        clip: float | None = 0.05,
         eps: float = 1e-5,
         disable_torch_grad_focal_loss: bool = False,
         **kwargs,

@@ -4,10 +4,13 @@ import torch
 from torch import nn
 
 from .. import _native
+from ..errors import InvalidArgumentError
 from ._function import run
 from ._ops import asymmetric_loss_single_label_op
 
-_REDUCTIONS = ("none", "sum", "mean")
+# The constructor checks early what the core checks at every call ("batchmean" is refused:
+# a single-label loss has one term per row already).
+_REDUCTIONS = tuple(r for r in _native.REDUCTIONS if r != "batchmean")
 
 
 def asymmetric_loss_single_label(
@@ -47,8 +50,6 @@ def asymmetric_loss_single_label(
         The loss, 0-dim or ``[N]`` for ``reduction="none"``; float32 (float64 for
         float64 logits).
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     kwargs = dict(
         gamma_pos=float(gamma_pos),
         gamma_neg=float(gamma_neg),
@@ -59,7 +60,9 @@ def asymmetric_loss_single_label(
         validate=bool(validate),
         backend=backend,
     )
-    return run(_native.asymmetric_loss_single_label, asymmetric_loss_single_label_op, logits, (targets,), kwargs, {})
+    return run(
+        _native.asymmetric_loss_single_label, asymmetric_loss_single_label_op, logits, {"targets": targets}, kwargs
+    )
 
 
 class AsymmetricLossSingleLabel(nn.Module):
@@ -91,7 +94,7 @@ class AsymmetricLossSingleLabel(nn.Module):
     ) -> None:
         super().__init__()
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise InvalidArgumentError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.gamma_pos = float(gamma_pos)
         self.gamma_neg = float(gamma_neg)
         self.eps = float(eps)

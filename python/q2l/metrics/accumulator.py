@@ -1,42 +1,61 @@
 """A streaming accumulator: ``update`` per batch, ``compute`` at the end, across ranks."""
 
-from typing import Dict, Optional
-
 import torch
 
 from .._validate import float_arg, int_arg
+from ..errors import InvalidArgumentError
 from .functional import (
     DEFINITIONS,
     EMPTY_POLICIES,
     ArrayLike,
     as_tensor,
-    average_precision,
+    average_precision_and_mean,
     threshold_metrics,
     topk_metrics,
 )
 
 
 class _Growing:
-    """A row buffer that doubles its capacity, so appends never hold two full copies."""
+    """A host row buffer that doubles its capacity, so appends never hold two full copies.
+
+    Blocks from an accelerator are converted there and copied without waiting (into pinned
+    memory); :meth:`view` waits for the copies.
+    """
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self.data: Optional[torch.Tensor] = None
+        self.data: torch.Tensor | None = None
         self.rows = 0
+        self.pending = False
+
+    def _alloc(self, rows: int, cols: int, pinned: bool) -> torch.Tensor:
+        return torch.empty((rows, cols), dtype=self.dtype, pin_memory=pinned)
 
     def append(self, block: torch.Tensor) -> None:
         n = block.shape[0]
+        on_device = block.device.type != "cpu"
         if self.data is None:
-            self.data = torch.empty((max(n, 1024), block.shape[1]), dtype=self.dtype)
+            self.data = self._alloc(max(n, 1024), block.shape[1], on_device and torch.cuda.is_available())
         elif self.rows + n > self.data.shape[0]:
-            bigger = torch.empty((max(2 * self.data.shape[0], self.rows + n), self.data.shape[1]), dtype=self.dtype)
+            self.wait()
+            rows = max(2 * self.data.shape[0], self.rows + n)
+            bigger = self._alloc(rows, self.data.shape[1], self.data.is_pinned())
             bigger[: self.rows] = self.data[: self.rows]
             self.data = bigger
-        self.data[self.rows : self.rows + n] = block
+        # On an accelerator the dtype conversion runs there, before the copy.
+        source = block.to(self.dtype) if on_device else block
+        self.data[self.rows : self.rows + n].copy_(source, non_blocking=on_device)
+        self.pending |= on_device
         self.rows += n
+
+    def wait(self) -> None:
+        if self.pending:
+            torch.cuda.synchronize()
+            self.pending = False
 
     def view(self) -> torch.Tensor:
         assert self.data is not None
+        self.wait()
         return self.data[: self.rows]
 
 
@@ -55,7 +74,7 @@ def _gather_rows(t: torch.Tensor) -> torch.Tensor:
     padded[: t.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
-    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)]).cpu()
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=False)]).cpu()
 
 
 class MultilabelMetrics:
@@ -81,10 +100,11 @@ class MultilabelMetrics:
     """
 
     def __init__(self, definition: str = "voc", empty: str = "nan", threshold: float = 0.5, k: int = 3) -> None:
+        # Checked here, not at compute() after a whole evaluation; the lists come from Rust.
         if definition not in DEFINITIONS:
-            raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
+            raise InvalidArgumentError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
         if empty not in EMPTY_POLICIES:
-            raise ValueError(f"empty must be one of {EMPTY_POLICIES}, got {empty!r}")
+            raise InvalidArgumentError(f"empty must be one of {EMPTY_POLICIES}, got {empty!r}")
         self.definition = definition
         self.empty = empty
         self.threshold = float_arg("threshold", threshold)
@@ -93,9 +113,10 @@ class MultilabelMetrics:
 
     def reset(self) -> None:
         """Forgets everything accumulated."""
-        self._scores: Optional[_Growing] = None
+        self._scores: _Growing | None = None
         self._targets = _Growing(torch.int8)
-        self._classes: Optional[int] = None
+        self._bad_targets: list[torch.Tensor] = []
+        self._classes: int | None = None
 
     def update(self, scores: ArrayLike, targets: ArrayLike) -> None:
         """Adds a batch.
@@ -107,32 +128,30 @@ class MultilabelMetrics:
         s = as_tensor(scores, "scores")
         t = as_tensor(targets, "targets")
         if s.dim() != 2 or t.shape != s.shape:
-            raise ValueError(
-                f"scores and targets must both have shape [batch, num_classes], got {tuple(s.shape)} and {tuple(t.shape)}"
+            raise InvalidArgumentError(
+                "scores and targets must both have shape [batch, num_classes],"
+                f" got {tuple(s.shape)} and {tuple(t.shape)}"
             )
         if not s.is_floating_point():
-            raise ValueError(f"scores must be a floating tensor, got {s.dtype}")
+            raise InvalidArgumentError(f"scores must be a floating tensor, got {s.dtype}")
         if self._classes is not None and s.shape[1] != self._classes:
-            raise ValueError(f"this accumulator holds {self._classes} classes, the batch has {s.shape[1]}")
-        if torch.isnan(s).any():
-            raise ValueError("scores contain NaN")
-        t = t.cpu()
-        valid = (t == 1) | (t == 0) | (t == -1)
-        if not bool(valid.all()):
-            bad = t[~valid][0].item()
-            raise ValueError(f"targets must be 1, 0 or -1 (ignored); found {bad}")
+            raise InvalidArgumentError(f"this accumulator holds {self._classes} classes, the batch has {s.shape[1]}")
+        # Values are checked by compute(): NaN scores by the core, and targets outside
+        # {1, 0, -1} (lost in the int8 buffer) through a flag per batch that stays on the
+        # batch's device. Reading either here would synchronise an accelerator every step.
         if self._scores is None:
             self._scores = _Growing(torch.float64 if s.dtype == torch.float64 else torch.float32)
         self._classes = s.shape[1]
-        self._scores.append(s.detach().cpu().to(self._scores.dtype))
-        self._targets.append(t.to(torch.int8))
+        self._scores.append(s.detach())
+        self._bad_targets.append(((t != 1) & (t != 0) & (t != -1)).any())
+        self._targets.append(t.detach())
 
     @property
     def num_samples(self) -> int:
         """Samples accumulated on this rank."""
         return self._targets.rows
 
-    def compute(self) -> Dict[str, object]:
+    def compute(self) -> dict[str, object]:
         """Every metric over what was accumulated (on all ranks, when distributed).
 
         Returns:
@@ -142,13 +161,19 @@ class MultilabelMetrics:
             same metrics for top-k predictions.
         """
         if self._scores is None:
-            raise ValueError("nothing to compute: update() was never called")
+            raise InvalidArgumentError("nothing to compute: update() was never called")
+        bad = next((i for i, flag in enumerate(self._bad_targets) if bool(flag)), -1)
+        # Every rank learns of a bad batch on any rank, so all raise rather than some
+        # waiting forever in the gathers below.
+        bad_anywhere = _gather_rows(torch.tensor([[bad]], dtype=torch.int64))
+        if int(bad_anywhere.max()) >= 0:
+            where = f"update() call {bad} (counting from 0)" if bad >= 0 else "another rank's update()"
+            raise InvalidArgumentError(f"targets must be 1, 0 or -1 (ignored); {where} held another value")
         scores = _gather_rows(self._scores.view())
         targets = _gather_rows(self._targets.view())
-        aps = average_precision(scores, targets, definition=self.definition, empty=self.empty)
-        used = aps[~torch.isnan(aps)] if self.empty == "skip" else aps
-        report: Dict[str, object] = {
-            "mAP": float(used.mean()) if used.numel() else float("nan"),
+        aps, mean = average_precision_and_mean(scores, targets, definition=self.definition, empty=self.empty)
+        report: dict[str, object] = {
+            "mAP": mean,
             "AP": aps,
             "definition": self.definition,
         }

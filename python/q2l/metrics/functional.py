@@ -21,18 +21,19 @@ Which "mAP"? ``definition`` names it:
 reference codes use numpy's unstable argsort, so their tie order is arbitrary).
 """
 
-import math
-from typing import Dict, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from .. import _native
+from ..errors import InvalidArgumentError, InvalidTypeError
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
-DEFINITIONS = ("voc", "noninterpolated", "step")
-EMPTY_POLICIES = ("nan", "zero", "skip")
+#: The AP definitions and the policies for classes without positives (defined in Rust).
+DEFINITIONS: tuple[str, ...] = tuple(_native.AP_DEFINITIONS)
+EMPTY_POLICIES: tuple[str, ...] = tuple(_native.EMPTY_POLICIES)
 
 
 def as_tensor(a: ArrayLike, name: str) -> torch.Tensor:
@@ -42,18 +43,21 @@ def as_tensor(a: ArrayLike, name: str) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         if a.dtype == np.bool_ or a.dtype.kind in "iuf":
             return torch.from_numpy(a)
-        raise ValueError(f"{name} must hold numbers, got a numpy array of dtype {a.dtype}")
-    raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(a).__name__}")
+        raise InvalidArgumentError(f"{name} must hold numbers, got a numpy array of dtype {a.dtype}")
+    raise InvalidTypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(a).__name__}")
 
 
 def _scores_and_targets(scores: ArrayLike, targets: ArrayLike):
     s = as_tensor(scores, "scores")
     t = as_tensor(targets, "targets")
     if s.device != t.device:
-        raise ValueError(f"scores are on {s.device} but targets are on {t.device}; move both to the same device")
+        raise InvalidArgumentError(
+            f"scores are on {s.device} but targets are on {t.device}; move both to the same device"
+        )
     if s.device.type == "meta":
-        raise ValueError("scores is a meta tensor (shape and dtype, no data): metrics read values; pass cpu or "
-                         "cuda tensors")
+        raise InvalidArgumentError(
+            "scores is a meta tensor (shape and dtype, no data): metrics read values; pass cpu or cuda tensors"
+        )
     # Ranking runs on the CPU: one device-to-host copy for CUDA inputs.
     return s.cpu(), t.cpu()
 
@@ -74,14 +78,9 @@ def average_precision(
     Returns:
         float64 tensor ``[C]`` of APs in [0, 1].
     """
-    if definition not in DEFINITIONS:
-        raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
-    if empty not in EMPTY_POLICIES:
-        raise ValueError(f"empty must be one of {EMPTY_POLICIES}, got {empty!r}")
     s, t = _scores_and_targets(scores, targets)
-    fill = 0.0 if empty == "zero" else math.nan
-    aps = _native.average_precision(s, t, definition=definition)
-    return torch.tensor([fill if ap is None else ap for ap in aps], dtype=torch.float64)
+    aps = _native.average_precision(scores=s, targets=t, definition=_name(definition), empty=_name(empty))
+    return torch.tensor(aps, dtype=torch.float64)
 
 
 def mean_average_precision(
@@ -90,19 +89,32 @@ def mean_average_precision(
     """The mean of :func:`average_precision` over classes, in [0, 1] (papers print x100).
 
     With ``empty="nan"`` a class without positives makes the mean NaN, as in the official
-    Query2Label code; ``"skip"`` leaves such classes out; ``"zero"`` counts them as 0.
+    Query2Label code; ``"zero"`` counts such classes as 0; ``"skip"`` leaves them out, and
+    raises ``ValueError`` when no class has a positive (there is no mean to report).
+    :class:`~q2l.metrics.MultilabelMetrics` follows the same rules.
     """
-    aps = average_precision(scores, targets, definition=definition, empty=empty)
-    if empty == "skip":
-        aps = aps[~torch.isnan(aps)]
-        if aps.numel() == 0:
-            raise ValueError("no class has a positive target: mAP is undefined")
-    return float(aps.mean())
+    return average_precision_and_mean(scores, targets, definition=definition, empty=empty)[1]
+
+
+def average_precision_and_mean(
+    scores: ArrayLike, targets: ArrayLike, *, definition: str = "voc", empty: str = "nan"
+) -> tuple[torch.Tensor, float]:
+    """:func:`average_precision` and :func:`mean_average_precision` from one ranking."""
+    s, t = _scores_and_targets(scores, targets)
+    aps, mean = _native.mean_average_precision(scores=s, targets=t, definition=_name(definition), empty=_name(empty))
+    return torch.tensor(aps, dtype=torch.float64), mean
+
+
+def _name(value: str) -> str:
+    # The core names the valid choices; only the type is checked here.
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"expected a name (str), got {type(value).__name__} {value!r}")
+    return value
 
 
 def threshold_metrics(
-    scores: ArrayLike, targets: ArrayLike, threshold: Union[float, Sequence[float]] = 0.5
-) -> Dict[str, object]:
+    scores: ArrayLike, targets: ArrayLike, threshold: float | Sequence[float] = 0.5
+) -> dict[str, object]:
     """CP, CR, CF1, OP, OR, OF1 with ``score >= threshold`` as the prediction.
 
     Args:
@@ -122,18 +134,18 @@ def threshold_metrics(
         thresholds = [float(threshold)]
     else:
         thresholds = [float(v) for v in as_tensor(torch.as_tensor(threshold), "threshold").flatten().tolist()]
-    return _native.threshold_summary(s, t, thresholds=thresholds)
+    return _native.threshold_summary(scores=s, targets=t, thresholds=thresholds)
 
 
-def topk_metrics(scores: ArrayLike, targets: ArrayLike, k: int = 3) -> Dict[str, object]:
+def topk_metrics(scores: ArrayLike, targets: ArrayLike, k: int = 3) -> dict[str, object]:
     """The metrics of :func:`threshold_metrics` when each sample predicts its ``k``
     highest-scoring classes (k=3 in the literature; ties go to the lower class index)."""
     s, t = _scores_and_targets(scores, targets)
     if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
+        raise InvalidTypeError(f"k must be an int, got {type(k).__name__}")
     if k < 1:
-        raise ValueError(f"k must be in [1, num_classes], got {k}")
-    return _native.threshold_summary(s, t, k=k)
+        raise InvalidArgumentError(f"k must be in [1, num_classes], got {k}")
+    return _native.threshold_summary(scores=s, targets=t, k=k)
 
 
 def best_f1_thresholds(scores: ArrayLike, targets: ArrayLike):
@@ -144,5 +156,5 @@ def best_f1_thresholds(scores: ArrayLike, targets: ArrayLike):
         A class without positives gets ``+inf`` (never predicted) and F1 0.
     """
     s, t = _scores_and_targets(scores, targets)
-    th, f1 = _native.best_f1_thresholds(s, t)
+    th, f1 = _native.best_f1_thresholds(scores=s, targets=t)
     return torch.tensor(th, dtype=torch.float64), torch.tensor(f1, dtype=torch.float64)

@@ -102,3 +102,42 @@ pub fn coco(annotations: &Path, image_dir: &Path, annotated_only: bool) -> Resul
     let classes = cats.iter().map(|c| c.name.clone()).collect();
     Dataset::new(classes, kept, Source::Files(paths))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::fixture::TempDir;
+
+    #[test]
+    fn labels_by_category_id_and_annotated_only() {
+        let dir = TempDir::new();
+        let json = dir.write(
+            "instances.json",
+            r#"{"images": [{"id": 10, "file_name": "a.jpg"}, {"id": 3, "file_name": "b.jpg"}],
+                "categories": [{"id": 90, "name": "toothbrush"}, {"id": 1, "name": "person"}],
+                "annotations": [{"image_id": 10, "category_id": 90}, {"image_id": 10, "category_id": 1}]}"#,
+        );
+        let all = coco(&json, dir.path(), false).unwrap();
+        assert_eq!(all.classes(), ["person", "toothbrush"]);
+        let row = |d: &Dataset, name: &str| {
+            let i = d
+                .paths()
+                .unwrap()
+                .iter()
+                .position(|p| p.ends_with(name))
+                .unwrap();
+            d.target(i).to_vec()
+        };
+        assert_eq!(
+            (row(&all, "a.jpg"), row(&all, "b.jpg")),
+            (vec![1, 1], vec![0, 0])
+        );
+        assert_eq!(coco(&json, dir.path(), true).unwrap().len(), 1);
+        let bad = dir.write("bad.json", r#"{"images": [}"#);
+        assert!(coco(&bad, dir.path(), false)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a COCO instances file"));
+    }
+}

@@ -30,7 +30,7 @@ pub fn read_idx(path: &Path) -> Result<Idx> {
     } else {
         raw
     };
-    parse_idx(&bytes).map_err(|msg| Error::Value(format!("{}: {msg}", path.display())))
+    parse_idx(&bytes).map_err(|msg| Error::value(format!("{}: {msg}", path.display())))
 }
 
 /// Parses IDX bytes (type code 0x08, unsigned byte).

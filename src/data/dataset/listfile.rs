@@ -28,7 +28,7 @@ fn read_csv(path: &Path, image_root: &Path, sep: char) -> Result<Vec<Entry>> {
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let headers = rdr
         .headers()
-        .map_err(|e| Error::Value(format!("{}:1: malformed CSV header: {e}", path.display())))?
+        .map_err(|e| Error::value(format!("{}:1: malformed CSV header: {e}", path.display())))?
         .clone();
     let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
     let (Some(ci), Some(cl)) = (col(&["image", "path", "file"]), col(&["labels", "label"])) else {
@@ -42,7 +42,7 @@ fn read_csv(path: &Path, image_root: &Path, sep: char) -> Result<Vec<Entry>> {
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            Error::Value(format!("{}:{line}: malformed CSV row: {e}", path.display()))
+            Error::value(format!("{}:{line}: malformed CSV row: {e}", path.display()))
         })?;
         let line = rec.position().map_or(0, |p| p.line()) as usize;
         let image = rec[ci].trim();
@@ -70,7 +70,7 @@ fn names_field(
             .iter()
             .map(|x| {
                 x.as_str().map(String::from).ok_or_else(|| {
-                    Error::Value(format!("{}: \"{key}\" must hold strings", where_()))
+                    Error::value(format!("{}: \"{key}\" must hold strings", where_()))
                 })
             })
             .collect(),
@@ -87,7 +87,7 @@ fn read_jsonl(path: &Path, image_root: &Path) -> Result<Vec<Entry>> {
         }
         let here = || format!("{}:{line}", path.display());
         let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| Error::Value(format!("{}: malformed JSON: {e}", here())))?;
+            .map_err(|e| Error::value(format!("{}: malformed JSON: {e}", here())))?;
         let image = v
             .get("image")
             .or_else(|| v.get("path"))
@@ -164,4 +164,39 @@ pub fn list_file(
     }
     let paths = entries.into_iter().map(|e| e.path).collect();
     Dataset::new(table.into_classes(), targets, Source::Files(paths))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::fixture::TempDir;
+
+    #[test]
+    fn csv_and_jsonl_lists() {
+        let dir = TempDir::new();
+        let csv = dir.write(
+            "train.csv",
+            "image,labels,unknown\na.jpg,cat;dog,\n\"b, c.jpg\",,bird\n",
+        );
+        let d = list_file(&csv, dir.path(), None, ';').unwrap();
+        assert_eq!(d.classes(), ["bird", "cat", "dog"]);
+        assert_eq!(
+            (d.target(0), d.target(1)),
+            (&[0i8, 1, 1][..], &[-1i8, 0, 0][..])
+        );
+        assert!(d.paths().unwrap()[1].ends_with("b, c.jpg"));
+        let jsonl = dir.write(
+            "train.jsonl",
+            "{\"image\": \"a.jpg\", \"labels\": [\"cat\"], \"unknown\": [\"dog\"]}\n{\"image\": \"b.jpg\", \"labels\": []}\n",
+        );
+        let classes = vec!["dog".to_string(), "cat".to_string()];
+        let d = list_file(&jsonl, dir.path(), Some(classes), ';').unwrap();
+        assert_eq!((d.target(0), d.target(1)), (&[-1i8, 1][..], &[0i8, 0][..]));
+        let unknown = dir.write("u.csv", "image,labels\na.jpg,cat;horse\n");
+        let err = list_file(&unknown, dir.path(), Some(vec!["cat".into()]), ';')
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("u.csv:2") && err.contains("horse"), "{err}");
+    }
 }

@@ -18,8 +18,11 @@ use std::sync::Arc;
 
 use super::decode::{read_image, DecodeOptions, Decoded};
 use super::image::Image;
+use tch::{Device, Kind, Tensor};
+
 use crate::bail;
 use crate::error::Result;
+use crate::tensor::{check_ternary, shape_str};
 
 /// Where a dataset's pixels come from.
 #[derive(Clone)]
@@ -141,10 +144,6 @@ impl Dataset {
         &self.classes
     }
 
-    pub fn source(&self) -> &Source {
-        &self.source
-    }
-
     /// The whole `len x classes` target matrix.
     pub fn targets(&self) -> &[i8] {
         &self.targets
@@ -258,6 +257,50 @@ pub fn from_memory(
     )
 }
 
+/// An in-memory dataset from tensors: uint8 images `[N, H, W]` or `[N, H, W, C]` (any
+/// device) and `[N, C]` targets of 1, 0 and -1 in any dtype.
+pub fn from_tensors(images: &Tensor, targets: &Tensor, classes: Vec<String>) -> Result<Dataset> {
+    let s = images.size();
+    if images.kind() != Kind::Uint8 || !(s.len() == 3 || s.len() == 4) {
+        bail!(
+            "images must be uint8 [N, H, W] or [N, H, W, C], got {} {}",
+            crate::tensor::kind_name(images.kind()),
+            shape_str(&s)
+        );
+    }
+    let ts = targets.size();
+    if ts.len() != 2 || ts[0] != s[0] || ts[1] as usize != classes.len() {
+        bail!(
+            "targets must be [N, C] = [{}, {}], got {}",
+            s[0],
+            classes.len(),
+            shape_str(&ts)
+        );
+    }
+    crate::tensor::check_has_data(images, "images")?;
+    crate::tensor::check_has_data(targets, "targets")?;
+    check_ternary(targets)?;
+    let pixels = host_vec::<u8>(images)?;
+    let labels = host_vec::<i8>(&targets.f_to_kind(Kind::Int8)?)?;
+    let dims = |i: usize| s.get(i).map_or(1, |&d| d as usize);
+    let shape = [
+        dims(0),
+        dims(1),
+        dims(2),
+        if s.len() == 4 { dims(3) } else { 1 },
+    ];
+    from_memory(pixels, shape, labels, classes)
+}
+
+/// The elements of `t` (of element type `E`) copied to a host vector.
+fn host_vec<E: tch::kind::Element + Default + Clone>(t: &Tensor) -> Result<Vec<E>> {
+    let t = t.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let mut v = vec![E::default(); t.numel()];
+    let n = v.len();
+    t.f_copy_data(&mut v, n)?;
+    Ok(v)
+}
+
 /// Joins `rel` under `root` unless it is absolute.
 pub(crate) fn under(root: &Path, rel: &str) -> PathBuf {
     let p = Path::new(rel);
@@ -280,8 +323,12 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// Opens an annotation file for reading. Anything but a regular file (a named pipe, a
-/// device) is refused before it is opened: reading a pipe would block forever.
+/// Why [`open_regular`] refuses a path that exists.
+pub(crate) const NOT_REGULAR: &str =
+    "not a regular file (a named pipe, socket or device); refusing to read it";
+
+/// Opens a file for reading. Anything but a regular file (a named pipe, a device) is
+/// refused before it is opened: reading a pipe would block forever.
 pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File> {
     let io = |source| crate::Error::Io {
         path: path.into(),
@@ -295,10 +342,78 @@ pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File> {
         )));
     }
     if !meta.is_file() {
-        bail!(
-            "{}: not a regular file (a named pipe, socket or device); refusing to read it",
-            path.display()
-        );
+        bail!("{}: {NOT_REGULAR}", path.display());
     }
     std::fs::File::open(path).map_err(io)
+}
+
+/// Fixture folders for the readers' unit tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh folder under the system's temporary directory, removed when dropped.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("q2l-test-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        /// Writes `text` to `rel` (creating its folders) and returns the full path.
+        pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+            let path = self.0.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_tensors_checks_and_converts() {
+        let images = Tensor::zeros([2, 4, 5], (Kind::Uint8, Device::Cpu));
+        let targets = Tensor::from_slice(&[1f32, 0., -1., 1.]).view([2, 2]);
+        let d = from_tensors(&images, &targets, vec!["a".into(), "b".into()]).unwrap();
+        assert_eq!(
+            (d.len(), d.target(0), d.target(1)),
+            (2, &[1i8, 0][..], &[-1i8, 1][..])
+        );
+        assert_eq!(d.load(1).unwrap().image.width, 5);
+        let soft = Tensor::from_slice(&[1f32, 0.5, 0., 0.]).view([2, 2]);
+        let err = from_tensors(&images, &soft, vec!["a".into(), "b".into()])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("found 0.5 at index [0, 1]"),
+            "{err}"
+        );
+        let err = from_tensors(&images, &targets, vec!["a".into()])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("targets must be [N, C] = [2, 1]"),
+            "{err}"
+        );
+    }
 }

@@ -73,3 +73,42 @@ pub fn nus_wide(root: &Path, split: &str, image_dir: &Path) -> Result<Dataset> {
     }
     Dataset::new(table.into_classes(), targets, Source::Files(paths))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::fixture::TempDir;
+
+    #[test]
+    fn concepts_from_the_label_files() {
+        let dir = TempDir::new();
+        dir.write("Concepts81.txt", "airport\nanimal\nbeach\n");
+        dir.write(
+            "ImageList/TrainImagelist.txt",
+            "actor\\0001_1.jpg\nsky\\0002_2.jpg\n",
+        );
+        for (concept, values) in [
+            ("airport", "0\n1\n"),
+            ("animal", "1\n1\n"),
+            ("beach", "0\n0\n"),
+        ] {
+            dir.write(
+                &format!("TrainTestLabels/Labels_{concept}_Train.txt"),
+                values,
+            );
+        }
+        let d = nus_wide(dir.path(), "train", &dir.path().join("Flickr")).unwrap();
+        assert_eq!(d.classes(), ["airport", "animal", "beach"]);
+        assert_eq!(
+            (d.target(0), d.target(1)),
+            (&[0i8, 1, 0][..], &[1i8, 1, 0][..])
+        );
+        assert!(d.paths().unwrap()[0].ends_with("Flickr/actor/0001_1.jpg"));
+        dir.write("TrainTestLabels/Labels_beach_Train.txt", "0\n");
+        let err = nus_wide(dir.path(), "train", dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("1 labels for the 2 images"), "{err}");
+    }
+}

@@ -110,3 +110,45 @@ pub fn voc(root: &Path, split: &str, difficult: Difficult) -> Result<Dataset> {
     }
     Dataset::new(table.into_classes(), targets, Source::Files(paths))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::fixture::TempDir;
+
+    fn xml(objects: &[(&str, u8)]) -> String {
+        let body: String = objects
+            .iter()
+            .map(|(name, difficult)| {
+                format!("<object><name>{name}</name><difficult>{difficult}</difficult></object>")
+            })
+            .collect();
+        format!("<annotation><filename>x.jpg</filename>{body}</annotation>")
+    }
+
+    #[test]
+    fn difficult_policies() {
+        let dir = TempDir::new();
+        dir.write("ImageSets/Main/trainval.txt", "000001\n000002\n");
+        dir.write("Annotations/000001.xml", &xml(&[("dog", 0), ("person", 1)]));
+        dir.write("Annotations/000002.xml", &xml(&[("cat", 1), ("cat", 0)]));
+        let column = |name: &str| VOC_CLASSES.iter().position(|c| *c == name).unwrap();
+        for (policy, value) in [
+            (Difficult::Ignore, -1),
+            (Difficult::Positive, 1),
+            (Difficult::Negative, 0),
+        ] {
+            let d = voc(dir.path(), "trainval", policy).unwrap();
+            assert_eq!(d.target(0)[column("dog")], 1);
+            assert_eq!(d.target(0)[column("person")], value);
+            assert_eq!(d.target(0)[column("cat")], 0);
+            // A class with one difficult and one plain object is simply present.
+            assert_eq!(d.target(1)[column("cat")], 1);
+        }
+        dir.write("Annotations/000002.xml", &xml(&[("unicorn", 0)]));
+        let err = voc(dir.path(), "trainval", Difficult::Ignore)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unicorn"), "{err}");
+    }
+}

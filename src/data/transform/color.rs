@@ -146,12 +146,13 @@ pub fn equalize(img: &mut Image) {
         };
         let mut n = step / 2;
         for (i, l) in lut[c].iter_mut().enumerate() {
-            if step == 0 {
-                *l = i as u8;
-            } else {
-                *l = (n / step).min(255) as u8;
-                n += h[c][i];
-            }
+            *l = match n.checked_div(step) {
+                None => i as u8,
+                Some(q) => {
+                    n += h[c][i];
+                    q.min(255) as u8
+                }
+            };
         }
     }
     apply_lut(img, &lut);

@@ -3,71 +3,18 @@
 pub mod affine;
 pub mod color;
 pub mod crop;
+pub mod ops;
 pub mod randaugment;
 
 use super::image::Image;
-use super::resize::resize;
 use super::rng::Rng;
 use crate::bail;
 use crate::error::Result;
 pub use crop::{multi_scale_box, random_crop_box};
+pub use ops::{
+    CenterCrop, Cutout, HorizontalFlip, MultiScaleCrop, Op, RandomResizedCrop, Resize, Size,
+};
 pub use randaugment::RandAugment;
-
-/// ImageNet channel means and standard deviations (torchvision's).
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// How Cutout fills its holes.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Fill {
-    /// One random colour per hole (the official CutoutPIL's choice).
-    Random,
-    Constant([u8; 3]),
-}
-
-/// One step of a pipeline.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// Squash to `width x height` (PIL bilinear with antialiasing).
-    Resize {
-        width: usize,
-        height: usize,
-    },
-    /// torchvision's `RandomResizedCrop`: area fraction in `scale`, aspect in `ratio`.
-    RandomResizedCrop {
-        width: usize,
-        height: usize,
-        scale: (f64, f64),
-        ratio: (f64, f64),
-    },
-    /// ML-GCN's `MultiScaleCrop`: a crop whose sides are `scales` x the shorter side (the two
-    /// scale indices at most `max_distort` apart), at a random position or, with `fix_crop`, at
-    /// one of 13 fixed positions; then resized.
-    MultiScaleCrop {
-        width: usize,
-        height: usize,
-        scales: Vec<f64>,
-        max_distort: usize,
-        fix_crop: bool,
-    },
-    /// The central `width x height` window (the image must be at least that large).
-    CenterCrop {
-        width: usize,
-        height: usize,
-    },
-    /// Mirror with probability `p`.
-    HorizontalFlip {
-        p: f64,
-    },
-    /// `holes` squares of side `factor x` image side, centres uniform, clipped at the border.
-    Cutout {
-        holes: usize,
-        factor: f64,
-        fill: Fill,
-        p: f64,
-    },
-    RandAugment(RandAugment),
-}
 
 /// The tensor a sample becomes.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +23,18 @@ pub enum Output {
     Normalize { mean: [f32; 3], std: [f32; 3] },
     /// uint8 CHW, to be normalised on the accelerator.
     Uint8,
+}
+
+impl Output {
+    /// The layout named `name` (`"float32"`, normalised with `mean` and `std`, or `"uint8"`).
+    pub fn new(name: &str, mean: Option<[f32; 3]>, std: Option<[f32; 3]>) -> Result<Self> {
+        match (name, mean, std) {
+            ("float32", Some(mean), Some(std)) => Ok(Output::Normalize { mean, std }),
+            ("float32", _, _) => bail!("output 'float32' needs mean and std"),
+            ("uint8", _, _) => Ok(Output::Uint8),
+            (other, _, _) => bail!("output must be 'float32' or 'uint8', got {other:?}"),
+        }
+    }
 }
 
 /// A validated transform: operations, then the output layout, with a known output size.
@@ -91,81 +50,31 @@ pub struct Pipeline {
 impl Pipeline {
     /// Checks the operations and works out the output size.
     ///
-    /// The first operation must fix the size (`Resize` or `RandomResizedCrop`) so that every
-    /// sample of a batch has the same shape.
+    /// The first operation must fix the size (`Resize`, `RandomResizedCrop` or
+    /// `MultiScaleCrop`) so that every sample of a batch has the same shape.
     pub fn new(ops: Vec<Op>, output: Output) -> Result<Self> {
-        let mut size: Option<(usize, usize)> = None;
+        let mut size: Option<Size> = None;
         for (i, op) in ops.iter().enumerate() {
-            match op {
-                Op::MultiScaleCrop { scales, .. }
-                    if scales.is_empty() || scales.iter().any(|s| !(*s > 0.0 && *s <= 1.0)) =>
-                {
-                    bail!("transform {i}: MultiScaleCrop scales must be in (0, 1], got {scales:?}")
-                }
-                Op::Resize { width, height }
-                | Op::RandomResizedCrop { width, height, .. }
-                | Op::MultiScaleCrop { width, height, .. } => {
-                    if *width == 0 || *height == 0 {
-                        bail!("transform {i}: output size must be positive, got {width}x{height}");
-                    }
-                    if let Op::RandomResizedCrop { scale, ratio, .. } = op {
-                        if !(0.0 < scale.0 && scale.0 <= scale.1 && scale.1 <= 1.0) {
-                            bail!("transform {i}: RandomResizedCrop scale must satisfy 0 < min <= max <= 1, got {scale:?}");
-                        }
-                        if !(0.0 < ratio.0 && ratio.0 <= ratio.1) {
-                            bail!("transform {i}: RandomResizedCrop ratio must satisfy 0 < min <= max, got {ratio:?}");
-                        }
-                    }
-                    size = Some((*width, *height));
-                }
-                Op::CenterCrop { width, height } => match size {
-                    Some((w, h)) if *width <= w && *height <= h && *width > 0 && *height > 0 => {
-                        size = Some((*width, *height))
-                    }
-                    Some((w, h)) => {
-                        bail!("transform {i}: CenterCrop {width}x{height} does not fit in {w}x{h}")
-                    }
-                    None => bail!(
-                        "transform {i}: CenterCrop needs a Resize or RandomResizedCrop before it"
-                    ),
-                },
-                Op::HorizontalFlip { p } | Op::Cutout { p, .. } if !(0.0..=1.0).contains(p) => {
-                    bail!("transform {i}: probability must be in [0, 1], got {p}")
-                }
-                Op::Cutout { holes, factor, .. }
-                    if *holes == 0 || !(*factor > 0.0 && *factor <= 1.0) =>
-                {
-                    bail!("transform {i}: Cutout needs holes >= 1 and 0 < factor <= 1, got {holes} and {factor}")
-                }
-                Op::RandAugment(ra) if ra.bins < 2 || ra.magnitude >= ra.bins => {
-                    bail!("transform {i}: RandAugment magnitude must be below num_magnitude_bins ({} >= {})", ra.magnitude, ra.bins)
-                }
-                _ => {}
-            }
+            op.check(size)
+                .map_err(|e| crate::Error::value(format!("transform {i}: {e}")))?;
+            size = op.fixed_size().or(size);
             if size.is_none() {
-                bail!("transform {i}: the first transform must be Resize, RandomResizedCrop or MultiScaleCrop (it fixes the batch's image size)");
+                bail!(
+                    "transform {i}: the first transform must be Resize, RandomResizedCrop or \
+                     MultiScaleCrop (it fixes the batch's image size), got {}",
+                    op.name()
+                );
             }
         }
-        let Some((width, height)) = size else {
-            bail!("a transform needs a Resize or RandomResizedCrop: batches need one image size");
+        let Some(Size { width, height }) = size else {
+            bail!("a pipeline needs an operation that fixes the size (Resize, RandomResizedCrop or MultiScaleCrop): batches need one image size");
         };
-        let mut luts = [[0f32; 256]; 3];
-        if let Output::Normalize { mean, std } = &output {
-            for c in 0..3 {
-                if !(std[c] > 0.0) || !mean[c].is_finite() {
-                    bail!("normalisation std must be positive and mean finite, got mean {mean:?} std {std:?}");
-                }
-                for (v, l) in luts[c].iter_mut().enumerate() {
-                    *l = ((v as f64 / 255.0 - mean[c] as f64) / std[c] as f64) as f32;
-                }
-            }
-        }
         Ok(Pipeline {
             ops,
+            luts: normalization_luts(&output)?,
             output,
             width,
             height,
-            luts,
         })
     }
 
@@ -182,60 +91,7 @@ impl Pipeline {
     /// Runs the operations; the result has the pipeline's output size.
     pub fn augment(&self, mut img: Image, rng: &mut Rng) -> Image {
         for op in &self.ops {
-            img = match op {
-                Op::Resize { width, height } => resize(&img, *width, *height),
-                Op::RandomResizedCrop {
-                    width,
-                    height,
-                    scale,
-                    ratio,
-                } => {
-                    let (x, y, w, h) = random_crop_box(img.width, img.height, *scale, *ratio, rng);
-                    resize(&img.crop(x, y, w, h), *width, *height)
-                }
-                Op::MultiScaleCrop {
-                    width,
-                    height,
-                    scales,
-                    max_distort,
-                    fix_crop,
-                } => {
-                    let (x, y, w, h) = multi_scale_box(
-                        img.width,
-                        img.height,
-                        (*width, *height),
-                        scales,
-                        *max_distort,
-                        *fix_crop,
-                        rng,
-                    );
-                    resize(&img.crop(x, y, w, h), *width, *height)
-                }
-                Op::CenterCrop { width, height } => {
-                    // torchvision's rounding of the top-left corner.
-                    let x = ((img.width - width) as f64 / 2.0).round() as usize;
-                    let y = ((img.height - height) as f64 / 2.0).round() as usize;
-                    img.crop(x, y, *width, *height)
-                }
-                Op::HorizontalFlip { p } => {
-                    if rng.chance(*p) {
-                        img.flip_horizontal();
-                    }
-                    img
-                }
-                Op::Cutout {
-                    holes,
-                    factor,
-                    fill,
-                    p,
-                } => {
-                    if rng.chance(*p) {
-                        cutout(&mut img, *holes, *factor, fill, rng);
-                    }
-                    img
-                }
-                Op::RandAugment(ra) => ra.apply(img, rng),
-            };
+            img = op.apply(img, rng);
         }
         img
     }
@@ -264,31 +120,22 @@ impl Pipeline {
     }
 }
 
-/// Paints `holes` squares (side `factor x` the image side, per axis) at uniform centres.
-pub fn cutout(img: &mut Image, holes: usize, factor: f64, fill: &Fill, rng: &mut Rng) {
-    let (w, h) = (img.width, img.height);
-    let (cw, ch) = (
-        (factor * w as f64 + 0.5) as usize,
-        (factor * h as f64 + 0.5) as usize,
-    );
-    for _ in 0..holes {
-        let (xc, yc) = (rng.below(w), rng.below(h));
-        let (x0, x1) = (xc.saturating_sub(cw / 2), (xc + cw - cw / 2).min(w));
-        let (y0, y1) = (yc.saturating_sub(ch / 2), (yc + ch - ch / 2).min(h));
-        let rgb = match fill {
-            Fill::Random => [
-                rng.below(256) as u8,
-                rng.below(256) as u8,
-                rng.below(256) as u8,
-            ],
-            Fill::Constant(c) => *c,
-        };
-        for y in y0..y1 {
-            for x in x0..x1 {
-                img.put(x, y, rgb);
+/// Per channel, the float each byte value becomes: `(v / 255 - mean) / std`.
+fn normalization_luts(output: &Output) -> Result<[[f32; 256]; 3]> {
+    let mut luts = [[0f32; 256]; 3];
+    if let Output::Normalize { mean, std } = output {
+        for c in 0..3 {
+            // Written so that a NaN std is refused too.
+            if std[c].partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !mean[c].is_finite()
+            {
+                bail!("normalisation std must be positive and mean finite, got mean {mean:?} std {std:?}");
+            }
+            for (v, l) in luts[c].iter_mut().enumerate() {
+                *l = ((v as f64 / 255.0 - mean[c] as f64) / std[c] as f64) as f32;
             }
         }
     }
+    Ok(luts)
 }
 
 #[cfg(test)]
@@ -297,23 +144,20 @@ mod tests {
 
     #[test]
     fn pipelines_need_a_size_first() {
-        assert!(Pipeline::new(vec![Op::HorizontalFlip { p: 0.5 }], Output::Uint8).is_err());
+        let flip = Op::HorizontalFlip(HorizontalFlip { p: 0.5 });
+        assert!(Pipeline::new(vec![flip], Output::Uint8).is_err());
         assert!(Pipeline::new(vec![], Output::Uint8).is_err());
-        let p = Pipeline::new(
-            vec![
-                Op::Resize {
-                    width: 8,
-                    height: 4,
-                },
-                Op::CenterCrop {
-                    width: 4,
-                    height: 4,
-                },
-            ],
-            Output::Uint8,
-        )
-        .unwrap();
+        let size = |height, width| Size { height, width };
+        let resize = Op::Resize(Resize { size: size(4, 8) });
+        let crop = |s| Op::CenterCrop(CenterCrop { size: s });
+        let p = Pipeline::new(vec![resize.clone(), crop(size(4, 4))], Output::Uint8).unwrap();
         assert_eq!(p.shape(), (3, 4, 4));
+        let err = Pipeline::new(vec![resize, crop(size(5, 4))], Output::Uint8).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("transform 1: CenterCrop 5x4 does not fit"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -326,7 +170,13 @@ mod tests {
             let mut probe = rng.clone();
             xc = probe.below(100);
             yc = probe.below(100);
-            cutout(&mut img, 1, 0.5, &Fill::Constant([0, 0, 0]), &mut rng);
+            let op = Cutout {
+                factor: 0.5,
+                holes: 1,
+                fill: Some([0, 0, 0]),
+                p: 1.0,
+            };
+            op.paint(&mut img, &mut rng);
         }
         assert_eq!(img.data.chunks(3).filter(|p| p[0] == 0).count(), 2500);
     }

@@ -36,12 +36,28 @@ operations!(
     Equalize,
 );
 
-/// RandAugment's settings: `num_ops` operations of strength `magnitude` out of `bins`.
+impl std::str::FromStr for Operation {
+    type Err = crate::Error;
+
+    /// The operation of torchvision's name.
+    fn from_str(name: &str) -> crate::Result<Self> {
+        match NAMES.iter().position(|n| *n == name) {
+            Some(k) => Ok(OPERATIONS[k]),
+            None => Err(crate::Error::value(format!(
+                "unknown RandAugment operation {name:?}; known: {NAMES:?}"
+            ))),
+        }
+    }
+}
+
+/// RandAugment's settings: `num_ops` operations of strength `magnitude` out of
+/// `num_magnitude_bins` (torchvision's names).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", derive(pyo3::FromPyObject))]
 pub struct RandAugment {
     pub num_ops: usize,
     pub magnitude: usize,
-    pub bins: usize,
+    pub num_magnitude_bins: usize,
     pub fill: [u8; 3],
 }
 
@@ -132,11 +148,28 @@ impl Operation {
 }
 
 impl RandAugment {
+    /// Checks that the magnitude is one of the bins.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.num_magnitude_bins < 2 || self.magnitude >= self.num_magnitude_bins {
+            crate::bail!(
+                "RandAugment magnitude must be below num_magnitude_bins (>= 2), got {} and {}",
+                self.magnitude,
+                self.num_magnitude_bins
+            );
+        }
+        Ok(())
+    }
+
     /// Draws `num_ops` operations (with replacement) and applies them in turn.
     pub fn apply(&self, mut img: Image, rng: &mut Rng) -> Image {
         for _ in 0..self.num_ops {
             let op = OPERATIONS[rng.below(OPERATIONS.len())];
-            let (mut mag, signed) = op.magnitude(self.magnitude, self.bins, img.width, img.height);
+            let (mut mag, signed) = op.magnitude(
+                self.magnitude,
+                self.num_magnitude_bins,
+                img.width,
+                img.height,
+            );
             if signed && rng.chance(0.5) {
                 mag = -mag;
             }
