@@ -135,7 +135,6 @@ class RandAugment:
 
 
 Operation = Resize | RandomResizedCrop | MultiScaleCrop | CenterCrop | HorizontalFlip | Cutout | RandAugment
-_OPERATIONS = (Resize, RandomResizedCrop, MultiScaleCrop, CenterCrop, HorizontalFlip, Cutout, RandAugment)
 
 
 class Compose:
@@ -183,7 +182,7 @@ class Compose:
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         self.output = output
         for op in self.ops:
-            if not isinstance(op, _OPERATIONS):
+            if not isinstance(op, Operation):
                 raise InvalidArgumentError(f"{op!r} is not a q2l.data.transforms operation")
         self._native = _native.NativePipeline(ops=self.ops, output=output, mean=self.mean, std=self.std)
 
