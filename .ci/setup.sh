@@ -5,14 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-# Real data for the benchmarks, the experiment and the tests: Debian's Fashion-MNIST.
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+# Build tools for the vendored libjpeg-turbo (cmake, and nasm for its SIMD code), and real
+# data for the benchmarks, the experiment and the tests (Debian's Fashion-MNIST).
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v nasm >/dev/null || need+=(nasm)
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-    $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 ||
-        { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } ||
-        echo "warning: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip" >&2
+    $sudo apt-get install -y -q "${need[@]}" >/dev/null 2>&1 ||
+        { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "${need[@]}" >/dev/null 2>&1; } ||
+        echo "warning: could not install ${need[*]}" >&2
 fi
+[ -d /usr/share/datasets/fashion-mnist ] || echo "warning: no dataset-fashion-mnist; Fashion-MNIST tests will skip" >&2
+for tool in cmake nasm; do
+    command -v $tool >/dev/null || { echo "error: building q2l needs $tool (for libjpeg-turbo)" >&2; exit 1; }
+done
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi

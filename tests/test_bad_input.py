@@ -84,6 +84,36 @@ def _jpeg(path, side=64, quality=90, **kw):
     return path
 
 
+def test_corrupt_jpeg_headers_are_refused(tmp_path):
+    good = _jpeg(tmp_path / "good.jpg").read_bytes()
+    sof = good.index(b"\xff\xc0")
+    bad = bytearray(good)
+    bad[sof + 9] = 7  # seven components: no JPEG colour space has that many
+    (tmp_path / "bad.jpg").write_bytes(bytes(bad))
+    with pytest.raises(data.ImageError, match="bad.jpg: corrupt JPEG"):
+        data.decode_image(tmp_path / "bad.jpg")
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_mutated_jpegs_decode_or_raise_never_crash(tmp_path, progressive):
+    # libjpeg-turbo is C: every damaged byte must end as pixels or an ImageError, through the
+    # full decode and through a cropped, DCT-scaled window, never as a crash.
+    good = _jpeg(tmp_path / "good.jpg", progressive=progressive).read_bytes()
+    rng = np.random.default_rng(int(progressive))
+    crop = data.transforms.Compose([data.transforms.RandomResizedCrop(16)], output="uint8")
+    for i in range(150):
+        bad = bytearray(good)
+        for at in rng.integers(2, len(bad), size=int(rng.integers(1, 6))):
+            bad[at] = int(rng.integers(256))
+        path = tmp_path / f"m{i}.jpg"
+        path.write_bytes(bytes(bad))
+        for decode in (data.decode_image, lambda p: crop.augment(p, i)):
+            try:
+                decode(path)
+            except data.ImageError as e:
+                assert f"m{i}.jpg" in str(e)
+
+
 @pytest.mark.parametrize("progressive", [False, True])
 def test_truncated_jpegs_are_refused_unless_lenient(tmp_path, progressive):
     full = _jpeg(tmp_path / "full.jpg", progressive=progressive)

@@ -22,4 +22,5 @@ def test_head_benchmark_quick_mode_runs(capsys):
 def test_data_benchmark_quick_mode_runs(capsys):
     assert main(["data", "--quick", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "decode only" in out and "training (resize + Cutout + RandAugment" in out
+    assert "decode only" in out and "training 64 (resize, Cutout, RandAugment)" in out
+    assert "photographs 1024x768" in out and "training 32 (RandomResizedCrop, flip)" in out

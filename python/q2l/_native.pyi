@@ -9,6 +9,7 @@ and a bug an ``InternalError`` (both ``RuntimeError``), files ``FileError`` and 
 ``python -m mypy.stubtest q2l._native`` in the test command.
 """
 
+import os
 from collections.abc import Sequence
 from typing import Any, Literal, final
 
@@ -181,8 +182,8 @@ class NativeDataset:
     def image(self, i: int) -> tuple[torch.Tensor, str | None]:
         """uint8 ``[3, H, W]`` and the warning of a lenient decode."""
     def objects(self, i: int) -> list[tuple[int, list[float]]]: ...
-    def with_decode_options(self, *, max_pixels: int, strict: bool) -> NativeDataset: ...
-    def decode_options(self) -> tuple[int, bool]:
+    def with_decode_options(self, *, max_pixels: int, strict: bool, dct_scaling: bool) -> NativeDataset: ...
+    def decode_options(self) -> tuple[int, bool, bool]:
         """``(max_pixels, strict)``."""
 
 def dataset_coco(*, annotations: str, image_dir: str, annotated_only: bool) -> NativeDataset: ...
@@ -214,6 +215,11 @@ class NativePipeline:
     def shape(self) -> tuple[int, int, int]: ...
     def augment(self, image: torch.Tensor, *, seed: int) -> torch.Tensor:
         """uint8 ``[H, W, 3]`` in, uint8 ``[3, H', W']`` out (operations only, no normalisation)."""
+
+    def augment_file(
+        self, *, path: str | os.PathLike[str], seed: int, max_pixels: int, strict: bool, dct_scaling: bool
+    ) -> tuple[torch.Tensor, str | None]:
+        """An image file through the pipeline as the loader decodes it: ``([3, H', W'], warning)``."""
 
 def decode_image(*, path: str, max_pixels: int, strict: bool) -> tuple[torch.Tensor, str | None]:
     """JPEG/PNG file to uint8 ``[3, H, W]`` RGB and the warning of a lenient decode."""

@@ -4,12 +4,9 @@
 use std::io::{Cursor, Read};
 use std::path::Path;
 
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
-
 use super::image::Image;
+use super::jpeg::{self, Rect};
+use super::resize::{resize_box, Window};
 use crate::error::{Error, Result};
 
 /// Default limit on `width * height`: PIL's decompression-bomb error threshold.
@@ -23,6 +20,10 @@ pub struct DecodeOptions {
     /// Refuse truncated JPEGs (PIL's default, `LOAD_TRUNCATED_IMAGES = False`). Lenient
     /// decoding fills the missing part with grey and reports it in [`Decoded::warning`].
     pub strict: bool,
+    /// Let a window decode a JPEG at 1/2, 1/4 or 1/8 scale in the DCT domain when its output
+    /// is at most half the window's size ([`decode_window`]); off, every decode is full-size and
+    /// the result equals PIL's decode followed by the same crop and resize.
+    pub dct_scaling: bool,
 }
 
 impl Default for DecodeOptions {
@@ -30,6 +31,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             max_pixels: DEFAULT_MAX_PIXELS,
             strict: true,
+            dct_scaling: true,
         }
     }
 }
@@ -64,6 +66,29 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 /// Greyscale and CMYK JPEGs and every PNG colour type come out as RGB; 16-bit PNG samples
 /// keep their high byte and alpha is dropped, as PIL's `convert("RGB")` does.
 pub fn decode(bytes: &[u8], name: &str, opts: &DecodeOptions) -> Result<Decoded> {
+    decode_inner(bytes, name, opts, None)
+}
+
+/// Decodes an image and applies `window` (given the image's size) to it, decoding a JPEG only
+/// as far as the window needs: the iMCU columns and the rows its box covers, and, where the
+/// output is at most half the box on both sides, at the coarsest DCT scale (1/2, 1/4, 1/8)
+/// that keeps at least the output's resolution. At full scale the result equals a full decode
+/// followed by `window.apply`; scaled, it differs as a smaller IDCT differs from a resize.
+pub fn decode_window(
+    bytes: &[u8],
+    name: &str,
+    opts: &DecodeOptions,
+    window: &mut dyn FnMut(usize, usize) -> Window,
+) -> Result<Decoded> {
+    decode_inner(bytes, name, opts, Some(window))
+}
+
+fn decode_inner(
+    bytes: &[u8],
+    name: &str,
+    opts: &DecodeOptions,
+    window: Option<&mut dyn FnMut(usize, usize) -> Window>,
+) -> Result<Decoded> {
     let fail = |msg: String| Error::Image {
         path: name.to_string(),
         msg,
@@ -74,14 +99,21 @@ pub fn decode(bytes: &[u8], name: &str, opts: &DecodeOptions) -> Result<Decoded>
             if !complete && opts.strict {
                 return Err(fail(TRUNCATED.into()));
             }
-            let image = decode_jpeg(bytes, opts.max_pixels).map_err(fail)?;
+            let image = decode_jpeg(bytes, opts, window).map_err(fail)?;
             let warning = (!complete).then(|| format!("{name}: {TRUNCATED_LENIENT}"));
             Ok(Decoded { image, warning })
         }
-        Some(Format::Png) => Ok(Decoded {
-            image: decode_png(bytes, opts.max_pixels).map_err(fail)?,
-            warning: None,
-        }),
+        Some(Format::Png) => {
+            let image = decode_png(bytes, opts.max_pixels).map_err(fail)?;
+            let image = match window {
+                Some(f) => f(image.width, image.height).apply(&image),
+                None => image,
+            };
+            Ok(Decoded {
+                image,
+                warning: None,
+            })
+        }
         None if bytes.is_empty() => Err(fail("empty file".into())),
         None => Err(fail("not a JPEG or PNG file".into())),
     }
@@ -94,11 +126,28 @@ const TRUNCATED_LENIENT: &str = "truncated JPEG decoded leniently: the missing p
 /// Reads and decodes an image file. Anything but a regular file (a named pipe, a device, a
 /// directory) is refused before it is opened: reading a pipe would block forever.
 pub fn read_image(path: &Path, opts: &DecodeOptions) -> Result<Decoded> {
-    let name = path.display().to_string();
+    decode(&read_bytes(path)?, &path.display().to_string(), opts)
+}
+
+/// [`read_image`], then [`decode_window`].
+pub fn read_image_window(
+    path: &Path,
+    opts: &DecodeOptions,
+    window: &mut dyn FnMut(usize, usize) -> Window,
+) -> Result<Decoded> {
+    decode_window(
+        &read_bytes(path)?,
+        &path.display().to_string(),
+        opts,
+        window,
+    )
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let mut file = super::dataset::open_regular(path).map_err(|e| match e {
         // An image that is not a file is an image error, as a corrupt one is.
         Error::Value(_) => Error::Image {
-            path: name.clone(),
+            path: path.display().to_string(),
             msg: super::dataset::NOT_REGULAR.into(),
         },
         other => other,
@@ -108,7 +157,7 @@ pub fn read_image(path: &Path, opts: &DecodeOptions) -> Result<Decoded> {
         path: path.into(),
         source,
     })?;
-    decode(&bytes, &name, opts)
+    Ok(bytes)
 }
 
 /// Whether a JPEG's marker structure runs to its end-of-image marker: the segments' lengths
@@ -162,21 +211,64 @@ fn check_size(width: usize, height: usize, max_pixels: usize) -> std::result::Re
     Ok(())
 }
 
-fn decode_jpeg(bytes: &[u8], max_pixels: usize) -> std::result::Result<Image, String> {
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(1 << 16)
-        .set_max_height(1 << 16)
-        .set_strict_mode(false);
-    let mut dec = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    dec.decode_headers()
-        .map_err(|e| format!("corrupt JPEG: {e:?}"))?;
-    let (w, h) = dec.dimensions().unwrap_or((0, 0));
-    check_size(w, h, max_pixels)?;
-    let mut data = vec![0u8; w * h * 3];
-    dec.decode_into(&mut data)
-        .map_err(|e| format!("corrupt JPEG: {e:?}"))?;
-    Ok(Image::from_rgb(w, h, data))
+/// Rows and columns decoded beyond a window's box on each side (source pixels), so that the
+/// box's edge pixels are upsampled from the same chroma neighbours as in a full decode.
+const MARGIN: usize = 16;
+
+fn decode_jpeg(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    window: Option<&mut dyn FnMut(usize, usize) -> Window>,
+) -> std::result::Result<Image, String> {
+    let header = jpeg::header(bytes)?;
+    check_size(header.width, header.height, opts.max_pixels)?;
+    let Some(window) = window else {
+        return Ok(jpeg::decode(bytes, &header, 1, None)?.0);
+    };
+    let win = window(header.width, header.height);
+    // The coarsest scale whose box still has at least the output's pixels on both sides.
+    let denom = [8, 4, 2]
+        .into_iter()
+        .find(|d| win.width >= d * win.out_width && win.height >= d * win.out_height)
+        .filter(|_| opts.dct_scaling)
+        .unwrap_or(1);
+    let (sw, sh) = (
+        jpeg::scaled(header.width, denom),
+        jpeg::scaled(header.height, denom),
+    );
+    // The box in scaled pixels (fractional), the whole pixels it touches, and those plus a
+    // margin: what is decoded.
+    let d = denom as f64;
+    let edges = [
+        win.x as f64 / d,
+        win.y as f64 / d,
+        (win.x + win.width) as f64 / d,
+        (win.y + win.height) as f64 / d,
+    ];
+    let hull = Rect {
+        x: edges[0].floor() as usize,
+        y: edges[1].floor() as usize,
+        width: (edges[2].ceil() as usize).min(sw) - edges[0].floor() as usize,
+        height: (edges[3].ceil() as usize).min(sh) - edges[1].floor() as usize,
+    };
+    let m = MARGIN.div_ceil(denom);
+    let (x0, y0) = (hull.x.saturating_sub(m), hull.y.saturating_sub(m));
+    let region = Rect {
+        x: x0,
+        y: y0,
+        width: (hull.x + hull.width + m).min(sw) - x0,
+        height: (hull.y + hull.height + m).min(sh) - y0,
+    };
+    let (decoded, covered) = jpeg::decode(bytes, &header, denom, Some(region))?;
+    let crop = decoded.crop(
+        hull.x - covered.x,
+        hull.y - covered.y,
+        hull.width,
+        hull.height,
+    );
+    let (hx, hy) = (hull.x as f64, hull.y as f64);
+    let inside = [edges[0] - hx, edges[1] - hy, edges[2] - hx, edges[3] - hy];
+    Ok(resize_box(&crop, inside, win.out_width, win.out_height))
 }
 
 fn decode_png(bytes: &[u8], max_pixels: usize) -> std::result::Result<Image, String> {
@@ -225,7 +317,7 @@ mod tests {
     fn opts(max_pixels: usize) -> DecodeOptions {
         DecodeOptions {
             max_pixels,
-            strict: true,
+            ..DecodeOptions::default()
         }
     }
 

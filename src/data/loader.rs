@@ -244,11 +244,11 @@ impl Job {
         index: usize,
     ) -> Result<(super::image::Image, Option<String>)> {
         let mut rng = Rng::keyed(&[self.opts.seed, self.epoch, position as u64, AUGMENT]);
-        let loaded = self.dataset.load(index)?;
-        Ok((
-            self.pipeline.augment(loaded.image, &mut rng),
-            loaded.warning,
-        ))
+        let pipeline = &self.pipeline;
+        let loaded = self
+            .dataset
+            .load_window(index, &mut |w, h| pipeline.window(w, h, &mut rng))?;
+        Ok((pipeline.finish(loaded.image, &mut rng), loaded.warning))
     }
 
     /// Decodes, augments and writes every sample of `chunk` into a batch, keeping the rows

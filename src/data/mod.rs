@@ -3,6 +3,7 @@
 pub mod dataset;
 pub mod decode;
 pub mod image;
+pub mod jpeg;
 pub mod loader;
 pub mod resize;
 pub mod rng;

@@ -24,8 +24,10 @@ fn bilinear(x: f64) -> f64 {
     }
 }
 
-fn taps(in_size: usize, out_size: usize) -> Taps {
-    let scale = in_size as f64 / out_size as f64;
+/// The taps that map input positions `span.0..span.1` (fractional, as PIL's resize `box`)
+/// onto `out_size` outputs; the filter may reach outside the span but not outside the input.
+fn taps(in_size: usize, span: (f64, f64), out_size: usize) -> Taps {
+    let scale = (span.1 - span.0) / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
@@ -33,7 +35,7 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
     let mut coeffs = vec![0i32; out_size * ksize];
     let mut k = vec![0f64; ksize];
     for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
+        let center = span.0 + (xx as f64 + 0.5) * scale;
         let ss = 1.0 / filterscale;
         // C's truncating casts, as in PIL.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
@@ -137,8 +139,8 @@ fn horizontal_any(
     }
 }
 
-fn horizontal(src: &Image, rows: std::ops::Range<usize>, out_w: usize) -> Image {
-    let t = taps(src.width, out_w);
+fn horizontal(src: &Image, rows: std::ops::Range<usize>, span: (f64, f64), out_w: usize) -> Image {
+    let t = taps(src.width, span, out_w);
     let mut data = vec![0u8; out_w * rows.len() * 3];
     let h = rows.len();
     // Fixed tap counts let the compiler unroll the inner loop (about 2x here).
@@ -176,19 +178,54 @@ fn vertical(src: &Image, t: &Taps, offset: usize) -> Image {
     Image::from_rgb(src.width, out_h, data)
 }
 
+/// A crop and a resize: the box at `(x, y)` of `width x height` pixels, resized to
+/// `out_width x out_height`. What a pipeline's first operation does; knowing it before decoding
+/// lets a JPEG decoder skip what the box leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+    pub out_width: usize,
+    pub out_height: usize,
+}
+
+impl Window {
+    /// Crops `img` (which contains the box) and resizes the crop.
+    pub fn apply(&self, img: &Image) -> Image {
+        if (self.x, self.y, self.width, self.height) == (0, 0, img.width, img.height) {
+            resize(img, self.out_width, self.out_height)
+        } else {
+            let crop = img.crop(self.x, self.y, self.width, self.height);
+            resize(&crop, self.out_width, self.out_height)
+        }
+    }
+}
+
 /// Resizes to `width x height` (aspect ratio not kept) with PIL's antialiased bilinear filter.
 pub fn resize(src: &Image, width: usize, height: usize) -> Image {
-    let need_h = width != src.width;
-    let need_v = height != src.height;
+    let (w, h) = (src.width as f64, src.height as f64);
+    resize_box(src, [0.0, 0.0, w, h], width, height)
+}
+
+/// Resizes the region `[x0, y0, x1, y1]` of `src` (fractional pixel edges, as PIL's
+/// `Image.resize(size, box=...)`) to `width x height`.
+pub fn resize_box(src: &Image, region: [f64; 4], width: usize, height: usize) -> Image {
+    let [x0, y0, x1, y1] = region;
+    let whole_x = x0 == 0.0 && x1 == src.width as f64;
+    let whole_y = y0 == 0.0 && y1 == src.height as f64;
+    let need_h = !(whole_x && width == src.width);
+    let need_v = !(whole_y && height == src.height);
     match (need_h, need_v) {
         (false, false) => src.clone(),
-        (true, false) => horizontal(src, 0..src.height, width),
-        (false, true) => vertical(src, &taps(src.height, height), 0),
+        (true, false) => horizontal(src, 0..src.height, (x0, x1), width),
+        (false, true) => vertical(src, &taps(src.height, (y0, y1), height), 0),
         (true, true) => {
-            let tv = taps(src.height, height);
+            let tv = taps(src.height, (y0, y1), height);
             let first = tv.bounds.first().map_or(0, |b| b.0);
             let last = tv.bounds.last().map_or(0, |b| b.0 + b.1);
-            let tmp = horizontal(src, first..last, width);
+            let tmp = horizontal(src, first..last, (x0, x1), width);
             vertical(&tmp, &tv, first)
         }
     }
@@ -213,7 +250,7 @@ mod tests {
         let data: Vec<u8> = (0..40 * 9 * 3).map(|v| ((v * 37) % 251) as u8).collect();
         let img = Image::from_rgb(40, 9, data);
         for out_w in [7, 13, 20, 39, 41, 80] {
-            let t = taps(40, out_w);
+            let t = taps(40, (0.0, 40.0), out_w);
             let mut a = vec![0u8; out_w * 9 * 3];
             let mut b = a.clone();
             horizontal_any(&img, 0..9, &t, &mut a, out_w);
@@ -226,6 +263,29 @@ mod tests {
             }
             assert_eq!(a, b, "width 40 -> {out_w}");
         }
+    }
+
+    #[test]
+    fn a_box_on_whole_pixels_is_a_crop_then_a_resize() {
+        let data: Vec<u8> = (0..30 * 20 * 3).map(|v| ((v * 53) % 241) as u8).collect();
+        let img = Image::from_rgb(30, 20, data);
+        let whole = resize_box(&img, [0.0, 0.0, 30.0, 20.0], 11, 7);
+        assert_eq!(whole, resize(&img, 11, 7));
+        // Inside a crop, a box on the crop's own edges is the crop's resize.
+        let crop = img.crop(4, 3, 20, 12);
+        let window = Window {
+            x: 4,
+            y: 3,
+            width: 20,
+            height: 12,
+            out_width: 9,
+            out_height: 5,
+        };
+        assert_eq!(window.apply(&img), resize(&crop, 9, 5));
+        assert_eq!(
+            resize_box(&crop, [0.0, 0.0, 20.0, 12.0], 9, 5),
+            resize(&crop, 9, 5)
+        );
     }
 
     #[test]

@@ -23,11 +23,12 @@ fn wrap(d: Result<Dataset>) -> Result<NativeDataset> {
     d.map(|d| NativeDataset(Arc::new(d)))
 }
 
+/// `[3, H, W]`, a channels-first view of the interleaved pixels (as torchvision's
+/// `decode_jpeg` returns): a contiguous copy would cost as much as a quarter of the decode.
 fn image_tensor(img: &Image) -> Result<Tensor> {
     Ok(Tensor::from_slice(&img.data)
         .f_view([img.height as i64, img.width as i64, 3])?
-        .f_permute([2, 0, 1])?
-        .f_contiguous()?)
+        .f_permute([2, 0, 1])?)
 }
 
 fn tensor_image(t: &Tensor) -> Result<Image> {
@@ -85,16 +86,26 @@ impl NativeDataset {
     }
 
     /// A copy with other decoding options.
-    #[pyo3(signature = (*, max_pixels, strict))]
-    fn with_decode_options(&self, max_pixels: usize, strict: bool) -> NativeDataset {
+    #[pyo3(signature = (*, max_pixels, strict, dct_scaling))]
+    fn with_decode_options(
+        &self,
+        max_pixels: usize,
+        strict: bool,
+        dct_scaling: bool,
+    ) -> NativeDataset {
         let mut d = (*self.0).clone();
-        d.decode = decode::DecodeOptions { max_pixels, strict };
+        d.decode = decode::DecodeOptions {
+            max_pixels,
+            strict,
+            dct_scaling,
+        };
         NativeDataset(Arc::new(d))
     }
 
-    /// The decoding options: `(max_pixels, strict)`.
-    fn decode_options(&self) -> (usize, bool) {
-        (self.0.decode.max_pixels, self.0.decode.strict)
+    /// The decoding options: `(max_pixels, strict, dct_scaling)`.
+    fn decode_options(&self) -> (usize, bool, bool) {
+        let d = &self.0.decode;
+        (d.max_pixels, d.strict, d.dct_scaling)
     }
 }
 
@@ -305,6 +316,35 @@ impl NativePipeline {
             })
         })
     }
+
+    /// As `augment`, on an image file decoded only as far as the first operation needs (the
+    /// loader's route); returns the image and the warning of a lenient decode.
+    #[pyo3(signature = (*, path, seed, max_pixels, strict, dct_scaling))]
+    fn augment_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        seed: u64,
+        max_pixels: usize,
+        strict: bool,
+        dct_scaling: bool,
+    ) -> PyResult<(PyTensor, Option<String>)> {
+        let p = self.0.clone();
+        py.allow_threads(move || {
+            guarded(|| {
+                let mut rng = crate::data::rng::Rng::keyed(&[seed]);
+                let opts = decode::DecodeOptions {
+                    max_pixels,
+                    strict,
+                    dct_scaling,
+                };
+                let loaded =
+                    decode::read_image_window(&path, &opts, &mut |w, h| p.window(w, h, &mut rng))?;
+                let image = p.finish(loaded.image, &mut rng);
+                Ok((PyTensor(image_tensor(&image)?), loaded.warning))
+            })
+        })
+    }
 }
 
 /// Decodes a JPEG or PNG file to uint8 `[3, H, W]`, with the warning of a lenient decode.
@@ -318,7 +358,12 @@ fn decode_image(
 ) -> PyResult<(PyTensor, Option<String>)> {
     py.allow_threads(move || {
         guarded(|| {
-            let loaded = decode::read_image(&path, &decode::DecodeOptions { max_pixels, strict })?;
+            let opts = decode::DecodeOptions {
+                max_pixels,
+                strict,
+                ..Default::default()
+            };
+            let loaded = decode::read_image(&path, &opts)?;
             Ok((PyTensor(image_tensor(&loaded.image)?), loaded.warning))
         })
     })

@@ -1,12 +1,20 @@
-"""Images per second: the q2l-rs loader against torchvision + PIL through DataLoader.
+"""Images per second: the q2l-rs loader against the official Query2Label pipeline and torchvision's.
 
-The images are JPEGs (quality 90, 640x480) of Fashion-MNIST scenes when Debian's
-``dataset-fashion-mnist`` is installed, else of the generated scenes, written to a temporary
-folder. The second row of each transform has q2l hand over uint8 batches (4x fewer bytes),
-normalised later on the device with ``q2l.data.transforms.normalize_on_device``; torchvision
-still produces float32 there. Both loaders read the same files with the same number of workers (q2l threads vs
-DataLoader worker processes); each is warmed up with one epoch, then three epochs are timed
-and the median rate is reported.
+Three image sets, written to a temporary folder: photograph-like JPEGs (``q2l.bench.photos``,
+640x480 and 1024x768, 4:2:0, quality 85-95, a quarter progressive), and JPEGs (quality 90,
+640x480) of Fashion-MNIST scenes when Debian's ``dataset-fashion-mnist`` is installed, else of
+the generated scenes. Three recipes: validation at 448 (resize, normalise), Query2Label's
+training recipe at 448 (resize, Cutout, RandAugment, normalise) and training at 224
+(RandomResizedCrop, flip, normalise). Three pipelines read the same files with the same number
+of workers (q2l threads vs DataLoader worker processes):
+
+- official: PIL decoding and ``torchvision.transforms`` on PIL images (Query2Label's code);
+- torchvision tensors: ``torchvision.io.decode_jpeg`` and ``transforms.v2`` on uint8 tensors;
+- q2l-rs, handing over float32 batches, and uint8 batches normalised later on the device
+  (``q2l.data.transforms.normalize_on_device``), 4x fewer bytes.
+
+Each loader is warmed up with one epoch, then three epochs are timed and the median rate is
+reported; the one-thread decode rates of PIL, ``decode_jpeg`` and q2l come first.
 """
 
 import os
@@ -20,6 +28,7 @@ import torch
 
 from .. import data
 from ._measure import threads_line
+from .photos import write_photos
 
 
 class CutoutPIL:
@@ -56,7 +65,31 @@ class FolderDataset(torch.utils.data.Dataset):
         return self.transform(img), self.targets[i]
 
 
-def write_images(folder: Path, n: int) -> tuple[list, torch.Tensor, str]:
+class CutoutTensor(CutoutPIL):
+    """The same hole on a uint8 ``[3, H, W]`` tensor, for the torchvision tensor pipeline."""
+
+    def __call__(self, img):
+        _, h, w = img.shape
+        cw, ch = int(self.factor * w + 0.5), int(self.factor * h + 0.5)
+        x, y = random.randint(0, w - 1), random.randint(0, h - 1)
+        img = img.clone()
+        fill = torch.tensor([random.randint(0, 255) for _ in range(3)], dtype=img.dtype)
+        img[:, max(y - ch // 2, 0) : min(y + ch // 2, h), max(x - cw // 2, 0) : min(x + cw // 2, w)] = fill[
+            :, None, None
+        ]
+        return img
+
+
+class TensorFolderDataset(FolderDataset):
+    """torchvision's tensor route: read the file, ``decode_jpeg`` to uint8, transform."""
+
+    def __getitem__(self, i):
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+        return self.transform(decode_jpeg(read_file(self.paths[i]), mode=ImageReadMode.RGB)), self.targets[i]
+
+
+def write_scenes(folder: Path, n: int) -> tuple[list, torch.Tensor, str]:
     """Renders ``n`` scenes, upscales them to 640x480 and saves JPEG quality 90."""
     from PIL import Image
 
@@ -108,71 +141,121 @@ def _decode_rate(paths, fn: Callable[[str], object]) -> float:
     return len(paths) / (time.perf_counter() - t0)
 
 
-def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
+def _recipes(size: int, crop: int):
+    """Per recipe: (official transform, torchvision tensor transform, q2l transform)."""
     import torchvision.transforms as T
+    from torchvision.transforms import v2
+
+    mean, std = data.transforms.IMAGENET_MEAN, data.transforms.IMAGENET_STD
+    norm = T.Normalize(mean, std)
+    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    square = (size, size)
+    Q = data.transforms
+    return {
+        f"validation {size} (resize, normalise)": (
+            T.Compose([T.Resize(square), T.ToTensor(), norm]),
+            v2.Compose([v2.Resize(square, antialias=True), *to_float]),
+            data.eval_transform(size),
+        ),
+        f"training {size} (resize, Cutout, RandAugment)": (
+            T.Compose([T.Resize(square), CutoutPIL(0.5), T.RandAugment(), T.ToTensor(), norm]),
+            v2.Compose([v2.Resize(square, antialias=True), CutoutTensor(0.5), v2.RandAugment(), *to_float]),
+            data.train_transform(size),
+        ),
+        f"training {crop} (RandomResizedCrop, flip)": (
+            T.Compose([T.RandomResizedCrop(crop), T.RandomHorizontalFlip(), T.ToTensor(), norm]),
+            v2.Compose([v2.RandomResizedCrop(crop, antialias=True), v2.RandomHorizontalFlip(), *to_float]),
+            Q.Compose([Q.RandomResizedCrop(crop), Q.HorizontalFlip()]),
+        ),
+    }
+
+
+def _dataset(folder: Path, paths: list, targets: torch.Tensor, classes: list) -> data.Dataset:
+    listing = folder / f"list-{len(list(folder.glob('list-*')))}.csv"
+    with open(listing, "w") as f:
+        f.write("image,labels\n")
+        for p, t in zip(paths, targets, strict=True):
+            f.write(f"{os.path.basename(p)},{';'.join(classes[j] for j in range(len(classes)) if t[j] == 1)}\n")
+    ds = data.Dataset.from_list(listing, classes=classes)
+    assert torch.equal(ds.targets, targets)
+    return ds
+
+
+def _bench_set(name, paths, targets, classes, folder, recipes, opts) -> None:
     from PIL import Image
+    from torchvision.io import decode_jpeg, read_file
 
-    n = 48 if quick else 512
-    size = 64 if quick else 448
-    batch = 16 if quick else 32
-    workers = workers or len(os.sched_getaffinity(0))
+    batch, workers, device, epochs = opts["batch"], opts["workers"], opts["device"], opts["epochs"]
     pin = device != "cpu"
-    with tempfile.TemporaryDirectory(prefix="q2l-bench-data-") as tmp:
-        paths, targets, what = write_images(Path(tmp), n)
-        listing = Path(tmp) / "list.csv"
-        classes = data.FASHION_CLASSES if what.startswith("Fashion") else data.SCENE_CLASSES
-        with open(listing, "w") as f:
-            f.write("image,labels\n")
-            for p, t in zip(paths, targets, strict=False):
-                f.write(f"{os.path.basename(p)},{';'.join(classes[j] for j in range(len(classes)) if t[j] == 1)}\n")
-        ours_ds = data.Dataset.from_list(listing, classes=classes)
-        assert torch.equal(ours_ds.targets, targets)
-        print(
-            f"{n} JPEGs (640x480, quality 90) of {what}; output {size}x{size}, batch {batch}, "
-            f"{workers} workers/threads, device {device}.",
-            threads_line(),
-        )
+    ours_ds = _dataset(folder, paths, targets, classes)
+    kb = sum(os.path.getsize(p) for p in paths) / len(paths) / 1024
+    print(f"\n== {name}: {len(paths)} JPEGs, {kb:.0f} KB on average")
 
-        def pil_decode(p):
-            with Image.open(p) as im:
-                return im.convert("RGB")
+    def pil_decode(p):
+        with Image.open(p) as im:
+            return im.convert("RGB")
 
-        pil = _decode_rate(paths, pil_decode)
-        ours = _decode_rate(paths, data.decode_image)
-        print(f"\ndecode only, one thread: PIL {pil:.0f} img/s, q2l {ours:.0f} img/s, {ours / pil:.2f}x")
-        norm = T.Normalize(data.transforms.IMAGENET_MEAN, data.transforms.IMAGENET_STD)
-        recipes = {
-            "validation (resize + normalise)": (
-                T.Compose([T.Resize((size, size)), T.ToTensor(), norm]),
-                data.eval_transform(size),
-            ),
-            "training (resize + Cutout + RandAugment + normalise)": (
-                T.Compose([T.Resize((size, size)), CutoutPIL(0.5), T.RandAugment(), T.ToTensor(), norm]),
-                data.train_transform(size),
-            ),
-        }
-        print(f"\n{'transform':<54} {'torchvision img/s':>18} {'q2l img/s':>10} {'speedup':>8}")
-        for name, (tv_tf, our_tf) in recipes.items():
-            tv_loader = torch.utils.data.DataLoader(
-                FolderDataset(paths, targets, tv_tf),
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = [_decode_rate(paths, f) for f in (pil_decode, lambda p: decode_jpeg(read_file(p)), data.decode_image)]
+    finally:
+        torch.set_num_threads(torch_threads)
+    pil, tv, ours = rates
+    print(
+        f"decode only, one thread: PIL {pil:.0f} img/s, torchvision decode_jpeg {tv:.0f} img/s, q2l {ours:.0f} img/s"
+        f" ({ours / pil:.2f}x PIL, {ours / tv:.2f}x decode_jpeg)"
+    )
+    print(
+        f"{'transform':<46} {'official':>9} {'tv tensor':>9} {'q2l':>7} {'q2l u8':>7}"
+        f" {'q2l/official':>12} {'q2l/tv':>7} {'u8/tv':>6}"
+    )
+    for recipe, (official_tf, tensor_tf, our_tf) in recipes.items():
+        found = []
+        for cls, tf in ((FolderDataset, official_tf), (TensorFolderDataset, tensor_tf)):
+            loader = torch.utils.data.DataLoader(
+                cls(paths, targets, tf),
                 batch_size=batch,
                 shuffle=True,
                 num_workers=workers,
                 persistent_workers=True,
                 pin_memory=pin,
             )
-            theirs = _rate(tv_loader, device, 1 if quick else 3)
-            del tv_loader
-            our_loader = data.Loader(
-                ours_ds, our_tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin
-            )
-            ours = _rate(our_loader, device, 1 if quick else 3)
-            print(f"{name:<54} {theirs:18.0f} {ours:10.0f} {ours / theirs:7.2f}x")
-            raw = data.transforms.Compose(our_tf.ops, output="uint8")
-            raw_loader = data.Loader(ours_ds, raw, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
-            ours_u8 = _rate(raw_loader, device, 1 if quick else 3)
-            print(
-                f"{'  same, q2l output uint8 (normalise on the device)':<54} {theirs:18.0f} {ours_u8:10.0f}"
-                f" {ours_u8 / theirs:7.2f}x"
-            )
+            found.append(_rate(loader, device, epochs))
+            del loader
+        for output in ("float32", "uint8"):
+            tf = data.transforms.Compose(our_tf.ops, output=output)
+            loader = data.Loader(ours_ds, tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
+            found.append(_rate(loader, device, epochs))
+        official, tensor, ours, ours_u8 = found
+        print(
+            f"{recipe:<46} {official:9.0f} {tensor:9.0f} {ours:7.0f} {ours_u8:7.0f}"
+            f" {ours / official:11.2f}x {ours / tensor:6.2f}x {ours_u8 / tensor:5.2f}x"
+        )
+
+
+def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
+    n = 24 if quick else 256
+    size, crop = (64, 32) if quick else (448, 224)
+    opts = {
+        "batch": 8 if quick else 32,
+        "workers": workers or len(os.sched_getaffinity(0)),
+        "device": device,
+        "epochs": 1 if quick else 3,
+    }
+    print(
+        f"Loader benchmark: batch {opts['batch']}, {opts['workers']} workers/threads, device {device}.",
+        threads_line(),
+    )
+    recipes = _recipes(size, crop)
+    with tempfile.TemporaryDirectory(prefix="q2l-bench-data-") as tmp:
+        folder = Path(tmp)
+        photo_classes = ["photo"]
+        for width, height in ((640, 480), (1024, 768)):
+            paths = write_photos(folder, n, width, height)
+            targets = torch.ones(n, 1)
+            _bench_set(f"photographs {width}x{height}", paths, targets, photo_classes, folder, recipes, opts)
+        paths, targets, what = write_scenes(folder, n)
+        classes = data.FASHION_CLASSES if what.startswith("Fashion") else data.SCENE_CLASSES
+        _bench_set(f"{what} 640x480, quality 90", paths, targets, classes, folder, recipes, opts)
     return 0

@@ -244,7 +244,9 @@ class Dataset:
         """Class and ``(x0, y0, x1, y1)`` box of each object of a generated scene."""
         return [(c, tuple(b)) for c, b in self._native.objects(int(index))]
 
-    def with_decoding(self, *, max_pixels: int | None = None, strict: bool | None = None) -> Dataset:
+    def with_decoding(
+        self, *, max_pixels: int | None = None, strict: bool | None = None, dct_scaling: bool | None = None
+    ) -> Dataset:
         """A copy with other decoding options (``None`` keeps the current one).
 
         Args:
@@ -254,13 +256,22 @@ class Dataset:
                 False``). With ``False`` they decode with the missing part grey, and each
                 one is reported: a :class:`RepairedImageWarning`, and in
                 :attr:`Loader.repaired <q2l.data.Loader.repaired>`.
+            dct_scaling: Let the loader decode a JPEG at 1/2, 1/4 or 1/8 scale in the DCT
+                domain when the first transform's output is at most half the part of the image
+                it keeps (default: on). Off, every image is decoded at full size and the
+                batches equal PIL's decode followed by the same transforms.
         """
-        current_pixels, current_strict = self._native.decode_options()
+        current_pixels, current_strict, current_scaling = self._native.decode_options()
         pixels = current_pixels if max_pixels is None else int_arg("max_pixels", max_pixels, minimum=1)
-        if strict is not None and not isinstance(strict, bool):
-            raise InvalidTypeError(f"strict must be a bool, got {strict!r}")
-        strict = current_strict if strict is None else strict
-        return Dataset(self._native.with_decode_options(max_pixels=pixels, strict=strict), self.description)
+        for name, value in (("strict", strict), ("dct_scaling", dct_scaling)):
+            if value is not None and not isinstance(value, bool):
+                raise InvalidTypeError(f"{name} must be a bool, got {value!r}")
+        native = self._native.with_decode_options(
+            max_pixels=pixels,
+            strict=current_strict if strict is None else strict,
+            dct_scaling=current_scaling if dct_scaling is None else dct_scaling,
+        )
+        return Dataset(native, self.description)
 
     def with_max_pixels(self, max_pixels: int) -> Dataset:
         """A copy whose decoder accepts images up to ``max_pixels`` (see :meth:`with_decoding`)."""

@@ -8,12 +8,13 @@ resize is PIL's antialiased bilinear filter, RandAugment uses torchvision's oper
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import _native
 from .._validate import int_arg
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, InvalidTypeError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -191,13 +192,31 @@ class Compose:
         """Output ``(channels, height, width)``."""
         return self._native.shape()
 
-    def augment(self, image, seed: int = 0):
-        """Applies the operations (not the normalisation) to one uint8 ``[H, W, 3]`` tensor.
+    def augment(self, image, seed: int = 0, *, dct_scaling: bool = True):
+        """Applies the operations (not the normalisation) to one image.
+
+        Args:
+            image: uint8 ``[H, W, 3]`` tensor, or the path of a JPEG or PNG file, decoded as
+                the :class:`~q2l.data.Loader` decodes it: only the part the first operation
+                keeps, in the DCT domain at 1/2, 1/4 or 1/8 scale where its output is at most
+                half that part's size (unless ``dct_scaling`` is off).
+            seed: seeds the random operations.
+            dct_scaling: for a file, as :meth:`q2l.data.Dataset.with_decoding` says.
 
         Returns:
-            uint8 ``[3, H', W']``, deterministic for a given ``seed``.
+            uint8 ``[3, H', W']``, deterministic for a given ``seed`` (a file and its decoded
+            tensor get the same crop).
         """
-        return self._native.augment(image, seed=int_arg("seed", seed, minimum=0, maximum=2**64 - 1))
+        seed = int_arg("seed", seed, minimum=0, maximum=2**64 - 1)
+        if isinstance(image, (str, os.PathLike)):
+            path = os.fspath(image)
+            if not isinstance(dct_scaling, bool):
+                raise InvalidTypeError(f"dct_scaling must be a bool, got {dct_scaling!r}")
+            out, _ = self._native.augment_file(
+                path=path, seed=seed, max_pixels=_native.DEFAULT_MAX_PIXELS, strict=True, dct_scaling=dct_scaling
+            )
+            return out
+        return self._native.augment(image, seed=seed)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(op) for op in self.ops)

@@ -16,8 +16,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::decode::{read_image, DecodeOptions, Decoded};
+use super::decode::{read_image, read_image_window, DecodeOptions, Decoded};
 use super::image::Image;
+use super::resize::Window;
 use tch::{Device, Kind, Tensor};
 
 use crate::bail;
@@ -201,6 +202,24 @@ impl Dataset {
         Ok(Decoded {
             image,
             warning: None,
+        })
+    }
+
+    /// Sample `i` through `window` (given the image's size): image files are decoded only as
+    /// far as the window needs ([`decode_window`](super::decode::decode_window)).
+    pub fn load_window(
+        &self,
+        i: usize,
+        window: &mut dyn FnMut(usize, usize) -> Window,
+    ) -> Result<Decoded> {
+        if let (Source::Files(p), true) = (&self.source, i < self.len) {
+            return read_image_window(&p[i], &self.decode, window);
+        }
+        let full = self.load(i)?;
+        let (w, h) = (full.image.width, full.image.height);
+        Ok(Decoded {
+            image: window(w, h).apply(&full.image),
+            warning: full.warning,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod randaugment;
 
 use super::image::Image;
+use super::resize::Window;
 use super::rng::Rng;
 use crate::bail;
 use crate::error::Result;
@@ -89,8 +90,22 @@ impl Pipeline {
     }
 
     /// Runs the operations; the result has the pipeline's output size.
-    pub fn augment(&self, mut img: Image, rng: &mut Rng) -> Image {
-        for op in &self.ops {
+    pub fn augment(&self, img: Image, rng: &mut Rng) -> Image {
+        let first = self.window(img.width, img.height, rng).apply(&img);
+        self.finish(first, rng)
+    }
+
+    /// The window the first operation (which crops and resizes, [`Pipeline::new`] checks)
+    /// takes of a `width x height` image: a decoder that knows it can skip the rest.
+    pub fn window(&self, width: usize, height: usize, rng: &mut Rng) -> Window {
+        self.ops[0]
+            .window(width, height, rng)
+            .expect("Pipeline::new checks that the first operation fixes the size")
+    }
+
+    /// Runs the operations after the first on the image its window gave.
+    pub fn finish(&self, mut img: Image, rng: &mut Rng) -> Image {
+        for op in &self.ops[1..] {
             img = op.apply(img, rng);
         }
         img

@@ -8,7 +8,7 @@ use super::crop::{multi_scale_box, random_crop_box};
 use super::randaugment::RandAugment;
 use crate::bail;
 use crate::data::image::Image;
-use crate::data::resize::resize;
+use crate::data::resize::Window;
 use crate::data::rng::Rng;
 use crate::error::Result;
 
@@ -181,27 +181,42 @@ impl Op {
         }
     }
 
-    /// Applies the operation to one image.
-    pub fn apply(&self, img: Image, rng: &mut Rng) -> Image {
-        match self {
-            Op::Resize(op) => resize(&img, op.size.width, op.size.height),
+    /// For the operations that crop and resize (`Resize`, `RandomResizedCrop`,
+    /// `MultiScaleCrop`), the window they take of a `width x height` image, drawing from `rng`
+    /// what `apply` would draw; `None` for the others.
+    pub fn window(&self, width: usize, height: usize, rng: &mut Rng) -> Option<Window> {
+        let (size, (x, y, w, h)) = match self {
+            Op::Resize(op) => (op.size, (0, 0, width, height)),
             Op::RandomResizedCrop(op) => {
                 let (scale, ratio) = ((op.scale[0], op.scale[1]), (op.ratio[0], op.ratio[1]));
-                let (x, y, w, h) = random_crop_box(img.width, img.height, scale, ratio, rng);
-                resize(&img.crop(x, y, w, h), op.size.width, op.size.height)
+                (op.size, random_crop_box(width, height, scale, ratio, rng))
             }
             Op::MultiScaleCrop(op) => {
                 let out = (op.size.width, op.size.height);
-                let (x, y, w, h) = multi_scale_box(
-                    img.width,
-                    img.height,
-                    out,
-                    &op.scales,
-                    op.max_distort,
-                    op.fix_crop,
-                    rng,
-                );
-                resize(&img.crop(x, y, w, h), out.0, out.1)
+                let (scales, distort) = (&op.scales, op.max_distort);
+                let b = multi_scale_box(width, height, out, scales, distort, op.fix_crop, rng);
+                (op.size, b)
+            }
+            _ => return None,
+        };
+        Some(Window {
+            x,
+            y,
+            width: w,
+            height: h,
+            out_width: size.width,
+            out_height: size.height,
+        })
+    }
+
+    /// Applies the operation to one image.
+    pub fn apply(&self, img: Image, rng: &mut Rng) -> Image {
+        match self {
+            Op::Resize(_) | Op::RandomResizedCrop(_) | Op::MultiScaleCrop(_) => {
+                match self.window(img.width, img.height, rng) {
+                    Some(window) => window.apply(&img),
+                    None => img,
+                }
             }
             Op::CenterCrop(op) => {
                 let Size { width, height } = op.size;
