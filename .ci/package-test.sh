@@ -32,6 +32,11 @@ if echo "$runpath" | grep -q '\[/'; then
     echo "error: the wheel's extension carries an absolute RUNPATH" >&2
     exit 1
 fi
+# libjpeg-turbo is linked in statically: no JPEG library among the extension's dependencies.
+if readelf -d "$work"/unpacked/q2l/_native*.so | grep NEEDED | grep -Ei 'jpeg'; then
+    echo "error: the wheel's extension needs a system JPEG library" >&2
+    exit 1
+fi
 
 check() {  # venv label
     (cd "$work" && "$1/bin/python" "$root/.ci/smoke.py")

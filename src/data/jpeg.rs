@@ -100,9 +100,11 @@ impl Drop for Handle {
     }
 }
 
-/// Reads a JPEG's header.
-pub fn header(bytes: &[u8]) -> Result<Header, String> {
-    Handle::new()?.read_header(bytes)
+/// A JPEG whose header has been read, ready to decode once.
+pub struct Decoder<'a> {
+    handle: Handle,
+    bytes: &'a [u8],
+    pub header: Header,
 }
 
 /// `size` scaled by `1 / denom`, rounded up (TurboJPEG's `TJSCALED`).
@@ -110,86 +112,94 @@ pub fn scaled(size: usize, denom: usize) -> usize {
     size.div_ceil(denom)
 }
 
-/// Decodes `region` of the image scaled by `1 / denom` (1, 2, 4 or 8; `region` in scaled
-/// pixels, `None` for all of it) to RGB. Returns the pixels and the rectangle they cover,
-/// which contains `region`: its left edge moves left to an iMCU column boundary, and where
-/// TurboJPEG cannot crop (an unnamed subsampling) the whole scaled image is returned.
-///
-/// Greyscale comes out as three equal channels and CMYK is converted as PIL converts it, so
-/// a full-size decode equals PIL's `Image.open(path).convert("RGB")`.
-pub fn decode(
-    bytes: &[u8],
-    header: &Header,
-    denom: usize,
-    region: Option<Rect>,
-) -> Result<(Image, Rect), String> {
-    let handle = Handle::new()?;
-    handle.read_header(bytes)?;
-    let factor = tj::tjscalingfactor {
-        num: 1,
-        denom: denom as i32,
-    };
-    // SAFETY: the handle is live; TurboJPEG checks that the factor is one it supports.
-    handle.check(unsafe { tj::tj3SetScalingFactor(handle.0, factor) })?;
-    let full = Rect {
-        x: 0,
-        y: 0,
-        width: scaled(header.width, denom),
-        height: scaled(header.height, denom),
-    };
-    let covered = match (region, header.mcu_width) {
-        (Some(r), Some(mcu)) if r != full => {
-            let step = scaled(mcu, denom);
-            let x = r.x / step * step;
-            let crop = Rect {
-                x,
-                y: r.y,
-                width: r.x + r.width - x,
-                height: r.height,
-            };
-            let tjr = tj::tjregion {
-                x: crop.x as i32,
-                y: crop.y as i32,
-                w: crop.width as i32,
-                h: crop.height as i32,
-            };
-            // SAFETY: the handle is live and has read the header, as cropping requires.
-            handle.check(unsafe { tj::tj3SetCroppingRegion(handle.0, tjr) })?;
-            crop
-        }
-        _ => full,
-    };
-    let channels = if header.cmyk { 4 } else { 3 };
-    let format = if header.cmyk {
-        tj::TJPF_TJPF_CMYK
-    } else {
-        tj::TJPF_TJPF_RGB
-    };
-    let mut data = vec![0u8; covered.width * covered.height * channels];
-    // SAFETY: `data` holds `covered.height` rows of `covered.width * channels` bytes, the
-    // size TurboJPEG writes for this scaling factor and cropping region.
-    let status = unsafe {
-        tj::tj3Decompress8(
-            handle.0,
-            bytes.as_ptr(),
-            bytes.len() as tj::size_t,
-            data.as_mut_ptr(),
-            (covered.width * channels) as i32,
-            format,
-        )
-    };
-    // A warning (corrupt but decodable data) is forgiven, as PIL forgives it; truncation is
-    // refused before decoding when decoding is strict.
-    // SAFETY: the handle is live.
-    if status != 0 && unsafe { tj::tj3GetErrorCode(handle.0) } != tj::TJERR_TJERR_WARNING as i32 {
-        return Err(handle.error());
+impl<'a> Decoder<'a> {
+    /// Reads the header of the JPEG in `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, String> {
+        let handle = Handle::new()?;
+        let header = handle.read_header(bytes)?;
+        Ok(Decoder {
+            handle,
+            bytes,
+            header,
+        })
     }
-    let image = if header.cmyk {
-        cmyk_to_rgb(covered.width, covered.height, &data, header.inverted)
-    } else {
-        Image::from_rgb(covered.width, covered.height, data)
-    };
-    Ok((image, covered))
+
+    /// Decodes `region` of the image scaled by `1 / denom` (1, 2, 4 or 8; `region` in scaled
+    /// pixels, `None` for all of it) to RGB. Returns the pixels and the rectangle they cover,
+    /// which contains `region`: its left edge moves left to an iMCU column boundary, and where
+    /// TurboJPEG cannot crop (an unnamed subsampling) the whole scaled image is returned.
+    ///
+    /// Greyscale comes out as three equal channels and CMYK is converted as PIL converts it,
+    /// so a full-size decode equals PIL's `Image.open(path).convert("RGB")`.
+    pub fn decode(self, denom: usize, region: Option<Rect>) -> Result<(Image, Rect), String> {
+        let (handle, bytes, header) = (&self.handle, self.bytes, &self.header);
+        let factor = tj::tjscalingfactor {
+            num: 1,
+            denom: denom as i32,
+        };
+        // SAFETY: the handle is live; TurboJPEG checks that the factor is one it supports.
+        handle.check(unsafe { tj::tj3SetScalingFactor(handle.0, factor) })?;
+        let full = Rect {
+            x: 0,
+            y: 0,
+            width: scaled(header.width, denom),
+            height: scaled(header.height, denom),
+        };
+        let covered = match (region, header.mcu_width) {
+            (Some(r), Some(mcu)) if r != full => {
+                let step = scaled(mcu, denom);
+                let x = r.x / step * step;
+                let crop = Rect {
+                    x,
+                    y: r.y,
+                    width: r.x + r.width - x,
+                    height: r.height,
+                };
+                let tjr = tj::tjregion {
+                    x: crop.x as i32,
+                    y: crop.y as i32,
+                    w: crop.width as i32,
+                    h: crop.height as i32,
+                };
+                // SAFETY: the handle is live and has read the header, as cropping requires.
+                handle.check(unsafe { tj::tj3SetCroppingRegion(handle.0, tjr) })?;
+                crop
+            }
+            _ => full,
+        };
+        let channels = if header.cmyk { 4 } else { 3 };
+        let format = if header.cmyk {
+            tj::TJPF_TJPF_CMYK
+        } else {
+            tj::TJPF_TJPF_RGB
+        };
+        let mut data = vec![0u8; covered.width * covered.height * channels];
+        // SAFETY: `data` holds `covered.height` rows of `covered.width * channels` bytes, the
+        // size TurboJPEG writes for this scaling factor and cropping region.
+        let status = unsafe {
+            tj::tj3Decompress8(
+                handle.0,
+                bytes.as_ptr(),
+                bytes.len() as tj::size_t,
+                data.as_mut_ptr(),
+                (covered.width * channels) as i32,
+                format,
+            )
+        };
+        // A warning (corrupt but decodable data) is forgiven, as PIL forgives it; truncation is
+        // refused before decoding when decoding is strict.
+        // SAFETY: the handle is live.
+        if status != 0 && unsafe { tj::tj3GetErrorCode(handle.0) } != tj::TJERR_TJERR_WARNING as i32
+        {
+            return Err(handle.error());
+        }
+        let image = if header.cmyk {
+            cmyk_to_rgb(covered.width, covered.height, &data, header.inverted)
+        } else {
+            Image::from_rgb(covered.width, covered.height, data)
+        };
+        Ok((image, covered))
+    }
 }
 
 /// PIL's CMYK to RGB: `r = (255 - k) - c * (255 - k) / 255`, rounded as PIL's `MULDIV255`.
@@ -259,7 +269,9 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_crash() {
-        let err = header(&[0xff, 0xd8, 0xff, 0xc0, 0, 3, 1, 2, 3]).unwrap_err();
+        let err = Decoder::new(&[0xff, 0xd8, 0xff, 0xc0, 0, 3, 1, 2, 3])
+            .err()
+            .unwrap();
         assert!(err.starts_with("corrupt JPEG: "), "{err}");
         assert_eq!(scaled(427, 2), 214);
         assert_eq!(scaled(640, 8), 80);
