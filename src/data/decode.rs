@@ -269,12 +269,17 @@ fn decode_jpeg(
         height: (hull.y + hull.height + m).min(sh) - y0,
     };
     let (decoded, covered) = decoder.decode(denom, Some(region))?;
-    let crop = decoded.crop(
-        hull.x - covered.x,
-        hull.y - covered.y,
-        hull.width,
-        hull.height,
-    );
+    // A window over the whole image (a Resize) needs no copy of what was decoded.
+    let crop = if covered == hull {
+        decoded
+    } else {
+        decoded.crop(
+            hull.x - covered.x,
+            hull.y - covered.y,
+            hull.width,
+            hull.height,
+        )
+    };
     let (hx, hy) = (hull.x as f64, hull.y as f64);
     let inside = [edges[0] - hx, edges[1] - hy, edges[2] - hx, edges[3] - hy];
     Ok(resize_box(&crop, inside, win.out_width, win.out_height))

@@ -76,9 +76,12 @@ impl Handle {
             tj::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as tj::size_t)
         })?;
         let colorspace = self.get(tj::TJPARAM_TJPARAM_COLORSPACE) as tj::TJCS;
+        let cmyk = matches!(colorspace, tj::TJCS_TJCS_CMYK | tj::TJCS_TJCS_YCCK);
         let mcu_width = match self.get(tj::TJPARAM_TJPARAM_SUBSAMP) {
-            tj::TJSAMP_TJSAMP_444 | tj::TJSAMP_TJSAMP_GRAY | tj::TJSAMP_TJSAMP_440 => Some(8),
-            tj::TJSAMP_TJSAMP_441 => Some(8),
+            tj::TJSAMP_TJSAMP_444
+            | tj::TJSAMP_TJSAMP_GRAY
+            | tj::TJSAMP_TJSAMP_440
+            | tj::TJSAMP_TJSAMP_441 => Some(8),
             tj::TJSAMP_TJSAMP_422 | tj::TJSAMP_TJSAMP_420 => Some(16),
             tj::TJSAMP_TJSAMP_411 => Some(32),
             _ => None,
@@ -87,8 +90,9 @@ impl Handle {
             width: self.get(tj::TJPARAM_TJPARAM_JPEGWIDTH).max(0) as usize,
             height: self.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT).max(0) as usize,
             mcu_width,
-            cmyk: matches!(colorspace, tj::TJCS_TJCS_CMYK | tj::TJCS_TJCS_YCCK),
-            inverted: has_adobe_segment(bytes),
+            cmyk,
+            // Only CMYK needs it: no header walk for the other images.
+            inverted: cmyk && has_adobe_segment(bytes),
         })
     }
 }
