@@ -59,33 +59,63 @@ def _weights(path):
     return state["epoch"], state["model"], state["ema"]
 
 
+def _epoch(path):
+    return ckpt_io.load(str(path))["epoch"] if path.exists() else 0
+
+
+def _wait_for_epoch(proc, path, epoch):
+    """Waits until the checkpoint at `path` has `epoch` epochs or `proc` ends."""
+    seen = None
+    while proc.poll() is None:
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if stamp != seen:
+            seen = stamp
+            if _epoch(path) >= epoch:
+                return
+        time.sleep(0.01)
+
+
+def _kill_at(proc, deadline):
+    """Kills `proc` at `deadline` unless it ends first; says whether it was killed."""
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        return True
+    assert proc.returncode == 0, proc.stderr.read()
+    return False
+
+
 def test_random_kills_always_resume_to_the_uninterrupted_weights(tmp_path):
+    started = time.time()
     ref = _train(tmp_path / "ref")
+    _wait_for_epoch(ref, tmp_path / "ref" / "last.pt", 1)
+    first = time.time() - started
     assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    epoch_time = (time.time() - started - first) / (EPOCHS - 1)
     ref_epoch, ref_model, ref_ema = _weights(tmp_path / "ref" / "last.pt")
     assert ref_epoch == EPOCHS
 
+    # Kill moments follow the run's own progress, not fixed seconds, so that a fast machine
+    # cannot finish before the kills: once during start-up, then each run a random moment
+    # after its first new checkpoint (mid-epoch, or during the next checkpoint's write).
     out = tmp_path / "killed"
     rng = random.Random(0)
-    kills = 0
-    for _ in range(12):
+    proc = _train(out)
+    kills = _kill_at(proc, time.time() + rng.uniform(0.2, 0.5) * first)
+    while _epoch(out / "last.pt") < EPOCHS:
         proc = _train(out, resume=(out / "last.pt").exists())
-        deadline = time.time() + rng.uniform(3.0, 8.0)
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        if proc.poll() is None:
-            proc.kill()
-            kills += 1
-        proc.wait()
-        if (out / "last.pt").exists():
-            ckpt_io.load(str(out / "last.pt"))  # whatever the moment, the checkpoint loads
-        if proc.returncode == 0:
+        _wait_for_epoch(proc, out / "last.pt", _epoch(out / "last.pt") + 1)
+        killed = _kill_at(proc, time.time() + rng.uniform(0.0, 1.0) * epoch_time)
+        kills += killed
+        _epoch(out / "last.pt")  # whatever the moment, the checkpoint loads
+        if not killed:
             break
         # A write cut short leaves at most a stray temporary file, which never counts.
         (out / "last.pt.tmp").write_bytes(b"half a checkpoint")
-    else:
-        proc = _train(out, resume=True)
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    proc = _train(out, resume=True)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
     assert kills >= 2
     epoch, model, ema = _weights(out / "last.pt")
     assert epoch == EPOCHS
