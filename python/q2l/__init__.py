@@ -22,7 +22,7 @@ check_torch_version(torch.__version__)
 
 from . import _native, data, errors, metrics
 from .errors import Q2LError
-from .head import Query2Label, Query2LabelHead
+from .head import MLDecoderHead, Query2Label, Query2LabelHead
 from .loss import (
     PRESETS,
     AsymmetricLoss,
@@ -39,6 +39,7 @@ __all__ = [
     "AsymmetricLoss",
     "AsymmetricLossOptimized",
     "AsymmetricLossSingleLabel",
+    "MLDecoderHead",
     "Q2LError",
     "Query2Label",
     "Query2LabelHead",

@@ -47,6 +47,7 @@ __all__ = [
     "decode_image",
     "head_forward",
     "mean_average_precision",
+    "ml_decoder_forward",
     "randaugment_op",
     "resize_image",
     "simd_level",
@@ -158,6 +159,19 @@ def head_forward(
     official ones without the ``transformer.`` prefix): logits ``[B, K]`` and, with
     ``return_attention``, one head-averaged cross-attention map ``[B, K, H, W]`` per decoder
     layer. A missing, misshaped or unexpected parameter is named in the error."""
+
+def ml_decoder_forward(
+    *,
+    features: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    label_embeddings: torch.Tensor | None,
+    nhead: int,
+    dropout: float,
+    train: bool,
+) -> torch.Tensor:
+    """The ML-Decoder forward on named parameters (the official ``MLDecoder``'s names):
+    logits ``[B, K]``; ``label_embeddings`` ``[K, D]`` for a zero-shot head. A missing,
+    misshaped or unexpected parameter is named in the error."""
 
 def sine_encoding(*, height: int, width: int, d_model: int, temperature: float = 10000.0) -> torch.Tensor:
     """The 2-D sine positional encoding ``[height * width, d_model]`` (float32, CPU)."""

@@ -148,3 +148,50 @@ pub fn cross_attention(
         .f_reshape([b, k, d])?;
     Ok((linear(&o, w.out_w, Some(w.out_b))?, weights))
 }
+
+/// Cross-attention computed the usual way: keys and values projected from `memory`
+/// [B, T, d], queries from `query` [Bq, K, d], then libtorch's fused attention. It wins over
+/// [`cross_attention`]'s reassociation when there are many queries for the width
+/// (`heads * K > d`, ML-Decoder's zero-shot mode over a whole vocabulary); it returns no
+/// attention maps.
+pub fn cross_attention_projected(
+    query: &Tensor,
+    memory: &Tensor,
+    w: &MhaWeights,
+    heads: i64,
+    dropout: f64,
+    train: bool,
+) -> Result<Tensor> {
+    let ms = memory.size();
+    let (b, t, d) = (ms[0], ms[1], ms[2]);
+    let k = query.size()[1];
+    let dh = d / heads;
+    let ws = split(w.in_w, &[d, 2 * d])?;
+    let bs = split(w.in_b, &[d, 2 * d])?;
+    let q = linear(query, &ws[0], Some(&bs[0]))?
+        .f_view([-1, k, heads, dh])?
+        .f_transpose(1, 2)?
+        .f_expand([b, heads, k, dh], false)?;
+    let kv = linear(memory, &ws[1], Some(&bs[1]))?
+        .f_view([b, t, 2, heads, dh])?
+        .f_permute([2, 0, 3, 1, 4])?; // [2, B, H, T, dh]
+    let p = if train { dropout } else { 0.0 };
+    let o = Tensor::f_scaled_dot_product_attention(
+        &q,
+        &kv.f_select(0, 0)?,
+        &kv.f_select(0, 1)?,
+        None::<Tensor>,
+        p,
+        false,
+        None,
+        false,
+    )?;
+    let o = o.f_transpose(1, 2)?.f_reshape([b, k, d])?;
+    linear(&o, w.out_w, Some(w.out_b))
+}
+
+/// Whether [`cross_attention`]'s reassociation costs less than projecting the memory:
+/// `2 * heads * K * T * d` multiply-adds against `2 * T * d^2 + 2 * K * T * d`.
+pub fn reassociation_pays(queries: i64, heads: i64, d: i64) -> bool {
+    heads * queries < d + queries
+}

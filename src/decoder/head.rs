@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::bail;
 use crate::error::Result;
@@ -44,20 +44,22 @@ pub struct HeadConfig {
 pub struct HeadOutput {
     /// `[B, K]` logits.
     pub logits: Tensor,
-    /// Per decoder layer, the head-averaged cross-attention `[B, K, H, W]`, when asked.
+    /// Per decoder layer, the head-averaged cross-attention `[B, Q, H, W]` of the Q queries
+    /// (K labels, or G groups), when asked.
     pub attention: Vec<Tensor>,
 }
 
-fn norm(x: &Tensor, n: &Affine, d: i64) -> Result<Tensor> {
+pub(super) fn norm(x: &Tensor, n: &Affine, d: i64) -> Result<Tensor> {
     Ok(x.f_layer_norm([d], Some(n.weight), Some(n.bias), 1e-5, true)?)
 }
 
-fn ffn(x: &Tensor, f: &Ffn, cfg: &HeadConfig, train: bool) -> Result<Tensor> {
+/// The FFN `linear2(dropout(relu(linear1(x))))`.
+pub(super) fn ffn(x: &Tensor, f: &Ffn, p: f64, train: bool) -> Result<Tensor> {
     let h = linear(x, f.linear1.weight, Some(f.linear1.bias))?;
     // dropout then relu equals relu then dropout (the mask scales by a positive constant),
     // but this way relu's saved output is linear2's saved input: one activation kept for
     // backward instead of two.
-    let h = dropout(&h, cfg.dropout, train)?.f_relu()?;
+    let h = dropout(&h, p, train)?.f_relu()?;
     linear(&h, f.linear2.weight, Some(f.linear2.bias))
 }
 
@@ -156,10 +158,7 @@ pub fn forward(
     } else {
         hs
     };
-    let logits = hs
-        .f_mul(weights.fc.weight)?
-        .f_sum_dim_intlist(-1, false, None::<Kind>)?
-        .f_add(weights.fc.bias)?;
+    let logits = weights.fc.logits(&hs)?;
     Ok(HeadOutput { logits, attention })
 }
 
@@ -177,7 +176,7 @@ fn encode(
             self_attn(x, pos, &layer.self_attn, cfg, train)
         })?;
         memory = residual(&memory, &layer.norm2, cfg, train, |x| {
-            ffn(x, &layer.ffn, cfg, train)
+            ffn(x, &layer.ffn, cfg.dropout, train)
         })?;
     }
     match &w.encoder_norm {
@@ -224,7 +223,7 @@ fn decode(
             Ok(a)
         })?;
         tgt = residual(&tgt, &layer.norm3, cfg, train, |x| {
-            ffn(x, &layer.ffn, cfg, train)
+            ffn(x, &layer.ffn, cfg.dropout, train)
         })?;
     }
     Ok((norm(&tgt, &w.decoder_norm, cfg.d_model)?, attention))
@@ -233,6 +232,7 @@ fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     fn t(values: &[f32], shape: &[i64]) -> Tensor {
         Tensor::from_slice(values).view(shape)

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use tch::Tensor;
 
 use super::attention::MhaWeights;
+use super::group_fc::Classifier;
 use super::head::HeadConfig;
 use crate::bail;
 use crate::error::Result;
@@ -57,20 +58,54 @@ pub struct HeadWeights<'a> {
     pub encoder_norm: Option<Affine<'a>>,
     pub decoder: Vec<DecoderLayer<'a>>,
     pub decoder_norm: Affine<'a>,
-    /// `[1, K, d]` and `[1, K]`: the group-wise linear classifier.
-    pub fc: Affine<'a>,
+    /// Per-label (`fc.W`, `fc.b`) or grouped (`fc.weight`, `fc.bias`) classifier.
+    pub fc: Classifier<'a>,
 }
 
 /// Looks names up in a parameter map, checking shapes and devices against `reference`,
 /// and remembers which names were used.
-struct Lookup<'a> {
+pub(super) struct Lookup<'a> {
     params: &'a HashMap<String, Tensor>,
     reference: &'a Tensor,
     used: HashSet<&'a str>,
 }
 
 impl<'a> Lookup<'a> {
-    fn get(&mut self, name: &str, shape: &[i64]) -> Result<&'a Tensor> {
+    pub(super) fn new(params: &'a HashMap<String, Tensor>, reference: &'a Tensor) -> Self {
+        Lookup {
+            params,
+            reference,
+            used: HashSet::new(),
+        }
+    }
+
+    /// The size of a parameter's dimension `dim`, 0 when it is absent (the lookup that
+    /// follows names it).
+    pub(super) fn size(&self, name: &str, dim: usize) -> i64 {
+        self.params
+            .get(name)
+            .and_then(|t| t.size().get(dim).copied())
+            .unwrap_or(0)
+    }
+
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.params.contains_key(name)
+    }
+
+    /// Refuses the first (by name) parameter no lookup used.
+    pub(super) fn finish(&self) -> Result<()> {
+        if let Some(extra) = self
+            .params
+            .keys()
+            .filter(|n| !self.used.contains(n.as_str()))
+            .min()
+        {
+            bail!("unexpected parameter {extra:?} for this head configuration");
+        }
+        Ok(())
+    }
+
+    pub(super) fn get(&mut self, name: &str, shape: &[i64]) -> Result<&'a Tensor> {
         let Some((key, t)) = self.params.get_key_value(name) else {
             bail!("missing parameter {name:?}");
         };
@@ -86,18 +121,23 @@ impl<'a> Lookup<'a> {
         Ok(t)
     }
 
-    fn affine(&mut self, prefix: &str, weight: &[i64], bias: &[i64]) -> Result<Affine<'a>> {
+    pub(super) fn affine(
+        &mut self,
+        prefix: &str,
+        weight: &[i64],
+        bias: &[i64],
+    ) -> Result<Affine<'a>> {
         Ok(Affine {
             weight: self.get(&format!("{prefix}.weight"), weight)?,
             bias: self.get(&format!("{prefix}.bias"), bias)?,
         })
     }
 
-    fn norm(&mut self, prefix: &str, d: i64) -> Result<Affine<'a>> {
+    pub(super) fn norm(&mut self, prefix: &str, d: i64) -> Result<Affine<'a>> {
         self.affine(prefix, &[d], &[d])
     }
 
-    fn mha(&mut self, prefix: &str, d: i64) -> Result<MhaWeights<'a>> {
+    pub(super) fn mha(&mut self, prefix: &str, d: i64) -> Result<MhaWeights<'a>> {
         Ok(MhaWeights {
             in_w: self.get(&format!("{prefix}.in_proj_weight"), &[3 * d, d])?,
             in_b: self.get(&format!("{prefix}.in_proj_bias"), &[3 * d])?,
@@ -106,7 +146,7 @@ impl<'a> Lookup<'a> {
         })
     }
 
-    fn ffn(&mut self, prefix: &str, d: i64, ff: i64) -> Result<Ffn<'a>> {
+    pub(super) fn ffn(&mut self, prefix: &str, d: i64, ff: i64) -> Result<Ffn<'a>> {
         Ok(Ffn {
             linear1: self.affine(&format!("{prefix}.linear1"), &[ff, d], &[ff])?,
             linear2: self.affine(&format!("{prefix}.linear2"), &[d, ff], &[d])?,
@@ -155,18 +195,10 @@ impl<'a> HeadWeights<'a> {
         features: &'a Tensor,
     ) -> Result<Self> {
         let d = cfg.d_model;
-        // The FFN width and the number of labels are the only sizes not in the config.
-        let size0 = |name: &str| params.get(name).map(|t| t.size()).unwrap_or_default();
-        let ff = size0("decoder.layers.0.linear1.weight")
-            .first()
-            .copied()
-            .unwrap_or(0);
-        let k = size0("query_embed.weight").first().copied().unwrap_or(0);
-        let mut p = Lookup {
-            params,
-            reference: features,
-            used: HashSet::new(),
-        };
+        let mut p = Lookup::new(params, features);
+        // The FFN width and the number of queries are the only sizes not in the config.
+        let ff = p.size("decoder.layers.0.linear1.weight", 0);
+        let queries = p.size("query_embed.weight", 0);
         let input_proj = if let Some(proj) = params.get("input_proj.weight") {
             let expected = proj.size().get(1).copied().unwrap_or(0);
             if expected != channels {
@@ -178,7 +210,7 @@ impl<'a> HeadWeights<'a> {
         } else {
             None
         };
-        let query_embed = p.get("query_embed.weight", &[k, d])?;
+        let query_embed = p.get("query_embed.weight", &[queries, d])?;
         let encoder = (0..cfg.num_encoder_layers)
             .map(|i| p.encoder_layer(&format!("encoder.layers.{i}"), d, ff))
             .collect::<Result<Vec<_>>>()?;
@@ -198,13 +230,15 @@ impl<'a> HeadWeights<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         let decoder_norm = p.norm("decoder.norm", d)?;
-        let fc = Affine {
-            weight: p.get("fc.W", &[1, k, d])?,
-            bias: p.get("fc.b", &[1, k])?,
+        let fc = if p.has("fc.weight") {
+            Classifier::grouped(&mut p, "fc.weight", "fc.bias", queries, d)?
+        } else {
+            Classifier::PerLabel(Affine {
+                weight: p.get("fc.W", &[1, queries, d])?,
+                bias: p.get("fc.b", &[1, queries])?,
+            })
         };
-        if let Some(extra) = params.keys().filter(|n| !p.used.contains(n.as_str())).min() {
-            bail!("unexpected parameter {extra:?} for this head configuration");
-        }
+        p.finish()?;
         Ok(HeadWeights {
             input_proj,
             query_embed,

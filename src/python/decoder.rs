@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
 
 use super::errors::guarded;
-use crate::decoder::{self, HeadConfig};
+use crate::decoder::{self, HeadConfig, MlDecoderConfig};
 
 /// The Query2Label head forward: (logits [B, K], attention maps per decoder layer).
 #[pyfunction]
@@ -53,6 +53,28 @@ fn head_forward(
     ))
 }
 
+/// The ML-Decoder forward: logits [B, K].
+#[pyfunction]
+#[pyo3(signature = (*, features, params, label_embeddings, nhead, dropout, train))]
+fn ml_decoder_forward(
+    py: Python<'_>,
+    features: PyTensor,
+    params: HashMap<String, PyTensor>,
+    label_embeddings: Option<PyTensor>,
+    nhead: i64,
+    dropout: f64,
+    train: bool,
+) -> PyResult<PyTensor> {
+    let cfg = MlDecoderConfig { nhead, dropout };
+    let params: HashMap<String, tch::Tensor> = params.into_iter().map(|(k, v)| (k, v.0)).collect();
+    let x = features.0;
+    let emb = label_embeddings.map(|e| e.0);
+    let logits = py.allow_threads(move || {
+        guarded(|| decoder::ml_decoder_forward(&x, &params, emb.as_ref(), &cfg, train))
+    })?;
+    Ok(PyTensor(logits))
+}
+
 /// The sine positional encoding `[h * w, d]` (float32, CPU).
 #[pyfunction]
 #[pyo3(signature = (*, height, width, d_model, temperature=10000.0))]
@@ -80,6 +102,7 @@ fn sine_encoding(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(head_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(ml_decoder_forward, m)?)?;
     m.add_function(wrap_pyfunction!(sine_encoding, m)?)?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-"""The Query2Label head, full models on torchvision/timm backbones, model folders, official checkpoints."""
+"""The Query2Label head, ML-Decoder, full models on torchvision/timm backbones, model folders, official checkpoints."""
 
 from .checkpoint import (
     head_config_from_state_dict,
@@ -7,11 +7,14 @@ from .checkpoint import (
     split_official_state_dict,
     to_official_state_dict,
 )
+from .ml_decoder import MLDecoderHead, MLDecoderLayer
 from .model import Query2Label, TinyBackbone, freeze_resnet_stem, frozen_batchnorm, timm_backbone, torchvision_backbone
 from .query2label import GroupWiseLinear, Query2LabelHead, TorchQuery2LabelHead
 
 __all__ = [
     "GroupWiseLinear",
+    "MLDecoderHead",
+    "MLDecoderLayer",
     "Query2Label",
     "Query2LabelHead",
     "TinyBackbone",

@@ -51,7 +51,8 @@ class LayerConfig(NamedTuple):
     training: bool
 
 
-def _drop(x: torch.Tensor, cfg: LayerConfig) -> torch.Tensor:
+def drop(x: torch.Tensor, cfg: LayerConfig) -> torch.Tensor:
+    """``x`` through dropout of rate ``cfg.dropout`` in training mode."""
     return F.dropout(x, cfg.dropout, True) if cfg.training and cfg.dropout > 0 else x
 
 
@@ -59,13 +60,13 @@ def residual(x: torch.Tensor, norm: nn.LayerNorm, cfg: LayerConfig, branch: Call
     """``x + dropout(branch(x))`` with ``norm`` before the branch (pre-norm) or after the sum
     (post-norm, the official layout)."""
     if cfg.pre_norm:
-        return x + _drop(branch(norm(x)), cfg)
-    return norm(x + _drop(branch(x), cfg))
+        return x + drop(branch(norm(x)), cfg)
+    return norm(x + drop(branch(x), cfg))
 
 
 def ffn(x: torch.Tensor, layer: nn.Module, cfg: LayerConfig) -> torch.Tensor:
     """``linear2(dropout(relu(linear1(x))))`` on ``layer``'s two linear layers."""
-    return layer.linear2(_drop(F.relu(layer.linear1(x)), cfg))
+    return layer.linear2(drop(F.relu(layer.linear1(x)), cfg))
 
 
 def self_attention(
@@ -84,7 +85,7 @@ def self_attention(
         return t.reshape(t.shape[0], t.shape[1], nhead, dh).transpose(1, 2)
 
     q, k, v = heads(q), heads(k), heads(F.linear(v_in, w_v, b_v))
-    attn = _drop(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1), cfg)
+    attn = drop(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1), cfg)
     o = (attn @ v).transpose(1, 2).reshape(v.shape[0], -1, d)
     return F.linear(o, mha.out_proj.weight, mha.out_proj.bias)
 
@@ -112,7 +113,7 @@ def cross_attention(
     qt = (q @ w_k.reshape(nhead, dh, d)).reshape(bq, nhead * k, d)
     attn = torch.softmax(qt @ key_in.transpose(1, 2), dim=-1)  # [B, H*K, T]
     weights = attn.reshape(b, nhead, k, t).mean(1) if want_weights else None
-    dropped = _drop(attn, cfg)
+    dropped = drop(attn, cfg)
     o = (dropped @ memory).reshape(b, nhead, k, d) @ w_v.reshape(nhead, dh, d).transpose(1, 2)
     bias = b_v.reshape(nhead, 1, dh)
     if cfg.training and cfg.dropout > 0:

@@ -20,6 +20,27 @@ from ..errors import InvalidArgumentError, InvalidTypeError
 from . import functional
 
 
+def check_features(features: torch.Tensor, param: torch.Tensor, dims: tuple[int, ...] = (4,)) -> None:
+    """Refuses features that are not a tensor of ``dims`` dimensions on ``param``'s device and
+    of its dtype (outside autocast), naming the problem."""
+    if not isinstance(features, torch.Tensor):
+        raise InvalidTypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
+    if features.dim() not in dims:
+        layouts = {4: "[batch, channels, height, width]", 3: "[batch, tokens, channels]"}
+        raise InvalidArgumentError(
+            f"features must have shape {' or '.join(layouts[d] for d in dims)}, got {tuple(features.shape)}"
+        )
+    if features.device != param.device:
+        raise InvalidArgumentError(
+            f"features are on {features.device} but the head is on {param.device}; move one of them"
+        )
+    if features.dtype != param.dtype and not torch.is_autocast_enabled(features.device.type):
+        raise InvalidArgumentError(
+            f"features are {features.dtype} but the head's parameters are {param.dtype}; convert one of "
+            f"them, or run under torch.autocast"
+        )
+
+
 class GroupWiseLinear(nn.Module):
     """One linear classifier per label: ``logit_k = <W_k, h_k> + b_k``.
 
@@ -272,24 +293,6 @@ class Query2LabelHead(nn.Module):
     def num_decoder_layers(self) -> int:
         return len(self.decoder.layers)
 
-    def _check(self, features: torch.Tensor) -> None:
-        if not isinstance(features, torch.Tensor):
-            raise InvalidTypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
-        if features.dim() != 4:
-            raise InvalidArgumentError(
-                f"features must have shape [batch, channels, height, width], got {tuple(features.shape)}"
-            )
-        param = self.query_embed.weight
-        if features.device != param.device:
-            raise InvalidArgumentError(
-                f"features are on {features.device} but the head is on {param.device}; move one of them"
-            )
-        if features.dtype != param.dtype and not torch.is_autocast_enabled(features.device.type):
-            raise InvalidArgumentError(
-                f"features are {features.dtype} but the head's parameters are {param.dtype}; convert one of "
-                f"them, or run under torch.autocast"
-            )
-
     def forward(
         self, features: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
@@ -300,7 +303,7 @@ class Query2LabelHead(nn.Module):
             return_attention: Also return each decoder layer's cross-attention maps
                 ``(B, K, H, W)``, averaged over heads (before dropout).
         """
-        self._check(features)
+        check_features(features, self.query_embed.weight)
         if needs_torch_ops(features):
             logits, maps = functional.forward(self, features, self.training, return_attention)
             return (logits, maps) if return_attention else logits

@@ -1,0 +1,292 @@
+"""ML-Decoder (Ridnik et al. 2023): G fixed group queries decode the image, a group
+fully-connected layer maps them to K logits, so the cost hardly grows with K; in its
+zero-shot mode the queries are label embeddings through a shared projection.
+
+:class:`MLDecoderHead` computes what the official module (``Alibaba-MIIL/ML_Decoder``,
+``src_files/ml_decoder/ml_decoder.py``) computes, with its parameter names, so an official
+state dict loads key for key; its ``forward`` is one Rust call. Under ``torch.compile``, on
+the meta device and on fake tensors the same computation runs as plain PyTorch ops.
+"""
+
+import os
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _native
+from .._tracing import needs_torch_ops
+from ..errors import InvalidArgumentError
+from . import functional
+from .checkpoint import read_official_checkpoint
+from .query2label import check_features
+
+
+def duplicate_factor(num_classes: int, num_groups: int) -> int:
+    """Logits per group query, ``ceil(K / G)``."""
+    return -(-num_classes // num_groups)
+
+
+class MLDecoderLayer(nn.Module):
+    """ML-Decoder's decoder layer (the official ``TransformerDecoderLayerOptimal``): the
+    self-attention of a Transformer decoder layer is removed and ``tgt + dropout(tgt)``
+    kept in its place, then cross-attention over the image tokens, then the FFN, each
+    followed by its LayerNorm.
+
+    Args:
+        d_model: Width E.
+        nhead: Attention heads.
+        dim_feedforward: FFN width.
+        dropout: Dropout kept by ``nn.MultiheadAttention`` (the forward takes the head's).
+
+    Shape:
+        - tgt: ``(B or 1, Q, E)``; memory: ``(B, T, E)``
+        - output: ``(B, Q, E)``
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, cfg: functional.LayerConfig) -> torch.Tensor:
+        if cfg.training and cfg.dropout > 0:
+            tgt = tgt.expand(memory.shape[0], -1, -1)
+        tgt = self.norm1(tgt + functional.drop(tgt, cfg))
+        attended, _ = functional.cross_attention(tgt, memory, memory, self.multihead_attn, cfg, False)
+        tgt = functional.residual(tgt, self.norm2, cfg, lambda _: attended)
+        return functional.residual(tgt, self.norm3, cfg, lambda t: functional.ffn(t, self, cfg))
+
+
+class _MLDecoderStack(nn.Module):
+    """The official ``MLDecoder.decoder``: layers plus the attributes the official module
+    hangs on its ``nn.TransformerDecoder`` (so the state dict keys match)."""
+
+    def __init__(
+        self, layers: list[MLDecoderLayer], embed_standart: nn.Linear, query_embed: nn.Embedding | None
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.embed_standart = embed_standart
+        self.query_embed = query_embed
+
+
+class MLDecoderHead(nn.Module):
+    """ML-Decoder on a backbone's feature map or token sequence.
+
+    Defaults are the official module's (``decoder_embedding=768``, 8 heads, one layer,
+    FFN 2048, dropout 0.1, at most 100 groups).
+
+    Args:
+        num_classes: Number of labels K (ignored by a zero-shot head, which has as many
+            labels as the embeddings given to ``forward``).
+        in_channels: Channels C of the features (official ``initial_num_features``).
+        num_groups: Group queries G; ``None`` is the official ``min(100, K)``. Must be at
+            most K.
+        d_model: Decoder width E (official ``decoder_embedding``).
+        nhead: Attention heads.
+        num_layers: Decoder layers (1 officially).
+        dim_feedforward: FFN width.
+        dropout: Dropout in attention, residual branches and FFN.
+        zsl: Zero-shot mode: the queries are label embeddings ``(K, embedding_dim)``
+            through ``wordvec_proj`` and a ReLU, scored by one shared linear map.
+        embedding_dim: Width of the label embeddings (300 officially, word2vec); when it
+            equals ``d_model`` there is no projection (the official ``nn.Identity``).
+
+    Shape:
+        - features: ``(B, C, H, W)`` or ``(B, T, C)``; label_embeddings: ``(K, embedding_dim)``
+        - output: ``(B, K)`` logits.
+    """
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        in_channels: int = 2048,
+        num_groups: int | None = None,
+        d_model: int = 768,
+        nhead: int = 8,
+        num_layers: int = 1,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        zsl: bool = False,
+        embedding_dim: int = 300,
+    ) -> None:
+        super().__init__()
+        sizes = [("in_channels", in_channels), ("d_model", d_model), ("nhead", nhead)]
+        sizes += [("num_layers", num_layers), ("dim_feedforward", dim_feedforward)]
+        sizes += [("embedding_dim", embedding_dim)] if zsl else [("num_classes", num_classes)]
+        for name, value in sizes:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
+        if d_model % nhead:
+            raise InvalidArgumentError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
+        if not 0.0 <= dropout < 1.0:
+            raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout}")
+        self.zsl = bool(zsl)
+        if not self.zsl:
+            num_groups = min(100, num_classes) if num_groups is None else num_groups
+            if not isinstance(num_groups, int) or not 1 <= num_groups <= num_classes:
+                raise InvalidArgumentError(
+                    f"num_groups must be an int in [1, num_classes={num_classes}], got {num_groups!r}"
+                )
+        self.num_classes = None if self.zsl else num_classes
+        self.num_groups = None if self.zsl else num_groups
+        self.in_channels = in_channels
+        self.d_model = d_model
+        self.nhead = nhead
+        self.dim_feedforward = dim_feedforward
+        self.dropout = float(dropout)
+        self.embedding_dim = embedding_dim if self.zsl else None
+        query_embed = None
+        if not self.zsl:
+            query_embed = nn.Embedding(num_groups, d_model)
+            query_embed.requires_grad_(False)  # fixed queries, as in the official module
+        self.decoder = _MLDecoderStack(
+            [MLDecoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_layers)],
+            nn.Linear(in_channels, d_model),
+            query_embed,
+        )
+        if self.zsl:
+            self.wordvec_proj = nn.Linear(embedding_dim, d_model) if embedding_dim != d_model else None
+            pooling = torch.empty(d_model, 1)
+            bias = torch.empty(1)
+        else:
+            pooling = torch.empty(num_groups, d_model, duplicate_factor(num_classes, num_groups))
+            bias = torch.empty(num_classes)
+        self.decoder.duplicate_pooling = nn.Parameter(pooling)
+        self.decoder.duplicate_pooling_bias = nn.Parameter(bias)
+        nn.init.xavier_normal_(self.decoder.duplicate_pooling)
+        nn.init.zeros_(self.decoder.duplicate_pooling_bias)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.decoder.layers)
+
+    def config(self) -> dict:
+        """The constructor arguments that rebuild this head (JSON-ready)."""
+        out = {
+            "in_channels": self.in_channels,
+            "d_model": self.d_model,
+            "nhead": self.nhead,
+            "num_layers": self.num_layers,
+            "dim_feedforward": self.dim_feedforward,
+            "dropout": self.dropout,
+            "zsl": self.zsl,
+        }
+        if self.zsl:
+            return {**out, "embedding_dim": self.embedding_dim}
+        return {**out, "num_classes": self.num_classes, "num_groups": self.num_groups}
+
+    def forward(self, features: torch.Tensor, label_embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of every label.
+
+        Args:
+            features: Backbone feature map ``(B, C, H, W)`` or tokens ``(B, T, C)``.
+            label_embeddings: ``(K, embedding_dim)``, required by (and only by) a zero-shot
+                head: any labels, seen in training or not.
+        """
+        param = self.decoder.embed_standart.weight
+        check_features(features, param, dims=(3, 4))
+        if self.zsl and label_embeddings is None:
+            raise InvalidArgumentError("a zero-shot MLDecoderHead needs label_embeddings of shape [K, embedding_dim]")
+        if not self.zsl and label_embeddings is not None:
+            raise InvalidArgumentError("label_embeddings are for zsl=True heads; this head has fixed group queries")
+        if needs_torch_ops(features):
+            return _torch_forward(self, features, label_embeddings, self.training)
+        return _native.ml_decoder_forward(
+            features=features,
+            params=dict(self.named_parameters()),
+            label_embeddings=label_embeddings,
+            nhead=self.nhead,
+            dropout=self.dropout,
+            train=self.training,
+        )
+
+    def extra_repr(self) -> str:
+        if self.zsl:
+            return (
+                f"zsl=True, in_channels={self.in_channels}, d_model={self.d_model}, embedding_dim={self.embedding_dim}"
+            )
+        return (
+            f"num_classes={self.num_classes}, num_groups={self.num_groups}, in_channels={self.in_channels}, "
+            f"d_model={self.d_model}"
+        )
+
+    @classmethod
+    def from_official(cls, source: str | os.PathLike | Mapping, *, nhead: int = 8, dropout: float = 0.1):
+        """An :class:`MLDecoderHead` with the head weights of an official ML-Decoder model.
+
+        Args:
+            source: A checkpoint file (read with ``weights_only=True``) or a state dict of
+                a whole model (``head.decoder...`` for TResNet, ``fc.decoder...`` for
+                ResNet) or of the ``MLDecoder`` module alone.
+            nhead: Attention heads, which weights do not show (8 officially).
+            dropout: Dropout rate to train with.
+        """
+        state = read_official_checkpoint(source)
+        anchor = "decoder.embed_standart.weight"
+        prefixes = {k[: -len(anchor)] for k in state if k.endswith(anchor)}
+        if len(prefixes) != 1:
+            raise InvalidArgumentError(f"not an ML-Decoder state dict: expected one key ending in {anchor!r}")
+        prefix = prefixes.pop()
+        head_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        head_state = {k: v for k, v in head_state.items() if k.startswith(("decoder.", "wordvec_proj."))}
+        d_model, in_channels = head_state[anchor].shape
+        pooling = head_state.get("decoder.duplicate_pooling")
+        if pooling is None or "decoder.layers.0.linear1.weight" not in head_state:
+            raise InvalidArgumentError(
+                "not an ML-Decoder state dict: decoder.duplicate_pooling or its layers are missing"
+            )
+        zsl = pooling.dim() == 2
+        layers = len({k.split(".")[2] for k in head_state if k.startswith("decoder.layers.")})
+        kwargs = dict(
+            in_channels=int(in_channels),
+            d_model=int(d_model),
+            nhead=nhead,
+            num_layers=layers,
+            dim_feedforward=int(head_state["decoder.layers.0.linear1.weight"].shape[0]),
+            dropout=dropout,
+            zsl=zsl,
+        )
+        if zsl:
+            proj = head_state.get("wordvec_proj.weight")
+            kwargs["embedding_dim"] = int(proj.shape[1]) if proj is not None else int(d_model)
+        else:
+            kwargs["num_classes"] = int(head_state["decoder.duplicate_pooling_bias"].shape[0])
+            kwargs["num_groups"] = int(pooling.shape[0])
+        head = cls(**kwargs)
+        missing, unexpected = head.load_state_dict(head_state, strict=False)
+        if missing or unexpected:
+            raise InvalidArgumentError(f"checkpoint does not fit the head: missing {missing}, unexpected {unexpected}")
+        return head
+
+
+def _torch_forward(
+    head: MLDecoderHead, features: torch.Tensor, label_embeddings: torch.Tensor | None, training: bool
+) -> torch.Tensor:
+    """The Rust forward's computation in PyTorch ops, for tracing, meta and fake tensors."""
+    src = features.flatten(2).transpose(1, 2) if features.dim() == 4 else features
+    memory = F.relu(head.decoder.embed_standart(src))
+    if head.zsl:
+        proj = head.wordvec_proj
+        queries = F.relu(proj(label_embeddings) if proj is not None else label_embeddings)
+    else:
+        queries = head.decoder.query_embed.weight
+    cfg = functional.LayerConfig(head.nhead, False, head.dropout, training)
+    tgt = queries[None]
+    for layer in head.decoder.layers:
+        tgt = layer(tgt, memory, cfg)
+    tgt = tgt.expand(memory.shape[0], -1, -1)
+    pooling, bias = head.decoder.duplicate_pooling, head.decoder.duplicate_pooling_bias
+    if head.zsl:
+        return (tgt @ pooling).flatten(1) + bias
+    out = torch.bmm(tgt.transpose(0, 1), pooling).transpose(0, 1).flatten(1)
+    return out[:, : head.num_classes] + bias
+
+
+__all__ = ["MLDecoderHead", "MLDecoderLayer", "duplicate_factor"]
