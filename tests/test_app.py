@@ -131,6 +131,18 @@ def test_resume_refuses_another_architecture(tmp_path):
         Trainer(tiny(tmp_path, "c", resume=str(tmp_path / "junk.pt")), quiet=True)
 
 
+def test_group_decoding_trains_and_is_part_of_the_architecture(tmp_path):
+    trainer = Trainer(tiny(tmp_path, "g", num_groups=3, epochs=1), quiet=True)
+    trainer.fit()
+    head = trainer.model.head
+    assert head.num_groups == 3 and head.query_embed.weight.shape[0] == 3 and head.fc.bias.shape[0] > 3
+    assert 0 <= trainer.history[-1]["mAP"] <= 1
+    with pytest.raises(ValueError, match="num_groups: checkpoint 3 vs requested None"):
+        Trainer(tiny(tmp_path, "h", resume=str(tmp_path / "g" / "last.pt")), quiet=True)
+    with pytest.raises(ValueError, match="num_groups must be at least 1"):
+        tiny(tmp_path, "i", num_groups=0)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = Trainer(tiny(tmp_path), quiet=True)
     trainer.fit(stop_after=1)

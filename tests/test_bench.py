@@ -16,7 +16,9 @@ def test_metrics_benchmark_quick_mode_runs(capsys):
 
 def test_head_benchmark_quick_mode_runs(capsys):
     assert main(["head", "--quick", "--compile", "aot_eager"]) == 0
-    assert "2, 4x4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2, 4x4" in out
+    assert "Group decoding" in out and "K=30 over K=8" in out
 
 
 def test_data_benchmark_quick_mode_runs(capsys):

@@ -100,9 +100,12 @@ def _pair(k, g, e=32, c=24, zsl=0, dtype=torch.float64, seed=0, word_dim=300):
     return ref, head.to(dtype).eval()
 
 
-@pytest.mark.parametrize("k,g", [(80, -1), (80, 20), (10, 4), (7, 7), (250, 100), (5, 1)])
-def test_matches_the_official_module(k, g):
-    ref, head = _pair(k, g)
+@pytest.mark.parametrize(
+    "k,g,e", [(80, -1, 32), (80, 20, 32), (10, 4, 32), (7, 7, 32), (250, 100, 32), (5, 1, 32), (20, 8, 256)]
+)
+def test_matches_the_official_module(k, g, e):
+    # e = 256 with 8 groups takes the reassociated cross-attention, the others project.
+    ref, head = _pair(k, g, e=e)
     x = torch.randn(3, 24, 5, 6, dtype=torch.float64)
     with torch.no_grad():
         assert torch.allclose(head(x), ref(x), atol=1e-10, rtol=1e-10)
@@ -266,3 +269,67 @@ def test_bad_input_is_named():
     with pytest.raises(InvalidArgumentError, match="label_embeddings"):
         zsl(x, torch.randint(0, 3, (5, 300)))
     assert math.isfinite(zsl(x, torch.randn(1, 300)).sum().item())
+
+
+# Group decoding in the Query2Label head --------------------------------------------------
+
+
+def _q2l(num_groups, k=10, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = dict(num_classes=k, in_channels=12, d_model=16, nhead=2, dim_feedforward=32, num_groups=num_groups)
+    return q2l.Query2LabelHead(**{**cfg, **kw}).double().eval()
+
+
+def test_grouped_q2l_with_one_group_per_label_is_the_per_label_head():
+    per_label = _q2l(None)
+    grouped = _q2l(10)
+    state = per_label.state_dict()
+    state["fc.weight"] = state.pop("fc.W")[0].unsqueeze(-1)  # [K, d, 1]
+    state["fc.bias"] = state.pop("fc.b")[0]
+    grouped.load_state_dict(state)
+    x = torch.randn(3, 12, 4, 5, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(grouped(x), per_label(x), atol=1e-12)
+
+
+@pytest.mark.parametrize("k,g", [(10, 4), (9, 3), (30, 1)])
+def test_grouped_q2l_applies_the_official_group_fc(k, g):
+    head = _q2l(g, k=k)
+    x = torch.randn(2, 12, 3, 3, dtype=torch.float64)
+    captured = {}
+    head.decoder.norm.register_forward_hook(lambda m, i, o: captured.setdefault("h", o))
+    with torch.no_grad():
+        q2l.head.functional.forward(head, x)  # the twin fills the hook
+        h = captured["h"].expand(2, -1, -1)
+        f = duplicate_factor(k, g)
+        out = torch.zeros(2, g, f, dtype=torch.float64)
+        for i in range(g):  # the official GroupFC loop
+            out[:, i, :] = h[:, i, :] @ head.fc.weight[i]
+        want = out.flatten(1)[:, :k] + head.fc.bias
+        assert torch.allclose(head(x), want, atol=1e-12)
+        _, maps = head(x, return_attention=True)
+        assert maps[0].shape == (2, k, 3, 3)  # label k shows its group's map
+        group_maps = q2l.head.functional.forward(head, x, return_attention=True)[1][0]
+        assert torch.allclose(maps[0][:, k - 1], group_maps[:, (k - 1) // f], atol=1e-12)
+    assert head.query_embed.weight.shape == (g, 16)
+
+
+def test_grouped_q2l_gradients_compile_and_config():
+    head = _q2l(4).train()
+    head.dropout = 0.0
+    x = torch.randn(2, 12, 3, 3, dtype=torch.float64, requires_grad=True)
+    head(x).square().sum().backward()
+    for name, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert torch.autograd.gradcheck(lambda x: head(x), (x,))
+    rebuilt = q2l.Query2LabelHead(**head.config())
+    assert rebuilt.num_groups == 4 and rebuilt.fc.weight.shape == (4, 16, 3)
+    config = q2l.head.head_config_from_state_dict(head.state_dict(), nhead=2)
+    assert config["num_groups"] == 4 and config["num_classes"] == 10
+    head.eval().float()
+    compiled = torch.compile(head, fullgraph=True)
+    xf = x.detach().float()
+    with torch.no_grad():
+        assert torch.allclose(compiled(xf), head(xf), atol=1e-5)
+    with pytest.raises(InvalidArgumentError, match=r"num_groups must be None or an int in \[1, num_classes=10\]"):
+        _q2l(11)

@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 use super::attention::{
-    cross_attention, cross_attention_projected, dropout, linear, reassociation_pays, MhaWeights,
+    cross_attention, cross_attention_projected, linear, reassociation_pays, MhaWeights,
 };
+use super::dropout::dropout;
 use super::group_fc::Classifier;
 use super::head::{ffn, norm};
 use super::weights::{Affine, Ffn, Lookup};
@@ -208,7 +209,15 @@ pub fn ml_decoder_forward(
             )?;
             a
         } else {
-            cross_attention_projected(&tgt, &memory, &layer.multihead_attn, cfg.nhead, p, train)?
+            cross_attention_projected(
+                &tgt,
+                &memory,
+                &memory,
+                &layer.multihead_attn,
+                cfg.nhead,
+                p,
+                train,
+            )?
         };
         tgt = norm(&tgt.f_add(&dropout(&attended, p, train)?)?, &layer.norm2, e)?;
         let branch = ffn(&tgt, &layer.ffn, p, train)?;

@@ -2,6 +2,7 @@
 //! tch ops.
 
 mod attention;
+mod dropout;
 mod group_fc;
 mod head;
 mod ml_decoder;
@@ -9,6 +10,7 @@ mod position;
 mod weights;
 
 pub use attention::MhaWeights;
+pub use dropout::dropout;
 pub use group_fc::{duplicate_factor, Classifier};
 pub use head::{forward, HeadConfig, HeadOutput};
 pub use ml_decoder::{ml_decoder_forward, MlDecoderConfig};

@@ -108,6 +108,7 @@ def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         dim_feedforward=cfg.dim_feedforward,
         dropout=cfg.dropout,
         pre_norm=cfg.pre_norm,
+        num_groups=cfg.num_groups,
     )
     full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
     return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)

@@ -38,6 +38,7 @@ HELP = {
     "dim_feedforward": "feed-forward width",
     "dropout": "dropout",
     "pre_norm": "pre-norm Transformer layers",
+    "num_groups": "group queries, at most the number of classes (ML-Decoder's group decoding); omit for one per label",
     "freeze_stem": "freeze a ResNet's stem and layer1",
     "epochs": "epochs",
     "batch_size": "images per step per process",

@@ -50,6 +50,7 @@ class TrainConfig:
     dim_feedforward: int = 256
     dropout: float = 0.1
     pre_norm: bool = False
+    num_groups: int | None = None
     freeze_stem: bool = False
     # Optimisation
     epochs: int = 12
@@ -85,6 +86,7 @@ class TrainConfig:
             "dec_layers",
             "dim_feedforward",
             "pre_norm",
+            "num_groups",
         )
         return {"num_classes": num_classes, **{k: getattr(self, k) for k in keys}}
 
@@ -209,6 +211,7 @@ def validate(cfg: TrainConfig) -> None:
             "d_model, nhead and dim_feedforward must be positive",
         ),
         (cfg.enc_layers >= 0 and cfg.dec_layers >= 1, "need enc_layers >= 0 and dec_layers >= 1"),
+        (cfg.num_groups is None or cfg.num_groups >= 1, f"num_groups must be at least 1, got {cfg.num_groups}"),
         (cfg.d_model % cfg.nhead == 0, f"d_model ({cfg.d_model}) must be divisible by nhead ({cfg.nhead})"),
         (cfg.early_stop >= 0 and cfg.grad_clip >= 0, "early_stop and grad_clip must be >= 0"),
         (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),

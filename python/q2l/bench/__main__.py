@@ -17,7 +17,10 @@ def main(argv=None) -> int:
         default="inductor",
         help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)",
     )
-    head = sub.add_parser("head", help="Query2Label head inference and training step against plain PyTorch")
+    head = sub.add_parser(
+        "head",
+        help="Query2Label head, then group decoding (ML-Decoder, K up to 9,605), against the official computations",
+    )
     head.add_argument("--quick", action="store_true", help="a tiny head (for tests)")
     head.add_argument("--device", default="cpu", help="cpu or cuda")
     head.add_argument(

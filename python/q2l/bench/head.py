@@ -127,4 +127,6 @@ def main(quick: bool = False, device: str = "cpu", compile_backend: str = "induc
     print("\nref/q2l: official eager over q2l eager; rc/q2l: official compiled over q2l eager; rc/q2lc: official")
     print("compiled over q2l compiled. MiB: activations an eager training step keeps for backward (beyond")
     print("parameters and gradients); ratio: q2l / reference.")
-    return 0
+    from .groups import main as groups
+
+    return groups(quick=quick, device=device)

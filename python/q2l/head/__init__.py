@@ -9,9 +9,10 @@ from .checkpoint import (
 )
 from .ml_decoder import MLDecoderHead, MLDecoderLayer
 from .model import Query2Label, TinyBackbone, freeze_resnet_stem, frozen_batchnorm, timm_backbone, torchvision_backbone
-from .query2label import GroupWiseLinear, Query2LabelHead, TorchQuery2LabelHead
+from .query2label import GroupFC, GroupWiseLinear, Query2LabelHead, TorchQuery2LabelHead
 
 __all__ = [
+    "GroupFC",
     "GroupWiseLinear",
     "MLDecoderHead",
     "MLDecoderLayer",

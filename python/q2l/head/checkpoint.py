@@ -63,9 +63,11 @@ def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: i
 
     ``nhead`` cannot be read from weights; the official models use 4.
     """
-    if "query_embed.weight" not in head_state or "fc.W" not in head_state:
+    grouped = "fc.bias" in head_state
+    if "query_embed.weight" not in head_state or not ("fc.W" in head_state or grouped):
         raise InvalidArgumentError("not a Query2Label head state dict: query_embed.weight or fc.W is missing")
-    num_classes, d_model = head_state["query_embed.weight"].shape
+    queries, d_model = head_state["query_embed.weight"].shape
+    num_classes = head_state["fc.bias"].shape[0] if grouped else queries
 
     def count(prefix: str) -> int:
         ids = {int(m.group(1)) for k in head_state if (m := re.match(prefix + r"\.layers\.(\d+)\.", k))}
@@ -86,6 +88,7 @@ def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: i
         keep_first_self_attn="decoder.layers.0.self_attn.in_proj_weight" in head_state,
         keep_other_self_attn=dec > 1 and "decoder.layers.1.self_attn.in_proj_weight" in head_state,
         input_proj=in_proj,
+        num_groups=int(queries) if grouped else None,
     )
 
 

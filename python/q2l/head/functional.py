@@ -123,6 +123,14 @@ def cross_attention(
     return F.linear(o, mha.out_proj.weight, mha.out_proj.bias), weights
 
 
+def group_fc(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """ML-Decoder's group fully-connected layer: group g's output ``h[:, g]`` times
+    ``weight[g]`` ``[d, f]`` gives logits ``g*f .. (g+1)*f``; the first ``K = len(bias)``
+    of the ``G*f`` are kept. One batched matmul (the official code loops over groups)."""
+    out = torch.bmm(h.transpose(0, 1), weight).transpose(0, 1).flatten(1)
+    return out[:, : bias.shape[0]] + bias
+
+
 def forward(
     head: nn.Module, features: torch.Tensor, training: bool = False, return_attention: bool = False
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -146,4 +154,4 @@ def forward(
         if weights is not None:
             maps.append(weights.reshape(b, -1, h, w))
     hs = head.decoder.norm(tgt).expand(b, -1, -1)
-    return (head.fc.W * hs).sum(-1) + head.fc.b, maps
+    return head.fc(hs), maps

@@ -20,12 +20,7 @@ from .._tracing import needs_torch_ops
 from ..errors import InvalidArgumentError
 from . import functional
 from .checkpoint import read_official_checkpoint
-from .query2label import check_features
-
-
-def duplicate_factor(num_classes: int, num_groups: int) -> int:
-    """Logits per group query, ``ceil(K / G)``."""
-    return -(-num_classes // num_groups)
+from .query2label import check_features, duplicate_factor
 
 
 class MLDecoderLayer(nn.Module):
@@ -285,8 +280,7 @@ def _torch_forward(
     pooling, bias = head.decoder.duplicate_pooling, head.decoder.duplicate_pooling_bias
     if head.zsl:
         return (tgt @ pooling).flatten(1) + bias
-    out = torch.bmm(tgt.transpose(0, 1), pooling).transpose(0, 1).flatten(1)
-    return out[:, : head.num_classes] + bias
+    return functional.group_fc(tgt, pooling, bias)
 
 
 __all__ = ["MLDecoderHead", "MLDecoderLayer", "duplicate_factor"]

@@ -68,6 +68,39 @@ class GroupWiseLinear(nn.Module):
         return (self.W * h).sum(-1) + self.b
 
 
+def duplicate_factor(num_classes: int, num_groups: int) -> int:
+    """Logits per group query, ``ceil(K / G)``."""
+    return -(-num_classes // num_groups)
+
+
+class GroupFC(nn.Module):
+    """ML-Decoder's group fully-connected layer: G group outputs give K logits, each group
+    ``ceil(K / G)`` of them through its own ``[d, ceil(K / G)]`` map.
+
+    Args:
+        num_classes: Number of labels K.
+        num_groups: Group queries G (at most K).
+        hidden_dim: Width d of each group's feature.
+
+    Shape:
+        - input: ``(B, G, d)``
+        - output: ``(B, K)``
+    """
+
+    def __init__(self, num_classes: int, num_groups: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_groups, hidden_dim, duplicate_factor(num_classes, num_groups)))
+        self.bias = nn.Parameter(torch.empty(num_classes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_normal_(self.weight)  # ML-Decoder's initialisation
+        nn.init.zeros_(self.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return functional.group_fc(h, self.weight, self.bias)
+
+
 class EncoderLayer(nn.Module):
     """One encoder layer over the image tokens: self-attention, then the FFN.
 
@@ -192,11 +225,16 @@ class Query2LabelHead(nn.Module):
         input_proj: ``None`` uses a 1x1 convolution C -> d only when C != d; ``True`` /
             ``False`` force it on / off.
         temperature: Temperature of the sine positional encoding.
+        num_groups: ``None``: one query per label (Query2Label). G: ML-Decoder's group
+            decoding, G learnable queries and a :class:`GroupFC` (``fc.weight``,
+            ``fc.bias``) mapping them to the K logits, so the decoder's cost stops growing
+            with K; ``1 <= G <= K``.
 
     Shape:
         - features: ``(B, C, H, W)``
         - output: ``(B, K)`` logits, and with ``return_attention=True`` also a list (one
-          per decoder layer) of head-averaged cross-attention maps ``(B, K, H, W)``.
+          per decoder layer) of head-averaged cross-attention maps ``(B, K, H, W)``; with
+          groups, each label's map is its group's.
     """
 
     def __init__(
@@ -214,6 +252,7 @@ class Query2LabelHead(nn.Module):
         keep_other_self_attn: bool = False,
         input_proj: bool | None = None,
         temperature: float = 10000.0,
+        num_groups: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -231,6 +270,12 @@ class Query2LabelHead(nn.Module):
             raise InvalidArgumentError(f"d_model ({d_model}) must be even and divisible by nhead ({nhead})")
         if not 0.0 <= dropout < 1.0:
             raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout}")
+        if num_groups is not None and (
+            not isinstance(num_groups, int) or isinstance(num_groups, bool) or not 1 <= num_groups <= num_classes
+        ):
+            raise InvalidArgumentError(
+                f"num_groups must be None or an int in [1, num_classes={num_classes}], got {num_groups!r}"
+            )
         use_proj = (in_channels != d_model) if input_proj is None else bool(input_proj)
         if not use_proj and in_channels != d_model:
             raise InvalidArgumentError(
@@ -246,8 +291,9 @@ class Query2LabelHead(nn.Module):
         self.keep_first_self_attn = keep_first_self_attn
         self.keep_other_self_attn = keep_other_self_attn
         self.temperature = float(temperature)
+        self.num_groups = num_groups
         self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1) if use_proj else None
-        self.query_embed = nn.Embedding(num_classes, d_model)
+        self.query_embed = nn.Embedding(num_classes if num_groups is None else num_groups, d_model)
         self.encoder = _Stack(
             [EncoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_encoder_layers)],
             nn.LayerNorm(d_model) if pre_norm and num_encoder_layers > 0 else None,
@@ -261,7 +307,9 @@ class Query2LabelHead(nn.Module):
             ],
             nn.LayerNorm(d_model),
         )
-        self.fc = GroupWiseLinear(num_classes, d_model)
+        self.fc = (
+            GroupWiseLinear(num_classes, d_model) if num_groups is None else GroupFC(num_classes, num_groups, d_model)
+        )
         for module in (self.encoder, self.decoder):
             for p in module.parameters():
                 if p.dim() > 1:
@@ -283,6 +331,7 @@ class Query2LabelHead(nn.Module):
             "keep_other_self_attn": self.keep_other_self_attn,
             "input_proj": self.input_proj is not None,
             "temperature": self.temperature,
+            "num_groups": self.num_groups,
         }
 
     @property
@@ -306,7 +355,7 @@ class Query2LabelHead(nn.Module):
         check_features(features, self.query_embed.weight)
         if needs_torch_ops(features):
             logits, maps = functional.forward(self, features, self.training, return_attention)
-            return (logits, maps) if return_attention else logits
+            return (logits, self._per_label(maps)) if return_attention else logits
         logits, maps = _native.head_forward(
             features=features,
             params=dict(self.named_parameters()),
@@ -322,12 +371,21 @@ class Query2LabelHead(nn.Module):
             train=self.training,
             return_attention=return_attention,
         )
-        return (logits, maps) if return_attention else logits
+        return (logits, self._per_label(maps)) if return_attention else logits
+
+    def _per_label(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Group maps ``(B, G, H, W)`` as label maps ``(B, K, H, W)``: label k is decided by
+        group ``k // ceil(K / G)``."""
+        if self.num_groups is None:
+            return maps
+        group = torch.arange(self.num_classes, device=self.fc.bias.device) // self.fc.weight.shape[2]
+        return [m.index_select(1, group) for m in maps]
 
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, in_channels={self.in_channels}, d_model={self.d_model}, "
             f"nhead={self.nhead}, pre_norm={self.pre_norm}"
+            + (f", num_groups={self.num_groups}" if self.num_groups is not None else "")
         )
 
     def export(self) -> "TorchQuery2LabelHead":
