@@ -143,6 +143,15 @@ def test_group_decoding_trains_and_is_part_of_the_architecture(tmp_path):
         tiny(tmp_path, "i", num_groups=0)
 
 
+def test_partial_label_modes_train(tmp_path):
+    trainer = Trainer(tiny(tmp_path, "p", partial_labels="selective", epochs=1), quiet=True)
+    assert trainer.criterion.mode == "selective"
+    trainer.fit()
+    assert 0 <= trainer.history[-1]["mAP"] <= 1
+    with pytest.raises(ValueError, match="partial_labels must be one of negative, ignore"):
+        tiny(tmp_path, "q", partial_labels="unknown")
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = Trainer(tiny(tmp_path), quiet=True)
     trainer.fit(stop_after=1)

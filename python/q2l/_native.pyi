@@ -23,6 +23,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "EMPTY_POLICIES",
     "FASHION_CLASSES",
+    "PARTIAL_DEFAULTS",
+    "PARTIAL_MODES",
     "REDUCTIONS",
     "SCENE_CLASSES",
     "TORCH_VERSION",
@@ -36,6 +38,7 @@ __all__ = [
     "asymmetric_loss_single_label",
     "average_precision",
     "best_f1_thresholds",
+    "class_priors",
     "dataset_coco",
     "dataset_fashion",
     "dataset_list",
@@ -48,6 +51,7 @@ __all__ = [
     "head_forward",
     "mean_average_precision",
     "ml_decoder_forward",
+    "partial_asymmetric_loss",
     "randaugment_op",
     "resize_image",
     "simd_level",
@@ -68,6 +72,30 @@ def simd_level() -> Literal["avx512", "avx2", "baseline"]:
 
 ASL_DEFAULTS: dict[str, Any]
 REDUCTIONS: list[str]
+PARTIAL_DEFAULTS: dict[str, Any]
+PARTIAL_MODES: list[str]
+
+def partial_asymmetric_loss(
+    *,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    priors: torch.Tensor | None,
+    mode: str,
+    gamma_pos: float,
+    gamma_neg: float,
+    gamma_unann: float,
+    alpha_pos: float,
+    alpha_neg: float,
+    alpha_unann: float,
+    clip: float,
+    likelihood_topk: int,
+    prior_threshold: float,
+) -> torch.Tensor:
+    """CSL's partial-label loss of ``logits`` ``[B, K]`` against targets in {1, 0, -1},
+    summed, with autograd; ``priors`` ``[K]`` for the selective mode."""
+
+def class_priors(*, probabilities: torch.Tensor) -> torch.Tensor:
+    """The mean of ``probabilities`` ``[N, K]`` over samples: CSL's class priors."""
 
 def asymmetric_loss(
     *,

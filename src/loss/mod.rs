@@ -1,4 +1,5 @@
-//! Losses: the asymmetric loss (multi-label) and its single-label softmax variant.
+//! Losses: the asymmetric loss (multi-label), its single-label softmax variant, and CSL's
+//! partial-label loss.
 //!
 //! Each loss has a fused CPU kernel (one multithreaded pass computing the loss and the
 //! analytic gradient) and a tensor path built from libtorch ops for other devices.
@@ -9,12 +10,16 @@ mod asymmetric;
 mod asymmetric_kernel;
 mod asymmetric_tensor;
 mod options;
+mod partial;
 mod single_label;
 mod single_label_kernel;
 mod single_label_tensor;
 
 pub use asymmetric::asymmetric_loss;
 pub use options::{AslOptions, Backend, Reduction, SingleLabelOptions};
+pub use partial::{
+    class_priors, partial_asymmetric_loss, PartialMode, PartialOptions, PARTIAL_MODES,
+};
 pub use single_label::asymmetric_loss_single_label;
 
 use tch::{Kind, Tensor};

@@ -47,6 +47,8 @@ HELP = {
     "pct_start": "OneCycle warm-up fraction",
     "ema": "EMA decay of the weights (both raw and EMA are evaluated)",
     "loss": "loss preset: query2label, asl, mmpretrain, or bce",
+    "partial_labels": "train with CSL's partial-label loss in this mode (negative, ignore, ignore_normalize_classes, "
+    "selective) instead of the --loss preset; unknown labels (-1) are what the mode says",
     "amp": "mixed precision on CUDA",
     "early_stop": "stop after this many epochs without improvement (0: never)",
     "grad_clip": "clip the gradient norm (0: no clipping)",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgumentError, MissingFileError
+from ..loss.partial import PARTIAL_MODES
 
 DATASETS = ("scenes", "fashion", "coco", "voc", "nuswide", "openimages", "csv")
 
@@ -60,6 +61,7 @@ class TrainConfig:
     pct_start: float = 0.2
     ema: float = 0.99
     loss: str = "query2label"
+    partial_labels: str | None = None
     amp: bool = True
     early_stop: int = 0
     grad_clip: float = 0.0
@@ -217,6 +219,10 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),
         (cfg.attention_images >= 0 and cfg.log_every >= 1, "need attention_images >= 0 and log_every >= 1"),
         (cfg.loss in losses, f"loss must be one of {', '.join(losses)}, got {cfg.loss!r}"),
+        (
+            cfg.partial_labels is None or cfg.partial_labels in PARTIAL_MODES,
+            f"partial_labels must be one of {', '.join(PARTIAL_MODES)}, got {cfg.partial_labels!r}",
+        ),
         (
             cfg.head in ("q2l", "linear"),
             f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}",

@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import data
 from ..errors import InvalidArgumentError, Q2LError
-from ..loss import AsymmetricLoss
+from ..loss import AsymmetricLoss, PartialAsymmetricLoss
 from ..metrics import MultilabelMetrics
 from . import build, checkpoint, report
 from .config import TrainConfig
@@ -117,7 +117,10 @@ class Trainer:
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.criterion = AsymmetricLoss.from_preset(cfg.loss) if cfg.loss != "bce" else masked_bce
+        if cfg.partial_labels is not None:
+            self.criterion = PartialAsymmetricLoss(cfg.partial_labels)
+        else:
+            self.criterion = AsymmetricLoss.from_preset(cfg.loss) if cfg.loss != "bce" else masked_bce
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = len(self.train_loader)

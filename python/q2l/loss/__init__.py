@@ -1,4 +1,5 @@
-"""Losses: the asymmetric loss for multi-label training and its single-label variant."""
+"""Losses: the asymmetric loss for multi-label training, its single-label variant, and CSL's
+partial-label loss."""
 
 from .asymmetric import (
     PRESETS,
@@ -6,13 +7,18 @@ from .asymmetric import (
     AsymmetricLossOptimized,
     asymmetric_loss,
 )
+from .partial import PARTIAL_MODES, PartialAsymmetricLoss, class_priors, partial_asymmetric_loss
 from .single_label import AsymmetricLossSingleLabel, asymmetric_loss_single_label
 
 __all__ = [
+    "PARTIAL_MODES",
     "PRESETS",
     "AsymmetricLoss",
     "AsymmetricLossOptimized",
     "AsymmetricLossSingleLabel",
+    "PartialAsymmetricLoss",
     "asymmetric_loss",
     "asymmetric_loss_single_label",
+    "class_priors",
+    "partial_asymmetric_loss",
 ]

@@ -1,0 +1,171 @@
+"""CSL's partial-label loss against a reference written here from the official
+PartialSelectiveLoss (Alibaba-MIIL/PartialLabelingCSL, src/loss_functions/
+partial_asymmetric_loss.py), on the targets' device instead of a hard-coded CUDA one."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import q2l
+from q2l.errors import InvalidArgumentError
+from q2l.loss import PARTIAL_MODES, PartialAsymmetricLoss, class_priors, partial_asymmetric_loss
+from q2l.loss.partial import PARTIAL_DEFAULTS
+
+
+def reference(logits, targets, args, priors=None):
+    """The official forward: weights by mode, BCE per kind, detached focal factor, -sum."""
+    t_pos = (targets == 1).to(logits.dtype)
+    t_neg = (targets == 0).to(logits.dtype)
+    t_un = (targets == -1).to(logits.dtype)
+    xs_pos = torch.sigmoid(logits)
+    xs_neg = 1.0 - xs_pos
+    if args.clip is not None and args.clip > 0:
+        xs_neg = (xs_neg + args.clip).clamp(max=1)
+    mode = args.partial_loss_mode
+    if mode in (None, "negative"):
+        w = 1.0
+    elif mode == "ignore":
+        w = torch.ones(targets.shape, dtype=logits.dtype)
+        w[targets == -1] = 0
+    elif mode == "ignore_normalize_classes":
+        # The official code divides in float32 whatever the logits; here in their dtype.
+        n_annotated = 1 + torch.sum(targets != -1, axis=1).to(logits.dtype)
+        w = torch.ones(targets.shape, dtype=logits.dtype)
+        w *= (1 / n_annotated + 1).repeat([targets.shape[1], 1]).T
+        w[targets == -1] = 0
+    else:  # selective
+        w = torch.ones(targets.shape, dtype=logits.dtype)
+        num_top_k = args.likelihood_topk * w.shape[0]
+        if priors is not None and args.prior_threshold:
+            w[:, torch.where(priors > args.prior_threshold)[0]] = 0
+            w += (targets != -1).to(logits.dtype)
+            w = w.bool()
+        with torch.no_grad():
+            cond = torch.where(targets.flatten() == -1)[0]
+            flat = w.view(-1)
+            order = torch.argsort(xs_neg.flatten()[cond])
+            flat[cond[order[:num_top_k]]] = 0
+    bce = args.alpha_pos * t_pos * torch.log(torch.clamp(xs_pos, min=1e-8))
+    bce = bce + args.alpha_neg * t_neg * torch.log(torch.clamp(xs_neg, min=1e-8))
+    bce = bce + args.alpha_unann * t_un * torch.log(torch.clamp(xs_neg, min=1e-8))
+    with torch.no_grad():
+        focal = torch.pow(
+            1 - xs_pos * t_pos - xs_neg * (t_neg + t_un),
+            args.gamma_pos * t_pos + args.gamma_neg * t_neg + args.gamma_unann * t_un,
+        )
+    return -(bce * focal * w).sum()
+
+
+def _args(mode, **kw):
+    return SimpleNamespace(partial_loss_mode=mode, **{**PARTIAL_DEFAULTS, **kw})
+
+
+def _batch(b=6, k=9, hidden=0.5, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, k, generator=g, dtype=dtype) * 3
+    targets = (torch.rand(b, k, generator=g) < 0.3).to(dtype)
+    targets[torch.rand(b, k, generator=g) < hidden] = -1
+    return logits, targets
+
+
+OPTIONS = [{}, {"clip": 0.05, "gamma_pos": 1.0, "gamma_neg": 4.0, "alpha_unann": 0.5, "likelihood_topk": 2}]
+
+
+@pytest.mark.parametrize("mode", PARTIAL_MODES)
+@pytest.mark.parametrize("options", OPTIONS)
+def test_every_mode_matches_the_official_loss_and_its_gradient(mode, options):
+    logits, targets = _batch()
+    x = logits.clone().requires_grad_()
+    x_ref = logits.clone().requires_grad_()
+    got = partial_asymmetric_loss(x, targets, mode=mode, **options)
+    want = reference(x_ref, targets, _args(mode, **options))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    got.backward()
+    want.backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.4, 0.0])
+def test_selective_with_priors_matches_the_official_loss(threshold):
+    logits, targets = _batch(b=8, k=12, seed=3)
+    priors = torch.rand(12, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.6
+    got = partial_asymmetric_loss(logits, targets, mode="selective", priors=priors, prior_threshold=threshold)
+    want = reference(logits, targets, _args("selective", prior_threshold=threshold), priors=priors)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    module = PartialAsymmetricLoss("selective", priors=priors, prior_threshold=threshold).double()
+    torch.testing.assert_close(module(logits, targets), want, rtol=1e-12, atol=1e-12)
+
+
+def test_modes_differ_where_they_should():
+    logits, targets = _batch(hidden=0.0)
+    # Without unannotated labels every mode but the normalising one is the same loss.
+    base = partial_asymmetric_loss(logits, targets, mode="negative")
+    for mode in ("ignore", "selective"):
+        torch.testing.assert_close(partial_asymmetric_loss(logits, targets, mode=mode), base)
+    logits, targets = _batch(hidden=0.7)
+    values = {m: partial_asymmetric_loss(logits, targets, mode=m).item() for m in PARTIAL_MODES}
+    assert len(set(values.values())) == 4
+    # Selective leaves out the unannotated labels with the highest scores first.
+    one = partial_asymmetric_loss(logits, targets, mode="selective", likelihood_topk=0)
+    torch.testing.assert_close(one, partial_asymmetric_loss(logits, targets, mode="negative"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    b=st.integers(1, 8),
+    k=st.integers(1, 12),
+    hidden=st.floats(0.0, 1.0),
+    mode=st.sampled_from(PARTIAL_MODES),
+    topk=st.integers(0, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_hypothesis_sweep_against_the_official_loss(b, k, hidden, mode, topk, seed):
+    logits, targets = _batch(b, k, hidden, seed)
+    got = partial_asymmetric_loss(logits, targets, mode=mode, likelihood_topk=topk)
+    want = reference(logits, targets, _args(mode, likelihood_topk=topk))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_float64_and_float32_result():
+    logits, targets = _batch(b=3, k=4)
+    x = logits.clone().requires_grad_()
+    # The focal factor is held constant (as officially), so the loss's derivative is the
+    # analytic one only without focusing.
+    flat = dict(gamma_pos=0.0, gamma_neg=0.0, gamma_unann=0.0, clip=0.05)
+    for mode in PARTIAL_MODES:
+        assert torch.autograd.gradcheck(lambda t, m=mode: partial_asymmetric_loss(t, targets, mode=m, **flat), (x,))
+    assert partial_asymmetric_loss(logits.float(), targets).dtype == torch.float32
+    assert partial_asymmetric_loss(logits.half(), targets.half()).dtype == torch.float32
+
+
+def test_class_priors_are_the_mean_prediction():
+    p = torch.rand(50, 7)
+    torch.testing.assert_close(class_priors(p), p.mean(0))
+    with pytest.raises(InvalidArgumentError, match="probabilities must be a non-empty"):
+        class_priors(torch.rand(7))
+
+
+def test_bad_input_is_named():
+    logits, targets = _batch()
+    with pytest.raises(InvalidArgumentError, match="unknown partial-label mode 'partial'"):
+        partial_asymmetric_loss(logits, targets, mode="partial")
+    with pytest.raises(InvalidArgumentError, match="unknown partial-label mode"):
+        PartialAsymmetricLoss("selectiv")
+    with pytest.raises(InvalidArgumentError, match="unknown option 'gamma'"):
+        PartialAsymmetricLoss("negative", gamma=2)
+    with pytest.raises(InvalidArgumentError, match=r"logits and targets must both be \[batch, classes\]"):
+        partial_asymmetric_loss(logits, targets[:, :3])
+    bad = targets.clone()
+    bad[1, 2] = 2
+    with pytest.raises(InvalidArgumentError, match=r"targets must be 1, 0 or -1.*found 2.*\[1, 2\]"):
+        partial_asymmetric_loss(logits, bad)
+    with pytest.raises(InvalidArgumentError, match=r"priors must have one value per class, shape \[9\], got \[8\]"):
+        partial_asymmetric_loss(logits, targets, mode="selective", priors=torch.rand(8, dtype=torch.float64))
+    nan = logits.clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(InvalidArgumentError, match="logits contain NaN"):
+        partial_asymmetric_loss(nan, targets)
+    assert q2l.loss.PARTIAL_MODES == ("negative", "ignore", "ignore_normalize_classes", "selective")
