@@ -333,3 +333,27 @@ def test_grouped_q2l_gradients_compile_and_config():
         assert torch.allclose(compiled(xf), head(xf), atol=1e-5)
     with pytest.raises(InvalidArgumentError, match=r"num_groups must be None or an int in \[1, num_classes=10\]"):
         _q2l(11)
+
+
+def test_label_embeddings_load_from_local_files(tmp_path):
+    import numpy as np
+    from safetensors.torch import save_file
+
+    from q2l.head import load_label_embeddings
+
+    emb = torch.randn(6, 300)
+    np.save(tmp_path / "e.npy", emb.numpy())
+    torch.save({"embeddings": emb}, tmp_path / "e.pt")
+    save_file({"embeddings": emb}, tmp_path / "e.safetensors")
+    for name in ("e.npy", "e.pt", "e.safetensors"):
+        assert torch.equal(load_label_embeddings(tmp_path / name), emb), name
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(q2l.errors.Q2LError, match="not a readable .npy"):
+        load_label_embeddings(tmp_path / "obj.npy")
+    np.save(tmp_path / "flat.npy", np.zeros(5, dtype=np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"non-empty float \[num_labels, dim\]"):
+        load_label_embeddings(tmp_path / "flat.npy")
+    with pytest.raises(FileNotFoundError, match="no label embeddings"):
+        load_label_embeddings(tmp_path / "missing.pt")
+    with pytest.raises(InvalidArgumentError, match="must be a .npy"):
+        load_label_embeddings(tmp_path / "e.txt")

@@ -37,6 +37,33 @@ def median_seconds(
     return statistics.median(times)
 
 
+def interleaved_medians(
+    fns: list[Callable[[], object]],
+    min_time: float = 0.5,
+    min_rounds: int = 5,
+    warmup: int = 2,
+    device: torch.device | None = None,
+) -> list[float]:
+    """Median wall time of each of ``fns``, run in turns (one call of each per round) for
+    at least ``min_time`` seconds: on a machine whose speed drifts from minute to minute,
+    their ratios stay fair."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < min_rounds or time.perf_counter() - start < min_time:
+        for fn, out in zip(fns, times, strict=True):
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            out.append(time.perf_counter() - t0)
+        if len(times[0]) >= 1000:
+            break
+    return [statistics.median(t) for t in times]
+
+
 def _status_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:

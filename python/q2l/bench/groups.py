@@ -4,15 +4,16 @@ the official ML-Decoder module, for K = 80, 1,000 and 9,605 labels with G = min(
 The reference is the official ``MLDecoder.forward`` (sequence-first ``nn.MultiheadAttention``,
 the group FC as its per-group loop) run on the q2l-rs module's own weights, so both compute
 the same logits; each is timed in this process, eager, at batch 8 on a 14x14 feature map
-of 2048 channels (a ResNet-101 at 448 pixels). The grouped Query2Label head is the paper's
-COCO configuration (d=2048, FFN 8192, 1 encoder and 2 decoder layers) with G queries.
+of 2048 channels (a ResNet-101 at 448 pixels), the three heads of a row in turns so that
+their ratios survive a machine whose speed drifts. The grouped Query2Label head is the
+paper's COCO configuration (d=2048, FFN 8192, 1 encoder and 2 decoder layers) with G queries.
 """
 
 import torch
 import torch.nn.functional as F
 
 from ..head import MLDecoderHead, Query2LabelHead
-from ._measure import fmt_ms, median_seconds
+from ._measure import fmt_ms, interleaved_medians
 
 
 def official_ml_decoder_forward(head: MLDecoderHead, features: torch.Tensor) -> torch.Tensor:
@@ -34,17 +35,25 @@ def official_ml_decoder_forward(head: MLDecoderHead, features: torch.Tensor) -> 
     return out.flatten(1)[:, : head.num_classes] + head.decoder.duplicate_pooling_bias
 
 
-def _times(module, fn, x, min_time, dev) -> tuple[float, float]:
-    module.eval()
-    with torch.no_grad():
-        infer = median_seconds(lambda: fn(x), min_time, min_runs=3, device=dev)
-    module.train()
-
-    def step():
+def _step(module, fn, x):
+    def run():
         module.zero_grad(set_to_none=False)
         fn(x).square().mean().backward()
 
-    return infer, median_seconds(step, min_time, min_runs=3, device=dev)
+    return run
+
+
+def _measure(ml: MLDecoderHead, grouped: Query2LabelHead, x, min_time, dev) -> tuple[list[float], list[float]]:
+    """Inference and training-step medians of (ML-Decoder, official, grouped Q2L), in turns."""
+    official = lambda t: official_ml_decoder_forward(ml, t)  # noqa: E731
+    for m in (ml, grouped):
+        m.eval()
+    with torch.no_grad():
+        infer = interleaved_medians([lambda: ml(x), lambda: official(x), lambda: grouped(x)], min_time, 3, 1, dev)
+    for m in (ml, grouped):
+        m.train()
+    steps = [_step(ml, ml, x), _step(ml, official, x), _step(grouped, grouped, x)]
+    return infer, interleaved_medians(steps, min_time, 3, 1, dev)
 
 
 def main(quick: bool = False, device: str = "cpu") -> int:
@@ -72,9 +81,8 @@ def main(quick: bool = False, device: str = "cpu") -> int:
         ml.eval()
         with torch.no_grad():
             torch.testing.assert_close(ml(x), official_ml_decoder_forward(ml, x), rtol=1e-4, atol=1e-4)
-        ours = _times(ml, ml, x, min_time, dev)
-        ref = _times(ml, lambda t, m=ml: official_ml_decoder_forward(m, t), x, min_time, dev)
-        q2l_g = _times(grouped, grouped, x, min_time, dev)
+        infer, train = _measure(ml, grouped, x, min_time, dev)
+        ours, ref, q2l_g = (infer[0], train[0]), (infer[1], train[1]), (infer[2], train[2])
         rows.append((k, ours, q2l_g))
         print(
             f"{k:>6} {g:>4} | {fmt_ms(ours[0]):>12} {fmt_ms(ref[0])} {ref[0] / ours[0]:5.2f}x |"

@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import _native
 from .._tracing import needs_torch_ops
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, MissingFileError
 from . import functional
 from .checkpoint import read_official_checkpoint
 from .query2label import check_features, duplicate_factor
@@ -261,6 +261,51 @@ class MLDecoderHead(nn.Module):
         return head
 
 
+def load_label_embeddings(path: str | os.PathLike) -> torch.Tensor:
+    """Label embeddings ``(K, D)`` (float32) for a zero-shot head, from a local file; nothing
+    is downloaded and nothing in the file runs.
+
+    ``.npy`` (read without pickle), ``.pt`` / ``.pth`` (``weights_only``; a tensor, or a dict
+    with one tensor) or ``.safetensors`` (one tensor, or one named ``"embeddings"``).
+    """
+    import numpy as np
+
+    from .._files import CheckpointError, load_torch_file
+
+    name = os.fspath(path)
+    ext = os.path.splitext(name)[1].lower()
+    if ext not in (".npy", ".pt", ".pth", ".safetensors"):
+        raise InvalidArgumentError(f"{name!r}: label embeddings must be a .npy, .pt, .pth or .safetensors file")
+    if not os.path.isfile(name):
+        raise MissingFileError(f"no label embeddings at {name!r}")
+    if ext == ".npy":
+        try:
+            value = torch.from_numpy(np.load(name, allow_pickle=False))
+        except (ValueError, OSError) as err:
+            raise CheckpointError(f"{name!r} is not a readable .npy array: {err}") from None
+    elif ext == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(name)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"{name!r} is not a readable safetensors file ({err})") from None
+        value = tensors.get("embeddings", next(iter(tensors.values())) if len(tensors) == 1 else None)
+    else:
+        value = load_torch_file(name, "label embeddings")
+        if isinstance(value, Mapping) and len(value) == 1:
+            value = next(iter(value.values()))
+    if not isinstance(value, torch.Tensor):
+        raise InvalidArgumentError(f"{name!r} must hold one tensor of label embeddings (or one named 'embeddings')")
+    if value.dim() != 2 or value.shape[0] == 0 or not value.is_floating_point():
+        raise InvalidArgumentError(
+            f"{name!r}: label embeddings must be a non-empty float [num_labels, dim] array, got "
+            f"{value.dtype} {tuple(value.shape)}"
+        )
+    return value.float().contiguous()
+
+
 def _torch_forward(
     head: MLDecoderHead, features: torch.Tensor, label_embeddings: torch.Tensor | None, training: bool
 ) -> torch.Tensor:
@@ -283,4 +328,4 @@ def _torch_forward(
     return functional.group_fc(tgt, pooling, bias)
 
 
-__all__ = ["MLDecoderHead", "MLDecoderLayer", "duplicate_factor"]
+__all__ = ["MLDecoderHead", "MLDecoderLayer", "load_label_embeddings"]
