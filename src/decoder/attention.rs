@@ -45,24 +45,45 @@ pub fn self_attention(
     dropout: f64,
     train: bool,
 ) -> Result<Tensor> {
-    let size = v_in.size();
-    let (l, d) = (size[1], size[2]);
+    let d = v_in.size()[2];
     let ws = split(w.in_w, &[2 * d, d])?;
     let bs = split(w.in_b, &[2 * d, d])?;
-    let qk = linear(qk_in, &ws[0], Some(&bs[0]))?;
+    let qk = linear(qk_in, &ws[0], Some(&bs[0]))?.f_split_with_sizes([d, d], 2)?;
     let v = linear(v_in, &ws[1], Some(&bs[1]))?;
-    let heads_first = |t: &Tensor, lt: i64| -> Result<Tensor> {
-        Ok(t.f_view([-1, lt, heads, d / heads])?.f_transpose(1, 2)?)
+    fused_attention(&qk[0], &qk[1], &v, w, heads, dropout, train)
+}
+
+/// libtorch's fused attention on projected queries `q` [Bq, L, d] (Bq = 1 broadcasts) and
+/// keys and values [B, T, d], split into `heads`, then the output projection: [B, L, d].
+fn fused_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    w: &MhaWeights,
+    heads: i64,
+    dropout: f64,
+    train: bool,
+) -> Result<Tensor> {
+    let (qs, vs) = (q.size(), v.size());
+    let (b, l, d) = (vs[0], qs[1], vs[2]);
+    let heads_first = |x: &Tensor| -> Result<Tensor> {
+        let s = x.size();
+        Ok(x.f_view([s[0], s[1], heads, d / heads])?
+            .f_transpose(1, 2)?)
     };
-    let lq = qk.size()[1];
-    let qk = qk.f_split_with_sizes([d, d], 2)?;
-    let q = heads_first(&qk[0], lq)?;
-    let k = heads_first(&qk[1], lq)?;
-    let v = heads_first(&v, l)?;
+    let q = heads_first(q)?.f_expand([b, heads, l, d / heads], false)?;
     let p = if train { dropout } else { 0.0 };
-    let o =
-        Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, p, false, None, false)?;
-    let o = o.f_transpose(1, 2)?.f_reshape([-1, lq, d])?;
+    let o = Tensor::f_scaled_dot_product_attention(
+        &q,
+        &heads_first(k)?,
+        &heads_first(v)?,
+        None::<Tensor>,
+        p,
+        false,
+        None,
+        false,
+    )?;
+    let o = o.f_transpose(1, 2)?.f_reshape([b, l, d])?;
     linear(&o, w.out_w, Some(w.out_b))
 }
 
@@ -146,7 +167,7 @@ pub fn cross_attention(
 /// attention. It wins over [`cross_attention`]'s reassociation when there are many queries
 /// for the width (see [`reassociation_pays`]); it returns no attention maps.
 #[allow(clippy::too_many_arguments)]
-pub fn cross_attention_projected(
+fn cross_attention_projected(
     query: &Tensor,
     key_in: &Tensor,
     memory: &Tensor,
@@ -155,33 +176,13 @@ pub fn cross_attention_projected(
     dropout: f64,
     train: bool,
 ) -> Result<Tensor> {
-    let ms = memory.size();
-    let (b, t, d) = (ms[0], ms[1], ms[2]);
-    let k = query.size()[1];
-    let dh = d / heads;
+    let d = memory.size()[2];
     let ws = split(w.in_w, &[d, d, d])?;
     let bs = split(w.in_b, &[d, d, d])?;
-    let heads_first = |x: &Tensor, bx: i64, len: i64| -> Result<Tensor> {
-        Ok(x.f_view([bx, len, heads, dh])?.f_transpose(1, 2)?)
-    };
-    let bq = query.size()[0];
-    let q = heads_first(&linear(query, &ws[0], Some(&bs[0]))?, bq, k)?
-        .f_expand([b, heads, k, dh], false)?;
-    let key = heads_first(&linear(key_in, &ws[1], Some(&bs[1]))?, b, t)?;
-    let value = heads_first(&linear(memory, &ws[2], Some(&bs[2]))?, b, t)?;
-    let p = if train { dropout } else { 0.0 };
-    let o = Tensor::f_scaled_dot_product_attention(
-        &q,
-        &key,
-        &value,
-        None::<Tensor>,
-        p,
-        false,
-        None,
-        false,
-    )?;
-    let o = o.f_transpose(1, 2)?.f_reshape([b, k, d])?;
-    linear(&o, w.out_w, Some(w.out_b))
+    let q = linear(query, &ws[0], Some(&bs[0]))?;
+    let k = linear(key_in, &ws[1], Some(&bs[1]))?;
+    let v = linear(memory, &ws[2], Some(&bs[2]))?;
+    fused_attention(&q, &k, &v, w, heads, dropout, train)
 }
 
 /// Whether [`cross_attention`]'s reassociation is faster than projecting the memory. It
@@ -189,6 +190,38 @@ pub fn cross_attention_projected(
 /// matmuls that run at about half the throughput of the projections' one large matmul
 /// (measured on ML-Decoder, K = 80, 8 heads, d = 768: reassociated 10-15% slower); hence
 /// the factor 2.
-pub fn reassociation_pays(queries: i64, heads: i64, d: i64) -> bool {
+fn reassociation_pays(queries: i64, heads: i64, d: i64) -> bool {
     2 * heads * queries <= d
+}
+
+/// Cross-attention of `query` [Bq, K, d] over image tokens (keys from `key_in`, values from
+/// `memory`, both [B, T, d]) by whichever of [`cross_attention`] and
+/// [`cross_attention_projected`] is faster for the shape (maps asked for: the first, which
+/// alone gives them). Returns the output [B, K, d] and, when asked, the maps [B, K, T].
+#[allow(clippy::too_many_arguments)]
+pub fn attend(
+    query: &Tensor,
+    key_in: &Tensor,
+    memory: &Tensor,
+    w: &MhaWeights,
+    heads: i64,
+    dropout: f64,
+    train: bool,
+    want_weights: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let size = query.size();
+    if want_weights || reassociation_pays(size[1], heads, size[2]) {
+        return cross_attention(
+            query,
+            key_in,
+            memory,
+            w,
+            heads,
+            dropout,
+            train,
+            want_weights,
+        );
+    }
+    let out = cross_attention_projected(query, key_in, memory, w, heads, dropout, train)?;
+    Ok((out, None))
 }

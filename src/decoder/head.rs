@@ -13,10 +13,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::tensor::{float_kind, shape_str};
 
-use super::attention::{
-    cross_attention, cross_attention_projected, linear, reassociation_pays, self_attention,
-    MhaWeights,
-};
+use super::attention::{attend, linear, self_attention, MhaWeights};
 use super::dropout::dropout;
 use super::position::sine_encoding;
 use super::weights::{Affine, Ffn, HeadWeights};
@@ -204,7 +201,6 @@ fn decode(
     // The target starts at zero, so the first layer's queries do not depend on the image:
     // it runs on a batch of one and broadcasts.
     let mut tgt = query_pos.f_zeros_like()?;
-    let queries = query_pos.size()[1];
     let mut attention = Vec::new();
     for layer in &w.decoder {
         if let Some((attn, n)) = &layer.self_attn {
@@ -214,12 +210,7 @@ fn decode(
         }
         tgt = residual(&tgt, &layer.norm2, cfg, train, |x| {
             let q = x.f_add(&query_pos)?;
-            let mha = &layer.multihead_attn;
-            if !want_attention && !reassociation_pays(queries, cfg.nhead, cfg.d_model) {
-                let (p, heads) = (cfg.dropout, cfg.nhead);
-                return cross_attention_projected(&q, &key_in, memory, mha, heads, p, train);
-            }
-            let (a, weights) = cross_attention(
+            let (a, weights) = attend(
                 &q,
                 &key_in,
                 memory,

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 
 use tch::Tensor;
 
-use super::attention::{
-    cross_attention, cross_attention_projected, linear, reassociation_pays, MhaWeights,
-};
+use super::attention::{attend, linear, MhaWeights};
 use super::dropout::dropout;
 use super::group_fc::Classifier;
 use super::head::{ffn, norm};
@@ -196,29 +194,8 @@ pub fn ml_decoder_forward(
             tgt.f_mul_scalar(2.0)?
         };
         tgt = norm(&tgt, &layer.norm1, e)?;
-        let attended = if reassociation_pays(q, cfg.nhead, e) {
-            let (a, _) = cross_attention(
-                &tgt,
-                &memory,
-                &memory,
-                &layer.multihead_attn,
-                cfg.nhead,
-                p,
-                train,
-                false,
-            )?;
-            a
-        } else {
-            cross_attention_projected(
-                &tgt,
-                &memory,
-                &memory,
-                &layer.multihead_attn,
-                cfg.nhead,
-                p,
-                train,
-            )?
-        };
+        let mha = &layer.multihead_attn;
+        let (attended, _) = attend(&tgt, &memory, &memory, mha, cfg.nhead, p, train, false)?;
         tgt = norm(&tgt.f_add(&dropout(&attended, p, train)?)?, &layer.norm2, e)?;
         let branch = ffn(&tgt, &layer.ffn, p, train)?;
         tgt = norm(&tgt.f_add(&dropout(&branch, p, train)?)?, &layer.norm3, e)?;
