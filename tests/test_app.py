@@ -144,12 +144,19 @@ def test_group_decoding_trains_and_is_part_of_the_architecture(tmp_path):
 
 
 def test_partial_label_modes_train(tmp_path):
-    trainer = Trainer(tiny(tmp_path, "p", partial_labels="selective", epochs=1), quiet=True)
+    cfg = tiny(tmp_path, "p", partial_labels="selective", hide_annotations=0.5, epochs=1)
+    trainer = Trainer(cfg, quiet=True)
     assert trainer.criterion.mode == "selective"
+    # Half of the training annotations are hidden, none of the validation ones.
+    train = trainer.train_set.targets
+    assert (train == -1).sum().item() == round(0.5 * train.numel())
+    assert (trainer.val_set.targets >= 0).all()
     trainer.fit()
     assert 0 <= trainer.history[-1]["mAP"] <= 1
     with pytest.raises(ValueError, match="partial_labels must be one of negative, ignore"):
         tiny(tmp_path, "q", partial_labels="unknown")
+    with pytest.raises(ValueError, match=r"hide_annotations must be in \[0, 1\), got 1.0"):
+        tiny(tmp_path, "q", hide_annotations=1.0)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -309,6 +309,68 @@ def test_fashion_scenes_from_idx_fixture(tmp_path):
         Dataset.fashion_mnist_scenes(split="test", root=tmp_path)
 
 
+def test_fashion_scenes_item_classes_and_cell_labels(tmp_path):
+    items = np.random.default_rng(1).integers(1, 255, (30, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", items)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(30) % 10)
+    scenes = dict(split="test", n=40, size=56, grid=2, root=tmp_path)
+    plain = Dataset.fashion_mnist_scenes(**scenes)
+    # Held-out classes never appear, by name or index, and the label table keeps all ten.
+    seen = Dataset.fashion_mnist_scenes(**scenes, item_classes=["Bag", 0])
+    assert seen.classes == list(data.FASHION_CLASSES)
+    assert set(torch.nonzero(seen.targets)[:, 1].tolist()) == {0, 8}
+    cells = Dataset.fashion_mnist_scenes(**scenes, cell_labels=True)
+    assert cells.num_classes == 40 and cells.classes[:2] == ["T-shirt/top @ r0c0", "T-shirt/top @ r0c1"]
+    for i in range(40):
+        # The same scene: each item is one (class, cell) label, and its class is present.
+        assert torch.equal(cells[i][0], plain[i][0])
+        labels = torch.nonzero(cells.targets[i]).flatten().tolist()
+        assert sorted(c for c, _ in cells.objects(i)) == labels
+        assert {c // 4 for c in labels} == set(torch.nonzero(plain.targets[i]).flatten().tolist())
+        for label, (x0, y0, _, _) in cells.objects(i):
+            assert label % 4 == (y0 // 28) * 2 + x0 // 28
+    with pytest.raises(ValueError, match="unknown Fashion-MNIST class 'Hat'"):
+        Dataset.fashion_mnist_scenes(**scenes, item_classes=["Hat"])
+    with pytest.raises(ValueError, match="item_classes must be >= 0 and <= 9, got 10"):
+        Dataset.fashion_mnist_scenes(**scenes, item_classes=[10])
+    with pytest.raises(ValueError, match=r"no item of the allowed classes \[\]"):
+        Dataset.fashion_mnist_scenes(**scenes, item_classes=[])
+    with pytest.raises(TypeError, match="cell_labels must be a bool"):
+        Dataset.fashion_mnist_scenes(**scenes, cell_labels=1)
+
+
+def test_hidden_annotations_hide_the_asked_fraction_reproducibly():
+    ds = Dataset.scenes(n=400, size=32)
+    full = ds.targets
+    hidden = ds.with_hidden_annotations(0.5, seed=3)
+    t = hidden.targets
+    assert (t == -1).sum().item() == round(0.5 * full.numel())
+    kept = t != -1
+    assert torch.equal(t[kept], full[kept])
+    # Positives and negatives are hidden alike, about in proportion.
+    share = (full[~kept] == 1).float().mean().item()
+    assert abs(share - full.mean().item()) < 0.03  # 4.5 standard deviations
+    assert torch.equal(ds.with_hidden_annotations(0.5, seed=3).targets, t)
+    assert not torch.equal(ds.with_hidden_annotations(0.5, seed=4).targets, t)
+    assert torch.equal(ds.with_hidden_annotations(0.0).targets, full)
+    assert (ds.with_hidden_annotations(1.0).targets == -1).all()
+    assert torch.equal(hidden[5][1], t[5]) and torch.equal(hidden[5][0], ds[5][0])
+    # The loader hands the unknown targets on.
+    _, batch = next(iter(data.Loader(hidden, data.eval_transform(32), batch_size=400)))
+    assert torch.equal(batch, t)
+    assert "50% of annotations hidden (seed 3)" in repr(hidden)
+    for bad, error, message in (
+        (1.5, ValueError, r"fraction must be in \[0, 1\], got 1.5"),
+        (float("nan"), ValueError, "fraction must be a finite number"),
+        ("half", TypeError, "fraction must be a number"),
+        (True, TypeError, "fraction must be a number"),
+    ):
+        with pytest.raises(error, match=message):
+            ds.with_hidden_annotations(bad)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        ds.with_hidden_annotations(0.5, seed=-1)
+
+
 @pytest.mark.skipif(not data.FASHION_MNIST_ROOT.exists(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_scenes_from_the_real_files():
     train = Dataset.fashion_mnist_scenes(split="train", n=200, size=112)

@@ -225,6 +225,7 @@ class NativeDataset:
         """uint8 ``[3, H, W]`` and the warning of a lenient decode."""
     def objects(self, i: int) -> list[tuple[int, list[float]]]: ...
     def with_decode_options(self, *, max_pixels: int, strict: bool, dct_scaling: bool) -> NativeDataset: ...
+    def with_hidden_annotations(self, *, fraction: float, seed: int) -> NativeDataset: ...
     def decode_options(self) -> tuple[int, bool, bool]:
         """``(max_pixels, strict, dct_scaling)``."""
 
@@ -238,7 +239,17 @@ def dataset_scenes(
     *, n: int, size: int, seed: int, split: str, min_objects: int, max_objects: int
 ) -> NativeDataset: ...
 def dataset_fashion(
-    *, root: str, split: str, n: int, size: int, grid: int, min_items: int, max_items: int, seed: int
+    *,
+    root: str,
+    split: str,
+    n: int,
+    size: int,
+    grid: int,
+    min_items: int,
+    max_items: int,
+    seed: int,
+    item_classes: list[int] | None,
+    cell_labels: bool,
 ) -> NativeDataset: ...
 
 @final

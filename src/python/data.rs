@@ -102,6 +102,12 @@ impl NativeDataset {
         NativeDataset(Arc::new(d))
     }
 
+    /// A copy with `round(fraction * known)` known targets made unknown (-1), drawn from `seed`.
+    #[pyo3(signature = (*, fraction, seed))]
+    fn with_hidden_annotations(&self, fraction: f64, seed: u64) -> PyResult<NativeDataset> {
+        guarded(|| wrap(self.0.with_hidden_annotations(fraction, seed)))
+    }
+
     /// The decoding options: `(max_pixels, strict, dct_scaling)`.
     fn decode_options(&self) -> (usize, bool, bool) {
         let d = &self.0.decode;
@@ -213,7 +219,7 @@ fn dataset_scenes(
 }
 
 #[pyfunction]
-#[pyo3(signature = (*, root, split, n, size, grid, min_items, max_items, seed))]
+#[pyo3(signature = (*, root, split, n, size, grid, min_items, max_items, seed, item_classes, cell_labels))]
 #[allow(clippy::too_many_arguments)]
 fn dataset_fashion(
     py: Python<'_>,
@@ -225,6 +231,8 @@ fn dataset_fashion(
     min_items: usize,
     max_items: usize,
     seed: u64,
+    item_classes: Option<Vec<usize>>,
+    cell_labels: bool,
 ) -> PyResult<NativeDataset> {
     let layout = fashion::Layout {
         len: n,
@@ -233,6 +241,8 @@ fn dataset_fashion(
         min_items,
         max_items,
         seed,
+        item_classes,
+        cell_labels,
     };
     py.allow_threads(|| {
         guarded(|| wrap(fashion::FashionScenes::open(&root, &split, layout)?.into_dataset()))

@@ -32,8 +32,18 @@ def datasets(
 ) -> tuple[data.Dataset, ...]:
     """The datasets the configuration names, one per entry of ``splits`` (``"train"``,
     ``"val"``); a split not asked for is not read (``q2l evaluate`` reads only validation).
-    ``classes`` fixes the label table of a ``csv`` validation list (a model's classes)."""
-    return tuple(_dataset(cfg, split, classes) for split in splits)
+    ``classes`` fixes the label table of a ``csv`` validation list (a model's classes).
+    ``hide_annotations`` applies to the training split only."""
+    return tuple(
+        _hidden(cfg, _dataset(cfg, split, classes)) if split == "train" else _dataset(cfg, split, classes)
+        for split in splits
+    )
+
+
+def _hidden(cfg: TrainConfig, train: data.Dataset) -> data.Dataset:
+    if cfg.hide_annotations == 0:
+        return train
+    return train.with_hidden_annotations(cfg.hide_annotations, seed=cfg.seed)
 
 
 def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Dataset:

@@ -25,6 +25,8 @@ HELP = {
     "train_size": "number of generated training scenes",
     "val_size": "number of generated validation scenes",
     "img_size": "input side in pixels",
+    "hide_annotations": "hide this fraction of the training annotations at random (seeded by --seed) to simulate "
+    "partial annotation, e.g. with --partial-labels",
     "cutout": "Cutout hole factor (0.5 in the paper); omit for none",
     "randaugment": "RandAugment (2 ops, magnitude 9)",
     "flip": "random horizontal flips",

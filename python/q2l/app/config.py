@@ -36,6 +36,7 @@ class TrainConfig:
     train_size: int = 8000
     val_size: int = 1000
     img_size: int = 64
+    hide_annotations: float = 0.0
     cutout: float | None = None
     randaugment: bool = False
     flip: bool = True
@@ -203,6 +204,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.img_size >= 16, "img_size must be at least 16"),
         (cfg.workers >= 0, f"workers must be >= 0 (0: all CPUs), got {cfg.workers}"),
         (cfg.cutout is None or 0 < cfg.cutout <= 1, f"cutout must be in (0, 1], got {cfg.cutout}"),
+        (0 <= cfg.hide_annotations < 1, f"hide_annotations must be in [0, 1), got {cfg.hide_annotations}"),
         (0 < cfg.lr < 1, f"lr must be in (0, 1), got {cfg.lr}"),
         (cfg.weight_decay >= 0, f"weight_decay must be >= 0, got {cfg.weight_decay}"),
         (0 <= cfg.ema < 1, f"ema must be in [0, 1), got {cfg.ema}"),

@@ -16,7 +16,7 @@ from typing import Union
 import torch
 
 from .. import _native
-from .._validate import int_arg
+from .._validate import float_arg, int_arg
 from ..errors import InvalidArgumentError, InvalidTypeError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -185,23 +185,46 @@ class Dataset:
         max_items: int = 4,
         seed: int = 0,
         root: PathLike = FASHION_MNIST_ROOT,
+        item_classes: Sequence[str | int] | None = None,
+        cell_labels: bool = False,
     ) -> Dataset:
         """Multi-label scenes of real Fashion-MNIST items: 1-4 items in distinct cells of a grid.
 
         Train scenes use the train split's items, test scenes the test split's. The files
         are Debian's ``dataset-fashion-mnist`` (``apt install dataset-fashion-mnist``).
-        :meth:`objects` gives each item's class and cell.
+        :meth:`objects` gives each item's label and cell.
+
+        Args:
+            item_classes: The classes (names of :data:`FASHION_CLASSES` or indices) whose
+                items may appear; the label table keeps all ten, so the others are always
+                absent. For zero-shot experiments: train without some classes, test with all.
+            cell_labels: Every (class, cell) pair is a label, named ``"Bag @ r1c2"``
+                (``10 * grid**2`` labels, class-major): a many-label set.
         """
         n, size, grid, lo, hi = (
             int_arg(k, v)
             for k, v in (("n", n), ("size", size), ("grid", grid), ("min_items", min_items), ("max_items", max_items))
         )
         seed = int_arg("seed", seed, maximum=2**64 - 1)
+        if not isinstance(cell_labels, bool):
+            raise InvalidTypeError(f"cell_labels must be a bool, got {cell_labels!r}")
+        items = None if item_classes is None else [_fashion_class(c) for c in item_classes]
         return cls(
             _native.dataset_fashion(
-                root=os.fspath(root), split=split, n=n, size=size, grid=grid, min_items=lo, max_items=hi, seed=seed
+                root=os.fspath(root),
+                split=split,
+                n=n,
+                size=size,
+                grid=grid,
+                min_items=lo,
+                max_items=hi,
+                seed=seed,
+                item_classes=items,
+                cell_labels=cell_labels,
             ),
-            f"Fashion-MNIST scenes {split} n={n} size={size}",
+            f"Fashion-MNIST scenes {split} n={n} size={size}"
+            + ("" if items is None else f" items of {[FASHION_CLASSES[c] for c in items]}")
+            + (" cell labels" if cell_labels else ""),
         )
 
     # Access --------------------------------------------------------------------------------
@@ -273,12 +296,38 @@ class Dataset:
         )
         return Dataset(native, self.description)
 
+    def with_hidden_annotations(self, fraction: float, seed: int = 0) -> Dataset:
+        """A copy with a random ``fraction`` of the known annotations made unknown (-1).
+
+        Simulates partial annotation as CSL's experiments do: ``round(fraction * n)`` of the
+        ``n`` known targets, positives and negatives alike, drawn uniformly from ``seed``.
+        Losses such as :class:`q2l.loss.PartialAsymmetricLoss` then see them as unannotated.
+
+        Args:
+            fraction: Share of the known annotations to hide, in ``[0, 1]``.
+            seed: The draw; the same seed hides the same annotations.
+        """
+        fraction = float_arg("fraction", fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise InvalidArgumentError(f"fraction must be in [0, 1], got {fraction}")
+        seed = int_arg("seed", seed, maximum=2**64 - 1)
+        native = self._native.with_hidden_annotations(fraction=fraction, seed=seed)
+        return Dataset(native, f"{self.description}, {fraction:.0%} of annotations hidden (seed {seed})")
+
     def with_max_pixels(self, max_pixels: int) -> Dataset:
         """A copy whose decoder accepts images up to ``max_pixels`` (see :meth:`with_decoding`)."""
         return self.with_decoding(max_pixels=max_pixels)
 
     def __repr__(self) -> str:
         return f"Dataset({self.description}: {len(self)} images, {self.num_classes} classes)"
+
+
+def _fashion_class(c: str | int) -> int:
+    if isinstance(c, str):
+        if c not in FASHION_CLASSES:
+            raise InvalidArgumentError(f"unknown Fashion-MNIST class {c!r}; the classes are {list(FASHION_CLASSES)}")
+        return FASHION_CLASSES.index(c)
+    return int_arg("item_classes", c, maximum=len(FASHION_CLASSES) - 1)
 
 
 def decode_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = True) -> torch.Tensor:

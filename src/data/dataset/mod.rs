@@ -4,6 +4,7 @@
 
 pub mod coco;
 pub mod fashion;
+mod hidden;
 pub mod idx;
 pub mod listfile;
 pub mod nuswide;
