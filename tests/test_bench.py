@@ -7,6 +7,7 @@ def test_loss_benchmark_quick_mode_runs(capsys):
     assert main(["loss", "--quick", "--preset", "query2label", "--compile", "aot_eager"]) == 0
     out = capsys.readouterr().out
     assert "preset 'query2label'" in out and "(128, 1000)" in out
+    assert "CSL partial-label loss" in out and "ignore_normalize_classes" in out
 
 
 def test_metrics_benchmark_quick_mode_runs(capsys):

@@ -169,3 +169,59 @@ def test_bad_input_is_named():
     with pytest.raises(InvalidArgumentError, match="logits contain NaN"):
         partial_asymmetric_loss(nan, targets)
     assert q2l.loss.PARTIAL_MODES == ("negative", "ignore", "ignore_normalize_classes", "selective")
+
+
+# The modes that are an asymmetric loss, with the options that make them one.
+FUSED = [
+    ("ignore", {}),
+    ("ignore", OPTIONS[1]),
+    ("negative", {"gamma_unann": 1.0}),
+    ("negative", {"clip": 0.05, "gamma_unann": 1.0, "alpha_pos": 0.5, "alpha_neg": 0.5, "alpha_unann": 0.5}),
+]
+
+
+@pytest.mark.parametrize("mode, options", FUSED)
+def test_fused_kernel_and_tensor_path_match_the_official_loss(mode, options):
+    logits, targets = _batch(b=7, k=11, seed=5)
+    want_x = logits.clone().requires_grad_()
+    want = reference(want_x, targets, _args(mode, **options))
+    want.backward()
+    for backend in ("kernel", "tensor", "auto"):
+        x = logits.clone().requires_grad_()
+        got = partial_asymmetric_loss(x, targets, mode=mode, backend=backend, **options)
+        got.backward()
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(x.grad, want_x.grad, rtol=1e-12, atol=1e-12)
+    # float32 logits: the kernel and the tensor path agree to float32 rounding.
+    x32 = logits.float()
+    kernel = partial_asymmetric_loss(x32, targets, mode=mode, backend="kernel", **options)
+    tensor = partial_asymmetric_loss(x32, targets, mode=mode, backend="tensor", **options)
+    torch.testing.assert_close(kernel, tensor, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["negative", "ignore_normalize_classes", "selective"])
+def test_kernel_backend_is_refused_where_the_mode_is_not_an_asymmetric_loss(mode):
+    logits, targets = _batch()
+    # The defaults focus unannotated labels harder than negatives (2 against 1).
+    with pytest.raises(InvalidArgumentError, match=rf"backend 'kernel' .* mode \"{mode}\""):
+        partial_asymmetric_loss(logits, targets, mode=mode, backend="kernel")
+    with pytest.raises(InvalidArgumentError, match="backend 'kernel'"):
+        partial_asymmetric_loss(logits, targets, mode="ignore", alpha_pos=2.0, backend="kernel")
+    with pytest.raises(InvalidArgumentError, match="backend must be 'auto', 'kernel' or 'tensor'"):
+        PartialAsymmetricLoss(mode, backend="fused")(logits, targets)
+
+
+def test_compiles_without_a_graph_break_and_matches_eager():
+    logits, targets = _batch(b=4, k=6, dtype=torch.float32)
+    priors = torch.full((6,), 0.3)
+    for mode in PARTIAL_MODES:
+        loss = PartialAsymmetricLoss(mode, priors=priors if mode == "selective" else None)
+        x, x_c = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        eager = loss(x, targets)
+        compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")(x_c, targets)
+        torch.testing.assert_close(compiled, eager)
+        eager.backward()
+        compiled.backward()
+        torch.testing.assert_close(x_c.grad, x.grad)
+    meta = partial_asymmetric_loss(logits.to("meta"), targets.to("meta"))
+    assert meta.shape == () and meta.dtype == torch.float32

@@ -90,9 +90,11 @@ def partial_asymmetric_loss(
     clip: float,
     likelihood_topk: int,
     prior_threshold: float,
-) -> torch.Tensor:
+    backend: _Backend,
+    need_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """CSL's partial-label loss of ``logits`` ``[B, K]`` against targets in {1, 0, -1},
-    summed, with autograd; ``priors`` ``[K]`` for the selective mode."""
+    summed, and its gradient when ``need_grad``; ``priors`` ``[K]`` for the selective mode."""
 
 def class_priors(*, probabilities: torch.Tensor) -> torch.Tensor:
     """The mean of ``probabilities`` ``[N, K]`` over samples: CSL's class priors."""

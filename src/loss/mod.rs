@@ -2,7 +2,8 @@
 //! partial-label loss.
 //!
 //! Each loss has a fused CPU kernel (one multithreaded pass computing the loss and the
-//! analytic gradient) and a tensor path built from libtorch ops for other devices.
+//! analytic gradient; for the partial-label loss, the asymmetric one's in the modes that are
+//! an asymmetric loss) and a tensor path built from libtorch ops for other devices.
 //! Both return the gradient of the returned loss (reduction and scale included), so a
 //! backward with `grad_output == 1` can hand it on without touching it.
 
@@ -11,6 +12,7 @@ mod asymmetric_kernel;
 mod asymmetric_tensor;
 mod options;
 mod partial;
+mod partial_tensor;
 mod single_label;
 mod single_label_kernel;
 mod single_label_tensor;

@@ -4,17 +4,27 @@
 //!
 //! The loss is the official one, `-sum(w * focal * BCE)` with separate focusing and
 //! weighting for positives, negatives and unannotated labels (the latter scored as
-//! negatives); only the per-element weight `w` depends on the mode. It is built from libtorch
-//! ops (autograd gives the gradient), not the fused kernel: the selective mode's top-k runs
-//! over the whole batch, which a per-element kernel cannot see.
+//! negatives); only the per-element weight `w` depends on the mode. Two modes are an
+//! asymmetric loss (`ignore`, and `negative` when unannotated labels are focused and weighted
+//! as negatives) and run its fused kernel on the CPU. The others, and other devices, run
+//! libtorch ops with the analytic gradient (`partial_tensor.rs`): the selective mode's top-k
+//! spans the whole batch and `ignore_normalize_classes` weights whole rows, which a kernel
+//! working one element at a time cannot see.
 
 use std::str::FromStr;
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::tensor::{check_ternary, float_kind, same_device, shape_str};
+
+use super::asymmetric::asymmetric_loss;
+use super::options::{AslOptions, Backend, Reduction};
+use super::{partial_tensor, LossOutput};
+
+/// The lower clamp of the probabilities inside the logarithms (the official `eps`).
+pub(super) const EPS: f64 = 1e-8;
 
 /// What unannotated labels (targets of -1) count as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +49,18 @@ pub const PARTIAL_MODES: [&str; 4] = [
     "ignore_normalize_classes",
     "selective",
 ];
+
+impl PartialMode {
+    /// The Python name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartialMode::Negative => PARTIAL_MODES[0],
+            PartialMode::Ignore => PARTIAL_MODES[1],
+            PartialMode::IgnoreNormalizeClasses => PARTIAL_MODES[2],
+            PartialMode::Selective => PARTIAL_MODES[3],
+        }
+    }
+}
 
 impl FromStr for PartialMode {
     type Err = Error;
@@ -74,6 +96,9 @@ pub struct PartialOptions {
     /// Classes with a prior above this leave their unannotated labels out (selective mode
     /// with priors; 0 turns it off, as in the official code).
     pub prior_threshold: f64,
+    /// `Auto`: the fused asymmetric-loss kernel where the mode is an asymmetric loss and the
+    /// logits are on the CPU, libtorch ops otherwise; `Kernel` insists on the former.
+    pub backend: Backend,
 }
 
 impl Default for PartialOptions {
@@ -89,6 +114,7 @@ impl Default for PartialOptions {
             clip: 0.0,
             likelihood_topk: 5,
             prior_threshold: 0.05,
+            backend: Backend::Auto,
         }
     }
 }
@@ -129,102 +155,70 @@ fn check(
     Ok(())
 }
 
-/// The per-element weights of `mode`, computed without gradient; `xs_neg` is the clipped
-/// probability of absence.
-fn weights(
-    targets: &Tensor,
-    xs_neg: &Tensor,
-    priors: Option<&Tensor>,
-    o: &PartialOptions,
-) -> Result<Tensor> {
-    let _guard = tch::no_grad_guard();
-    let kind = xs_neg.f_kind()?;
-    let unann = targets.f_eq(-1.0)?;
-    let annotated = unann.f_logical_not()?.f_to_kind(kind)?;
-    Ok(match o.mode {
-        PartialMode::Negative => xs_neg.f_ones_like()?,
-        PartialMode::Ignore => annotated,
-        PartialMode::IgnoreNormalizeClasses => {
-            let n = annotated
-                .f_sum_dim_intlist(1, true, kind)?
-                .f_add_scalar(1.0)?;
-            annotated.f_mul(&n.f_reciprocal()?.f_add_scalar(1.0)?)?
+/// The asymmetric loss that equals the partial loss of `o`, where there is one, and whether
+/// unannotated targets must become negatives for it: `ignore` is the asymmetric loss of the
+/// annotated labels, and `negative` is one when unannotated labels are focused and weighted
+/// as negatives. Either needs one weight for all kinds (it becomes the scale).
+fn as_asymmetric(o: &PartialOptions) -> Option<(AslOptions, bool)> {
+    if o.alpha_pos != o.alpha_neg {
+        return None;
+    }
+    let as_negative = match o.mode {
+        PartialMode::Ignore => false,
+        PartialMode::Negative if o.gamma_unann == o.gamma_neg && o.alpha_unann == o.alpha_neg => {
+            true
         }
-        PartialMode::Selective => {
-            let mut w = xs_neg.f_ones_like()?;
-            if let (Some(p), true) = (priors, o.prior_threshold != 0.0) {
-                // Classes above the threshold lose their unannotated labels; annotated
-                // labels keep weight 1 (the official `+= annotated`, then `bool()`).
-                let frequent = p.f_gt(o.prior_threshold)?.f_unsqueeze(0)?;
-                w = w.f_masked_fill(&frequent.f_logical_and(&unann)?, 0.0)?;
-            }
-            let batch = targets.size()[0];
-            let flat_unann = unann.f_flatten(0, -1)?.f_nonzero()?.f_squeeze_dim(1)?;
-            let k = (o.likelihood_topk * batch).min(flat_unann.size()[0]);
-            if k > 0 {
-                let scores = xs_neg.f_flatten(0, -1)?.f_index_select(0, &flat_unann)?;
-                // The unannotated labels least likely absent are left out.
-                let (_, order) = scores.f_sort_stable(true, 0, false)?;
-                let drop = flat_unann.f_index_select(0, &order.f_narrow(0, 0, k)?)?;
-                let flat = w.f_flatten(0, -1)?.f_index_fill(0, &drop, 0.0)?;
-                w = flat.f_view_as(xs_neg)?;
-            }
-            w
-        }
-    })
+        _ => return None,
+    };
+    let asl = AslOptions {
+        gamma_pos: o.gamma_pos,
+        gamma_neg: o.gamma_neg,
+        clip: o.clip,
+        eps: EPS,
+        // The official CSL loss holds the focal factor constant.
+        disable_torch_grad_focal_loss: true,
+        reduction: Reduction::Sum,
+        scale: o.alpha_pos,
+        // Checked already, and more strictly ({1, 0, -1} only).
+        validate: false,
+        backend: Backend::Kernel,
+    };
+    Some((asl, as_negative))
 }
 
-/// The CSL loss of `logits` [B, K] against `targets` in {1, 0, -1}, summed (a 0-dim tensor
-/// with autograd); `priors` [K] for the selective mode's class priors.
+/// The CSL loss of `logits` [B, K] against `targets` in {1, 0, -1}, summed (0-dim);
+/// `priors` [K] for the selective mode's class priors. With `need_grad`, its gradient too.
+///
+/// Where the mode equals an asymmetric loss (see [`PartialOptions::backend`]) and the
+/// logits are on the CPU, the fused kernel computes it; elsewhere libtorch ops do.
 pub fn partial_asymmetric_loss(
     logits: &Tensor,
     targets: &Tensor,
     priors: Option<&Tensor>,
     o: &PartialOptions,
-) -> Result<Tensor> {
+    need_grad: bool,
+) -> Result<LossOutput> {
     check(logits, targets, priors, o)?;
-    let kind = if logits.f_kind()? == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
+    let fused = match (o.backend, as_asymmetric(o)) {
+        (Backend::Tensor, _) => None,
+        (Backend::Auto, Some(asl)) if logits.device() == Device::Cpu => Some(asl),
+        (Backend::Auto, _) => None,
+        (Backend::Kernel, Some(asl)) => Some(asl),
+        (Backend::Kernel, None) => bail!(
+            "backend 'kernel' computes the partial-label loss only where it is an asymmetric \
+             loss: mode 'ignore' with alpha_pos == alpha_neg, or mode 'negative' with \
+             gamma_unann == gamma_neg and alpha_pos == alpha_neg == alpha_unann; \
+             use backend 'auto' or 'tensor' for mode {:?} with these options",
+            o.mode.name()
+        ),
     };
-    let x = logits.f_to_kind(kind)?;
-    let t = targets.f_to_kind(kind)?;
-    let pos = t.f_eq(1.0)?.f_to_kind(kind)?;
-    let neg = t.f_eq(0.0)?.f_to_kind(kind)?;
-    let unann = t.f_eq(-1.0)?.f_to_kind(kind)?;
-    let xs_pos = x.f_sigmoid()?;
-    let mut xs_neg = xs_pos.f_neg()?.f_add_scalar(1.0)?;
-    if o.clip > 0.0 {
-        xs_neg = xs_neg.f_add_scalar(o.clip)?.f_clamp_max(1.0)?;
+    match fused {
+        Some((asl, true)) => {
+            asymmetric_loss(logits, &targets.f_clamp_min(0)?, None, &asl, need_grad)
+        }
+        Some((asl, false)) => asymmetric_loss(logits, targets, None, &asl, need_grad),
+        None => partial_tensor::run(logits, targets, priors, o, need_grad),
     }
-    let w = weights(
-        targets,
-        &xs_neg,
-        priors.map(|p| p.f_to_kind(kind)).transpose()?.as_ref(),
-        o,
-    )?;
-    let log_pos = xs_pos.f_clamp_min(1e-8)?.f_log()?;
-    let log_neg = xs_neg.f_clamp_min(1e-8)?.f_log()?;
-    let bce = pos
-        .f_mul_scalar(o.alpha_pos)?
-        .f_mul(&log_pos)?
-        .f_add(&neg.f_mul_scalar(o.alpha_neg)?.f_mul(&log_neg)?)?
-        .f_add(&unann.f_mul_scalar(o.alpha_unann)?.f_mul(&log_neg)?)?;
-    let focal = {
-        let _guard = tch::no_grad_guard();
-        let base = xs_pos
-            .f_mul(&pos)?
-            .f_add(&xs_neg.f_mul(&neg.f_add(&unann)?)?)?
-            .f_neg()?
-            .f_add_scalar(1.0)?;
-        let exponent = pos
-            .f_mul_scalar(o.gamma_pos)?
-            .f_add(&neg.f_mul_scalar(o.gamma_neg)?)?
-            .f_add(&unann.f_mul_scalar(o.gamma_unann)?)?;
-        base.f_pow(&exponent)?
-    };
-    Ok(bce.f_mul(&focal)?.f_mul(&w)?.f_sum(kind)?.f_neg()?)
 }
 
 /// Class priors as CSL estimates them: the mean predicted probability of each class over
@@ -238,4 +232,90 @@ pub fn class_priors(probabilities: &Tensor) -> Result<Tensor> {
         );
     }
     Ok(probabilities.f_mean_dim(0, false, None::<Kind>)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> (Tensor, Tensor) {
+        tch::manual_seed(0);
+        let x = Tensor::randn([13, 29], (Kind::Double, Device::Cpu)) * 3.0;
+        let y = Tensor::rand([13, 29], (Kind::Double, Device::Cpu))
+            .lt(0.3)
+            .to_kind(Kind::Double);
+        let hidden = Tensor::rand([13, 29], (Kind::Double, Device::Cpu)).lt(0.5);
+        (x, y.masked_fill(&hidden, -1.0))
+    }
+
+    fn both(o: &PartialOptions, x: &Tensor, y: &Tensor) -> [LossOutput; 2] {
+        [Backend::Kernel, Backend::Tensor].map(|backend| {
+            let o = PartialOptions {
+                backend,
+                ..o.clone()
+            };
+            partial_asymmetric_loss(x, y, None, &o, true).unwrap()
+        })
+    }
+
+    #[test]
+    fn the_modes_that_are_an_asymmetric_loss_run_the_kernel_with_equal_results() {
+        let (x, y) = batch();
+        let fused = [
+            PartialOptions {
+                mode: PartialMode::Ignore,
+                ..Default::default()
+            },
+            PartialOptions {
+                mode: PartialMode::Ignore,
+                clip: 0.05,
+                gamma_neg: 4.0,
+                ..Default::default()
+            },
+            PartialOptions {
+                mode: PartialMode::Negative,
+                gamma_unann: 1.0,
+                ..Default::default()
+            },
+        ];
+        for o in &fused {
+            assert!(as_asymmetric(o).is_some(), "{o:?}");
+            let [kernel, tensor] = both(o, &x, &y);
+            let diff = (&kernel.loss - &tensor.loss).abs().double_value(&[]);
+            assert!(diff < 1e-10, "{o:?}: loss differs by {diff}");
+            let (gk, gt) = (kernel.grad.unwrap(), tensor.grad.unwrap());
+            let diff = (&gk - &gt).abs().max().double_value(&[]);
+            assert!(diff < 1e-12, "{o:?}: gradient differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn the_other_modes_refuse_the_kernel() {
+        let (x, y) = batch();
+        let others = [
+            PartialOptions::default(), // negative, but gamma_unann 2 != gamma_neg 1
+            PartialOptions {
+                mode: PartialMode::Ignore,
+                alpha_pos: 2.0,
+                ..Default::default()
+            },
+            PartialOptions {
+                mode: PartialMode::IgnoreNormalizeClasses,
+                ..Default::default()
+            },
+            PartialOptions {
+                mode: PartialMode::Selective,
+                ..Default::default()
+            },
+        ];
+        for o in &others {
+            assert!(as_asymmetric(o).is_none(), "{o:?}");
+            let o = PartialOptions {
+                backend: Backend::Kernel,
+                ..o.clone()
+            };
+            let err = partial_asymmetric_loss(&x, &y, None, &o, false).unwrap_err();
+            assert!(err.to_string().contains("backend 'kernel'"), "{err}");
+        }
+    }
 }

@@ -93,11 +93,11 @@ fn asymmetric_loss_single_label(
     Ok(output(out))
 }
 
-/// CSL's partial-label loss (summed, with autograd).
+/// CSL's partial-label loss (summed): returns (loss, d loss / d logits or None).
 #[pyfunction]
 #[pyo3(signature = (
     *, logits, targets, priors, mode, gamma_pos, gamma_neg, gamma_unann, alpha_pos, alpha_neg,
-    alpha_unann, clip, likelihood_topk, prior_threshold
+    alpha_unann, clip, likelihood_topk, prior_threshold, backend, need_grad
 ))]
 #[allow(clippy::too_many_arguments)]
 fn partial_asymmetric_loss(
@@ -115,7 +115,9 @@ fn partial_asymmetric_loss(
     clip: f64,
     likelihood_topk: i64,
     prior_threshold: f64,
-) -> PyResult<PyTensor> {
+    backend: &str,
+    need_grad: bool,
+) -> PyResult<Output> {
     let opts = PartialOptions {
         mode: mode.parse()?,
         gamma_pos,
@@ -127,12 +129,13 @@ fn partial_asymmetric_loss(
         clip,
         likelihood_topk,
         prior_threshold,
+        backend: backend.parse()?,
     };
     let (x, y, p) = (logits.0, targets.0, priors.map(|p| p.0));
-    let loss = py.allow_threads(move || {
-        guarded(|| loss::partial_asymmetric_loss(&x, &y, p.as_ref(), &opts))
+    let out = py.allow_threads(move || {
+        guarded(|| loss::partial_asymmetric_loss(&x, &y, p.as_ref(), &opts, need_grad))
     })?;
-    Ok(PyTensor(loss))
+    Ok(output(out))
 }
 
 /// CSL's class priors: the mean of `probabilities` [N, K] over samples.

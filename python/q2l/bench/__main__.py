@@ -7,7 +7,7 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m q2l.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
-    loss = sub.add_parser("loss", help="asymmetric loss forward+backward against plain PyTorch")
+    loss = sub.add_parser("loss", help="asymmetric and partial-label losses, forward+backward, against plain PyTorch")
     loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
     loss.add_argument("--preset", default="all", help="query2label, asl or all")
     loss.add_argument("--device", default="cpu", help="cpu or cuda")

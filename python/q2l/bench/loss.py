@@ -5,7 +5,7 @@ and of the official formula, eager and under ``torch.compile`` (``--compile``: I
 default), their ratios, the peak memory each allocates during an eager step (in MiB and in
 logits-sized buffers, the final ``.grad`` included), and the memory-bandwidth bound: the
 time of one pass that reads two logits-sized tensors and writes a third
-(``torch.add(x, y, out=g)``).
+(``torch.add(x, y, out=g)``). Then CSL's partial-label loss in each mode (:mod:`.partial`).
 """
 
 from collections.abc import Callable
@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..loss import PRESETS, AsymmetricLoss
+from . import partial
 from ._measure import fmt_mib, fmt_ms, median_seconds, peak_bytes, threads_line
 
 SHAPES = [(64, 80), (256, 80), (128, 1000), (128, 9605), (1024, 9605)]
@@ -113,4 +114,4 @@ def main(quick: bool = False, preset: str = "all", device: str = "cpu", compile_
     print(f"MiB / bufs: {what} added during one step (MiB, and in logits-sized buffers),")
     print("the final .grad included (one buffer, which any implementation allocates); on the CPU")
     print("page-granular, so only the larger shapes are meaningful.")
-    return 0
+    return partial.main(quick=quick, device=device, compile_backend=compile_backend)

@@ -23,9 +23,9 @@ def _loss_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
-def _check_fake(logits: Tensor, targets: Tensor, target_shape, class_weight: Tensor | None = None) -> None:
+def _check_fake(logits: Tensor, targets: Tensor, target_shape, **others: Tensor | None) -> None:
     # What the Rust checks would refuse, refused at trace time too (they never run on fakes).
-    for name, t in (("targets", targets), ("class_weight", class_weight)):
+    for name, t in {"targets": targets, **others}.items():
         if t is not None and t.device != logits.device:
             raise InvalidArgumentError(
                 f"{name} is on {t.device} but logits is on {logits.device}; move both to the same device"
@@ -90,7 +90,7 @@ def _(
     backend,
     need_grad,
 ):
-    _check_fake(logits, targets, logits.shape, class_weight)
+    _check_fake(logits, targets, logits.shape, class_weight=class_weight)
     shape = logits.shape if reduction == "none" else ()
     return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
 
@@ -132,6 +132,68 @@ def _(logits, targets, gamma_pos, gamma_neg, smoothing, reduction, scale, ignore
     return logits.new_empty(shape, dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
 
 
+@torch.library.custom_op("q2l::partial_asymmetric_loss", mutates_args=(), device_types=None)
+def partial_asymmetric_loss_op(
+    logits: Tensor,
+    targets: Tensor,
+    priors: Tensor | None,
+    mode: str,
+    gamma_pos: float,
+    gamma_neg: float,
+    gamma_unann: float,
+    alpha_pos: float,
+    alpha_neg: float,
+    alpha_unann: float,
+    clip: float,
+    likelihood_topk: int,
+    prior_threshold: float,
+    backend: str,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor]:
+    loss, grad = _native.partial_asymmetric_loss(
+        logits=logits,
+        targets=targets,
+        priors=priors,
+        mode=mode,
+        gamma_pos=gamma_pos,
+        gamma_neg=gamma_neg,
+        gamma_unann=gamma_unann,
+        alpha_pos=alpha_pos,
+        alpha_neg=alpha_neg,
+        alpha_unann=alpha_unann,
+        clip=clip,
+        likelihood_topk=likelihood_topk,
+        prior_threshold=prior_threshold,
+        backend=backend,
+        need_grad=need_grad,
+    )
+    return loss, grad if grad is not None else logits.new_empty(0)
+
+
+@partial_asymmetric_loss_op.register_fake
+def _(
+    logits,
+    targets,
+    priors,
+    mode,
+    gamma_pos,
+    gamma_neg,
+    gamma_unann,
+    alpha_pos,
+    alpha_neg,
+    alpha_unann,
+    clip,
+    likelihood_topk,
+    prior_threshold,
+    backend,
+    need_grad,
+):
+    _check_fake(logits, targets, logits.shape, priors=priors)
+    if logits.dim() != 2:
+        raise InvalidArgumentError(f"logits and targets must both be [batch, classes], got {list(logits.shape)}")
+    return logits.new_empty((), dtype=_loss_dtype(logits)), _grad_like(logits, need_grad)
+
+
 def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(output[1])
     ctx.n_inputs = len(inputs)
@@ -148,5 +210,5 @@ def _backward(ctx, grad_loss: Tensor, _grad_of_grad: Tensor | None):
     return (grad * grad_loss.to(grad.dtype),) + (None,) * (ctx.n_inputs - 1)
 
 
-for _name in ("q2l::asymmetric_loss", "q2l::asymmetric_loss_single_label"):
+for _name in ("q2l::asymmetric_loss", "q2l::asymmetric_loss_single_label", "q2l::partial_asymmetric_loss"):
     torch.library.register_autograd(_name, _backward, setup_context=_setup_context)

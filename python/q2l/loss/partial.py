@@ -18,8 +18,12 @@ a weight the ``mode`` sets, summed over the batch:
   batch the model finds most likely present; with class ``priors``, the unannotated labels of
   classes whose prior exceeds ``prior_threshold`` are left out too.
 
-Computed in Rust on libtorch ops (autograd gives the gradient); the selective mode's top-k
-spans the batch, which the fused asymmetric-loss kernel, one element at a time, cannot see.
+Computed in Rust with its analytic gradient. ``"ignore"`` (when ``alpha_pos == alpha_neg``)
+and ``"negative"`` (when unannotated labels are also focused and weighted as negatives:
+``gamma_unann == gamma_neg``, ``alpha_unann == alpha_neg == alpha_pos``) are an asymmetric loss
+and run its fused kernel on CPU tensors. The other modes are libtorch ops: the selective
+top-k spans the batch and ``"ignore_normalize_classes"`` weights whole rows, which a kernel
+working one element at a time cannot see.
 """
 
 import torch
@@ -27,6 +31,8 @@ from torch import nn
 
 from .. import _native
 from ..errors import InvalidArgumentError
+from ._function import run
+from ._ops import partial_asymmetric_loss_op
 
 #: The modes, and the official ``train.py`` defaults, defined once in Rust
 #: (``src/loss/partial.rs``).
@@ -39,7 +45,6 @@ def _check_mode(mode: str) -> None:
         raise InvalidArgumentError(f"unknown partial-label mode {mode!r}; expected one of {', '.join(PARTIAL_MODES)}")
 
 
-@torch.compiler.disable
 def partial_asymmetric_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -55,6 +60,7 @@ def partial_asymmetric_loss(
     clip: float = PARTIAL_DEFAULTS["clip"],
     likelihood_topk: int = PARTIAL_DEFAULTS["likelihood_topk"],
     prior_threshold: float = PARTIAL_DEFAULTS["prior_threshold"],
+    backend: str = "auto",
 ) -> torch.Tensor:
     """CSL's partial-label loss, summed over the batch (see the module docstring).
 
@@ -70,25 +76,38 @@ def partial_asymmetric_loss(
         likelihood_topk: Unannotated labels per image the selective mode leaves out.
         prior_threshold: Classes with a prior above it leave their unannotated labels out
             (selective mode with priors; 0 turns it off).
+        backend: ``"auto"`` (the fused kernel where the mode is an asymmetric loss and the
+            logits are on the CPU), ``"kernel"`` (that kernel, or an error where the mode is
+            not one) or ``"tensor"`` (libtorch ops).
 
     Returns:
         A 0-dim tensor (float32, float64 for float64 logits) with autograd.
+
+    Shape:
+        - logits, targets: ``(B, K)``
+        - priors: ``(K,)``
+        - output: ``()``
     """
     _check_mode(mode)
-    return _native.partial_asymmetric_loss(
-        logits=logits,
-        targets=targets,
-        priors=priors,
+    options = dict(
         mode=mode,
-        gamma_pos=gamma_pos,
-        gamma_neg=gamma_neg,
-        gamma_unann=gamma_unann,
-        alpha_pos=alpha_pos,
-        alpha_neg=alpha_neg,
-        alpha_unann=alpha_unann,
-        clip=clip,
-        likelihood_topk=likelihood_topk,
-        prior_threshold=prior_threshold,
+        gamma_pos=float(gamma_pos),
+        gamma_neg=float(gamma_neg),
+        gamma_unann=float(gamma_unann),
+        alpha_pos=float(alpha_pos),
+        alpha_neg=float(alpha_neg),
+        alpha_unann=float(alpha_unann),
+        clip=float(clip),
+        likelihood_topk=int(likelihood_topk),
+        prior_threshold=float(prior_threshold),
+        backend=backend,
+    )
+    return run(
+        _native.partial_asymmetric_loss,
+        partial_asymmetric_loss_op,
+        logits,
+        {"targets": targets, "priors": priors},
+        options,
     )
 
 
@@ -111,18 +130,25 @@ class PartialAsymmetricLoss(nn.Module):
         - output: ``()``
     """
 
-    def __init__(self, mode: str = "negative", priors: torch.Tensor | None = None, **options) -> None:
+    def __init__(
+        self, mode: str = "negative", priors: torch.Tensor | None = None, *, backend: str = "auto", **options
+    ) -> None:
         super().__init__()
         _check_mode(mode)
         unknown = sorted(set(options) - set(PARTIAL_DEFAULTS))
         if unknown:
             raise InvalidArgumentError(f"unknown option {unknown[0]!r}; expected {', '.join(PARTIAL_DEFAULTS)}")
         self.mode = mode
+        self.backend = backend
         self.options = {**PARTIAL_DEFAULTS, **options}
         self.register_buffer("priors", None if priors is None else torch.as_tensor(priors, dtype=torch.float32))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return partial_asymmetric_loss(logits, targets, mode=self.mode, priors=self.priors, **self.options)
+        return partial_asymmetric_loss(
+            logits, targets, mode=self.mode, priors=self.priors, backend=self.backend, **self.options
+        )
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, " + ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"mode={self.mode!r}, backend={self.backend!r}, " + ", ".join(
+            f"{k}={v}" for k, v in self.options.items()
+        )
