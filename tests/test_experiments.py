@@ -29,6 +29,15 @@ def test_beyond_quick_writes_every_part(tmp_path):
     assert set(runs) == {"full annotation"} | {f"50% hidden, {m}" for m in beyond.PARTIAL_RUNS}
     assert all(0 < r["mean"] <= 100 for r in runs.values())
     assert "| 50% hidden, selective + priors |" in (tmp_path / "results.md").read_text()
+    # Every part records where it ran, so one part can be re-run and merged.
+    for part in ("groups", "zero_shot", "partial"):
+        assert set(results[part]["machine"]) == {"cpu", "threads", "seconds"}
+    assert "Measured: groups on " in (tmp_path / "results.md").read_text()
+    # Re-running one part keeps the others' results.
+    assert beyond.main(["--quick", "--out", str(tmp_path), "--parts", "partial"]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["groups"] == results["groups"] and again["zero_shot"] == results["zero_shot"]
+    assert set(again["partial"]["runs"]) == set(runs)
 
 
 def test_beyond_zero_shot_needs_its_embeddings(tmp_path):
