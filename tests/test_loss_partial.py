@@ -171,44 +171,51 @@ def test_bad_input_is_named():
     assert q2l.loss.PARTIAL_MODES == ("negative", "ignore", "ignore_normalize_classes", "selective")
 
 
-# The modes that are an asymmetric loss, with the options that make them one.
-FUSED = [
-    ("ignore", {}),
-    ("ignore", OPTIONS[1]),
-    ("negative", {"gamma_unann": 1.0}),
-    ("negative", {"clip": 0.05, "gamma_unann": 1.0, "alpha_pos": 0.5, "alpha_neg": 0.5, "alpha_unann": 0.5}),
-]
-
-
-@pytest.mark.parametrize("mode, options", FUSED)
-def test_fused_kernel_and_tensor_path_match_the_official_loss(mode, options):
+@pytest.mark.parametrize("mode", PARTIAL_MODES)
+@pytest.mark.parametrize("options", [*OPTIONS, {"gamma_unann": 1.0, "alpha_pos": 0.5}])
+def test_kernel_and_tensor_paths_match_the_official_loss(mode, options):
     logits, targets = _batch(b=7, k=11, seed=5)
+    priors = torch.linspace(0.0, 0.2, 11, dtype=torch.float64) if mode == "selective" else None
     want_x = logits.clone().requires_grad_()
-    want = reference(want_x, targets, _args(mode, **options))
+    want = reference(want_x, targets, _args(mode, **options), priors=priors)
     want.backward()
     for backend in ("kernel", "tensor", "auto"):
         x = logits.clone().requires_grad_()
-        got = partial_asymmetric_loss(x, targets, mode=mode, backend=backend, **options)
+        got = partial_asymmetric_loss(x, targets, mode=mode, priors=priors, backend=backend, **options)
         got.backward()
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(x.grad, want_x.grad, rtol=1e-12, atol=1e-12)
-    # float32 logits: the kernel and the tensor path agree to float32 rounding.
-    x32 = logits.float()
-    kernel = partial_asymmetric_loss(x32, targets, mode=mode, backend="kernel", **options)
-    tensor = partial_asymmetric_loss(x32, targets, mode=mode, backend="tensor", **options)
-    torch.testing.assert_close(kernel, tensor, rtol=1e-5, atol=1e-5)
+    # float32 and float16 logits: both paths agree to rounding, gradients in the logits' dtype.
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 2e-3)):
+        outs = []
+        for backend in ("kernel", "tensor"):
+            x = logits.to(dtype).requires_grad_()
+            loss = partial_asymmetric_loss(x, targets, mode=mode, priors=priors, backend=backend, **options)
+            loss.backward()
+            outs.append((loss, x.grad))
+        assert outs[0][1].dtype == dtype
+        torch.testing.assert_close(outs[0][0], outs[1][0], rtol=tol, atol=tol)
+        torch.testing.assert_close(outs[0][1], outs[1][1], rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("mode", ["negative", "ignore_normalize_classes", "selective"])
-def test_kernel_backend_is_refused_where_the_mode_is_not_an_asymmetric_loss(mode):
+@pytest.mark.parametrize("backend", ["kernel", "tensor"])
+def test_integer_and_bool_targets_give_the_float_targets_loss(backend):
+    logits, targets = _batch(b=5, k=7, seed=2)
+    for mode in PARTIAL_MODES:
+        for options in ({}, {"gamma_unann": 1.0}):
+            want = partial_asymmetric_loss(logits, targets, mode=mode, backend=backend, **options)
+            got = partial_asymmetric_loss(logits, targets.long(), mode=mode, backend=backend, **options)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+            full = targets.clamp(min=0)
+            want = partial_asymmetric_loss(logits, full, mode=mode, backend=backend, **options)
+            got = partial_asymmetric_loss(logits, full.bool(), mode=mode, backend=backend, **options)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_unknown_backend_is_named():
     logits, targets = _batch()
-    # The defaults focus unannotated labels harder than negatives (2 against 1).
-    with pytest.raises(InvalidArgumentError, match=rf"backend 'kernel' .* mode \"{mode}\""):
-        partial_asymmetric_loss(logits, targets, mode=mode, backend="kernel")
-    with pytest.raises(InvalidArgumentError, match="backend 'kernel'"):
-        partial_asymmetric_loss(logits, targets, mode="ignore", alpha_pos=2.0, backend="kernel")
     with pytest.raises(InvalidArgumentError, match="backend must be 'auto', 'kernel' or 'tensor'"):
-        PartialAsymmetricLoss(mode, backend="fused")(logits, targets)
+        PartialAsymmetricLoss("ignore", backend="fused")(logits, targets)
 
 
 def test_compiles_without_a_graph_break_and_matches_eager():

@@ -91,6 +91,49 @@ pub fn asymmetric_loss(
     }
 }
 
+/// The fused kernel on CPU tensors with one weight per element: `element_weight` has the
+/// logits' shape and the compute kind (float64 for float64 logits, else float32). The
+/// building block of the partial-label loss; nothing is validated here.
+pub(super) fn kernel_with_element_weights(
+    logits: &Tensor,
+    targets: &Tensor,
+    element_weight: Option<&Tensor>,
+    opts: &AslOptions,
+    need_grad: bool,
+) -> Result<LossOutput> {
+    let kind = logits.f_kind()?;
+    let compute = if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
+    let shape = logits.size();
+    let rows = shape.first().copied().unwrap_or(1);
+    // The kernel indexes weights by flat position modulo their length: per element here.
+    let weight = element_weight
+        .map(|w| w.f_detach()?.f_to_kind(compute)?.f_contiguous())
+        .transpose()?;
+    if let Some(w) = &weight {
+        if w.size() != shape {
+            bail!(
+                "element weights must have the logits' shape {}, got {}",
+                shape_str(&shape),
+                shape_str(&w.size())
+            );
+        }
+    }
+    kernel_path(
+        logits,
+        targets,
+        weight.as_ref(),
+        opts,
+        need_grad,
+        kind,
+        compute,
+        rows,
+    )
+}
+
 /// The factor by which the reduction and the loss scale multiply the loss sum.
 pub(super) fn reduction_factor(reduction: Reduction, scale: f64, rows: i64, annotated: u64) -> f64 {
     match reduction {

@@ -2,8 +2,8 @@
 //! partial-label loss.
 //!
 //! Each loss has a fused CPU kernel (one multithreaded pass computing the loss and the
-//! analytic gradient; for the partial-label loss, the asymmetric one's in the modes that are
-//! an asymmetric loss) and a tensor path built from libtorch ops for other devices.
+//! analytic gradient; the partial-label loss runs the asymmetric one's with per-element
+//! weights) and a tensor path built from libtorch ops for other devices.
 //! Both return the gradient of the returned loss (reduction and scale included), so a
 //! backward with `grad_output == 1` can hand it on without touching it.
 
@@ -12,6 +12,7 @@ mod asymmetric_kernel;
 mod asymmetric_tensor;
 mod options;
 mod partial;
+mod partial_kernel;
 mod partial_tensor;
 mod single_label;
 mod single_label_kernel;

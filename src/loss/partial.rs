@@ -4,12 +4,10 @@
 //!
 //! The loss is the official one, `-sum(w * focal * BCE)` with separate focusing and
 //! weighting for positives, negatives and unannotated labels (the latter scored as
-//! negatives); only the per-element weight `w` depends on the mode. Two modes are an
-//! asymmetric loss (`ignore`, and `negative` when unannotated labels are focused and weighted
-//! as negatives) and run its fused kernel on the CPU. The others, and other devices, run
-//! libtorch ops with the analytic gradient (`partial_tensor.rs`): the selective mode's top-k
-//! spans the whole batch and `ignore_normalize_classes` weights whole rows, which a kernel
-//! working one element at a time cannot see.
+//! negatives); only the per-element weight `w` depends on the mode. That weight is computed
+//! first, on libtorch ops (the selective mode's top-k spans the whole batch); then, on the
+//! CPU, the asymmetric loss's fused kernel computes the loss and its gradient with those
+//! weights (`partial_kernel.rs`), and elsewhere libtorch ops do (`partial_tensor.rs`).
 
 use std::str::FromStr;
 
@@ -17,11 +15,10 @@ use tch::{Device, Kind, Tensor};
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::tensor::{check_ternary, float_kind, same_device, shape_str};
+use crate::tensor::{check_ternary, float_kind, has_nan, same_device, shape_str};
 
-use super::asymmetric::asymmetric_loss;
-use super::options::{AslOptions, Backend, Reduction};
-use super::{partial_tensor, LossOutput};
+use super::options::Backend;
+use super::{partial_kernel, partial_tensor, LossOutput};
 
 /// The lower clamp of the probabilities inside the logarithms (the official `eps`).
 pub(super) const EPS: f64 = 1e-8;
@@ -96,8 +93,8 @@ pub struct PartialOptions {
     /// Classes with a prior above this leave their unannotated labels out (selective mode
     /// with priors; 0 turns it off, as in the official code).
     pub prior_threshold: f64,
-    /// `Auto`: the fused asymmetric-loss kernel where the mode is an asymmetric loss and the
-    /// logits are on the CPU, libtorch ops otherwise; `Kernel` insists on the former.
+    /// `Auto`: the fused kernel for CPU logits, libtorch ops otherwise; `Kernel` insists on
+    /// the former, `Tensor` on the latter.
     pub backend: Backend,
 }
 
@@ -136,7 +133,7 @@ fn check(
     }
     same_device(targets, "targets", logits, "logits")?;
     check_ternary(targets)?;
-    if logits.f_isnan()?.f_any()?.f_int64_value(&[])? != 0 {
+    if has_nan(logits)? {
         bail!("logits contain NaN");
     }
     if let Some(p) = priors {
@@ -155,42 +152,11 @@ fn check(
     Ok(())
 }
 
-/// The asymmetric loss that equals the partial loss of `o`, where there is one, and whether
-/// unannotated targets must become negatives for it: `ignore` is the asymmetric loss of the
-/// annotated labels, and `negative` is one when unannotated labels are focused and weighted
-/// as negatives. Either needs one weight for all kinds (it becomes the scale).
-fn as_asymmetric(o: &PartialOptions) -> Option<(AslOptions, bool)> {
-    if o.alpha_pos != o.alpha_neg {
-        return None;
-    }
-    let as_negative = match o.mode {
-        PartialMode::Ignore => false,
-        PartialMode::Negative if o.gamma_unann == o.gamma_neg && o.alpha_unann == o.alpha_neg => {
-            true
-        }
-        _ => return None,
-    };
-    let asl = AslOptions {
-        gamma_pos: o.gamma_pos,
-        gamma_neg: o.gamma_neg,
-        clip: o.clip,
-        eps: EPS,
-        // The official CSL loss holds the focal factor constant.
-        disable_torch_grad_focal_loss: true,
-        reduction: Reduction::Sum,
-        scale: o.alpha_pos,
-        // Checked already, and more strictly ({1, 0, -1} only).
-        validate: false,
-        backend: Backend::Kernel,
-    };
-    Some((asl, as_negative))
-}
-
 /// The CSL loss of `logits` [B, K] against `targets` in {1, 0, -1}, summed (0-dim);
 /// `priors` [K] for the selective mode's class priors. With `need_grad`, its gradient too.
 ///
-/// Where the mode equals an asymmetric loss (see [`PartialOptions::backend`]) and the
-/// logits are on the CPU, the fused kernel computes it; elsewhere libtorch ops do.
+/// On the CPU the fused asymmetric-loss kernel computes it (`partial_kernel.rs`); elsewhere,
+/// or with `Backend::Tensor`, libtorch ops do (`partial_tensor.rs`).
 pub fn partial_asymmetric_loss(
     logits: &Tensor,
     targets: &Tensor,
@@ -199,26 +165,88 @@ pub fn partial_asymmetric_loss(
     need_grad: bool,
 ) -> Result<LossOutput> {
     check(logits, targets, priors, o)?;
-    let fused = match (o.backend, as_asymmetric(o)) {
-        (Backend::Tensor, _) => None,
-        (Backend::Auto, Some(asl)) if logits.device() == Device::Cpu => Some(asl),
-        (Backend::Auto, _) => None,
-        (Backend::Kernel, Some(asl)) => Some(asl),
-        (Backend::Kernel, None) => bail!(
-            "backend 'kernel' computes the partial-label loss only where it is an asymmetric \
-             loss: mode 'ignore' with alpha_pos == alpha_neg, or mode 'negative' with \
-             gamma_unann == gamma_neg and alpha_pos == alpha_neg == alpha_unann; \
-             use backend 'auto' or 'tensor' for mode {:?} with these options",
-            o.mode.name()
-        ),
-    };
-    match fused {
-        Some((asl, true)) => {
-            asymmetric_loss(logits, &targets.f_clamp_min(0)?, None, &asl, need_grad)
+    let kernel = match (o.backend, logits.device()) {
+        (Backend::Tensor, _) => false,
+        (_, Device::Cpu) => true,
+        (Backend::Auto, _) => false,
+        (Backend::Kernel, d) => {
+            bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
         }
-        Some((asl, false)) => asymmetric_loss(logits, targets, None, &asl, need_grad),
-        None => partial_tensor::run(logits, targets, priors, o, need_grad),
+    };
+    if kernel {
+        partial_kernel::run(logits, targets, priors, o, need_grad)
+    } else {
+        partial_tensor::run(logits, targets, priors, o, need_grad)
     }
+}
+
+/// The per-element weights of the mode in `kind`, computed without gradient; `xs_neg` is
+/// the clipped probability of absence ([`probability_of_absence`]), which only the selective
+/// mode reads.
+pub(super) fn weights(
+    targets: &Tensor,
+    kind: Kind,
+    xs_neg: impl FnOnce() -> Result<Tensor>,
+    priors: Option<&Tensor>,
+    o: &PartialOptions,
+) -> Result<Tensor> {
+    let unann = targets.f_eq(-1.0)?;
+    let annotated = || unann.f_logical_not()?.f_to_kind(kind);
+    let ones = || Tensor::f_ones(targets.size(), (kind, targets.device()));
+    Ok(match o.mode {
+        PartialMode::Negative => ones()?,
+        PartialMode::Ignore => annotated()?,
+        PartialMode::IgnoreNormalizeClasses => {
+            let annotated = annotated()?;
+            let n = annotated
+                .f_sum_dim_intlist(1, true, kind)?
+                .f_add_scalar(1.0)?;
+            annotated.f_mul(&n.f_reciprocal()?.f_add_scalar(1.0)?)?
+        }
+        PartialMode::Selective => {
+            let xs_neg = xs_neg()?;
+            let mut w = ones()?;
+            if let (Some(p), true) = (priors, o.prior_threshold != 0.0) {
+                // Classes above the threshold lose their unannotated labels; annotated
+                // labels keep weight 1 (the official `+= annotated`, then `bool()`).
+                let frequent = p.f_gt(o.prior_threshold)?.f_unsqueeze(0)?;
+                w = w.f_masked_fill(&frequent.f_logical_and(&unann)?, 0.0)?;
+            }
+            let batch = targets.size()[0];
+            let flat_unann = unann.f_flatten(0, -1)?.f_nonzero()?.f_squeeze_dim(1)?;
+            let k = (o.likelihood_topk * batch).min(flat_unann.size()[0]);
+            if k > 0 {
+                let scores = xs_neg.f_flatten(0, -1)?.f_index_select(0, &flat_unann)?;
+                // The unannotated labels least likely absent are left out.
+                let (_, order) = scores.f_sort_stable(true, 0, false)?;
+                let drop = flat_unann.f_index_select(0, &order.f_narrow(0, 0, k)?)?;
+                let flat = w.f_flatten(0, -1)?.f_index_fill(0, &drop, 0.0)?;
+                w = flat.f_view_as(&xs_neg)?;
+            }
+            w
+        }
+    })
+}
+
+/// `(1 - p, min(1 - p + clip, 1))` for the probabilities `p`, as the official code computes
+/// them.
+pub(super) fn probability_of_absence(p: &Tensor, clip: f64) -> Result<(Tensor, Tensor)> {
+    let raw = p.f_neg()?.f_add_scalar(1.0)?;
+    let clipped = if clip > 0.0 {
+        raw.f_add_scalar(clip)?.f_clamp_max(1.0)?
+    } else {
+        raw.shallow_clone()
+    };
+    Ok((raw, clipped))
+}
+
+/// The compute kind of `logits`: float64 for float64, float32 otherwise.
+pub(super) fn compute_kind(logits: &Tensor) -> Result<Kind> {
+    Ok(if logits.f_kind()? == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    })
 }
 
 /// Class priors as CSL estimates them: the mean predicted probability of each class over
@@ -248,74 +276,82 @@ mod tests {
         (x, y.masked_fill(&hidden, -1.0))
     }
 
-    fn both(o: &PartialOptions, x: &Tensor, y: &Tensor) -> [LossOutput; 2] {
-        [Backend::Kernel, Backend::Tensor].map(|backend| {
-            let o = PartialOptions {
-                backend,
-                ..o.clone()
-            };
-            partial_asymmetric_loss(x, y, None, &o, true).unwrap()
-        })
+    fn loss(o: &PartialOptions, backend: Backend, x: &Tensor, y: &Tensor) -> LossOutput {
+        let o = PartialOptions {
+            backend,
+            ..o.clone()
+        };
+        partial_asymmetric_loss(x, y, None, &o, true).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
     }
 
     #[test]
-    fn the_modes_that_are_an_asymmetric_loss_run_the_kernel_with_equal_results() {
+    fn kernel_and_tensor_paths_agree_in_every_mode() {
         let (x, y) = batch();
-        let fused = [
-            PartialOptions {
-                mode: PartialMode::Ignore,
-                ..Default::default()
-            },
-            PartialOptions {
-                mode: PartialMode::Ignore,
-                clip: 0.05,
-                gamma_neg: 4.0,
-                ..Default::default()
-            },
-            PartialOptions {
-                mode: PartialMode::Negative,
-                gamma_unann: 1.0,
-                ..Default::default()
-            },
+        let modes = [
+            PartialMode::Negative,
+            PartialMode::Ignore,
+            PartialMode::IgnoreNormalizeClasses,
+            PartialMode::Selective,
         ];
-        for o in &fused {
-            assert!(as_asymmetric(o).is_some(), "{o:?}");
-            let [kernel, tensor] = both(o, &x, &y);
-            let diff = (&kernel.loss - &tensor.loss).abs().double_value(&[]);
-            assert!(diff < 1e-10, "{o:?}: loss differs by {diff}");
-            let (gk, gt) = (kernel.grad.unwrap(), tensor.grad.unwrap());
-            let diff = (&gk - &gt).abs().max().double_value(&[]);
-            assert!(diff < 1e-12, "{o:?}: gradient differs by {diff}");
+        for mode in modes {
+            let options = [
+                PartialOptions {
+                    mode,
+                    ..Default::default()
+                },
+                // Unannotated labels focused as negatives: one kernel pass.
+                PartialOptions {
+                    mode,
+                    gamma_unann: 1.0,
+                    ..Default::default()
+                },
+                PartialOptions {
+                    mode,
+                    clip: 0.05,
+                    gamma_pos: 1.0,
+                    gamma_neg: 4.0,
+                    alpha_pos: 0.7,
+                    alpha_unann: 0.5,
+                    likelihood_topk: 2,
+                    ..Default::default()
+                },
+            ];
+            for o in &options {
+                let kernel = loss(o, Backend::Kernel, &x, &y);
+                let tensor = loss(o, Backend::Tensor, &x, &y);
+                let d = max_diff(&kernel.loss, &tensor.loss);
+                assert!(d < 1e-10, "{o:?}: loss differs by {d}");
+                let d = max_diff(&kernel.grad.unwrap(), &tensor.grad.unwrap());
+                assert!(d < 1e-12, "{o:?}: gradient differs by {d}");
+            }
         }
     }
 
     #[test]
-    fn the_other_modes_refuse_the_kernel() {
+    fn selective_with_every_prior_above_the_threshold_is_ignore_exactly() {
         let (x, y) = batch();
-        let others = [
-            PartialOptions::default(), // negative, but gamma_unann 2 != gamma_neg 1
-            PartialOptions {
-                mode: PartialMode::Ignore,
-                alpha_pos: 2.0,
-                ..Default::default()
-            },
-            PartialOptions {
-                mode: PartialMode::IgnoreNormalizeClasses,
-                ..Default::default()
-            },
-            PartialOptions {
-                mode: PartialMode::Selective,
-                ..Default::default()
-            },
-        ];
-        for o in &others {
-            assert!(as_asymmetric(o).is_none(), "{o:?}");
+        let priors = Tensor::full([29], 0.5, (Kind::Double, Device::Cpu));
+        let ignore = PartialOptions {
+            mode: PartialMode::Ignore,
+            ..Default::default()
+        };
+        let selective = PartialOptions {
+            mode: PartialMode::Selective,
+            ..Default::default()
+        };
+        for backend in [Backend::Kernel, Backend::Tensor] {
+            let a = loss(&ignore, backend, &x, &y);
             let o = PartialOptions {
-                backend: Backend::Kernel,
-                ..o.clone()
+                backend,
+                ..selective.clone()
             };
-            let err = partial_asymmetric_loss(&x, &y, None, &o, false).unwrap_err();
-            assert!(err.to_string().contains("backend 'kernel'"), "{err}");
+            let b = partial_asymmetric_loss(&x, &y, Some(&priors), &o, true).unwrap();
+            assert!(a.loss.equal(&b.loss), "{backend:?}");
+            assert!(a.grad.unwrap().equal(&b.grad.unwrap()), "{backend:?}");
         }
     }
 }

@@ -3,8 +3,9 @@
 For each logits shape (float32, half the targets unannotated) and each mode it prints the
 forward+backward median time of :func:`q2l.loss.partial_asymmetric_loss` and of the official
 computation in plain PyTorch autograd, eager and (with a compile backend) the official one
-under ``torch.compile``, timed in turns. ``ignore`` runs the fused asymmetric-loss kernel; the
-other modes, with the official defaults, run libtorch ops from Rust.
+under ``torch.compile``, timed in turns. On the CPU every mode runs the fused
+asymmetric-loss kernel with per-element weights (two passes for ``negative`` and
+``selective``, whose defaults focus unannotated labels harder than negatives).
 """
 
 from collections.abc import Callable

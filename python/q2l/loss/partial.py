@@ -18,12 +18,10 @@ a weight the ``mode`` sets, summed over the batch:
   batch the model finds most likely present; with class ``priors``, the unannotated labels of
   classes whose prior exceeds ``prior_threshold`` are left out too.
 
-Computed in Rust with its analytic gradient. ``"ignore"`` (when ``alpha_pos == alpha_neg``)
-and ``"negative"`` (when unannotated labels are also focused and weighted as negatives:
-``gamma_unann == gamma_neg``, ``alpha_unann == alpha_neg == alpha_pos``) are an asymmetric loss
-and run its fused kernel on CPU tensors. The other modes are libtorch ops: the selective
-top-k spans the batch and ``"ignore_normalize_classes"`` weights whole rows, which a kernel
-working one element at a time cannot see.
+Computed in Rust with its analytic gradient: the mode's weights on libtorch ops (the selective
+top-k spans the batch), then, for CPU tensors, the asymmetric loss's fused kernel with one
+weight per element (one pass, or two where unannotated labels are focused differently from
+negatives); libtorch ops on other devices.
 """
 
 import torch
@@ -76,9 +74,8 @@ def partial_asymmetric_loss(
         likelihood_topk: Unannotated labels per image the selective mode leaves out.
         prior_threshold: Classes with a prior above it leave their unannotated labels out
             (selective mode with priors; 0 turns it off).
-        backend: ``"auto"`` (the fused kernel where the mode is an asymmetric loss and the
-            logits are on the CPU), ``"kernel"`` (that kernel, or an error where the mode is
-            not one) or ``"tensor"`` (libtorch ops).
+        backend: ``"auto"`` (the fused kernel for CPU logits, libtorch ops elsewhere),
+            ``"kernel"`` (CPU only) or ``"tensor"`` (libtorch ops everywhere).
 
     Returns:
         A 0-dim tensor (float32, float64 for float64 logits) with autograd.
