@@ -12,7 +12,7 @@ use crate::tensor::{
 use super::asymmetric_kernel::{self, Stats};
 use super::asymmetric_tensor;
 use super::options::{AslOptions, Backend, Reduction};
-use super::LossOutput;
+use super::{compute_kind, LossOutput};
 
 /// The asymmetric loss of `logits` against multi-label `targets`.
 ///
@@ -37,11 +37,7 @@ pub fn asymmetric_loss(
     check_targets(targets, &shape, "logits")?;
     let device = logits.device();
     same_device(targets, "targets", logits, "logits")?;
-    let compute = if kind == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    };
+    let compute = compute_kind(kind);
     let num_classes = *shape.last().unwrap_or(&1);
     let weight = match class_weight {
         Some(w) => Some(class_weights(
@@ -102,11 +98,7 @@ pub(super) fn kernel_with_element_weights(
     need_grad: bool,
 ) -> Result<LossOutput> {
     let kind = logits.f_kind()?;
-    let compute = if kind == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    };
+    let compute = compute_kind(kind);
     let shape = logits.size();
     let rows = shape.first().copied().unwrap_or(1);
     // The kernel indexes weights by flat position modulo their length: per element here.

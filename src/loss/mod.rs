@@ -29,6 +29,16 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
+/// The kind the losses compute in for logits of `kind`: float64 for float64, float32 for
+/// float32, float16 and bfloat16.
+fn compute_kind(kind: Kind) -> Kind {
+    if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
 /// `scale / count` as a 0-dim tensor of `kind`, or 0 when `count` (a 0-dim tensor,
 /// computed on the device without a sync) is 0.
 fn mean_factor(count: &Tensor, scale: f64, kind: Kind) -> Result<Tensor> {

@@ -240,15 +240,6 @@ pub(super) fn probability_of_absence(p: &Tensor, clip: f64) -> Result<(Tensor, T
     Ok((raw, clipped))
 }
 
-/// The compute kind of `logits`: float64 for float64, float32 otherwise.
-pub(super) fn compute_kind(logits: &Tensor) -> Result<Kind> {
-    Ok(if logits.f_kind()? == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    })
-}
-
 /// Class priors as CSL estimates them: the mean predicted probability of each class over
 /// `probabilities` [N, K].
 pub fn class_priors(probabilities: &Tensor) -> Result<Tensor> {

@@ -13,10 +13,8 @@ use crate::error::Result;
 
 use super::asymmetric::kernel_with_element_weights;
 use super::options::{AslOptions, Backend, Reduction};
-use super::partial::{
-    compute_kind, probability_of_absence, weights, PartialMode, PartialOptions, EPS,
-};
-use super::LossOutput;
+use super::partial::{probability_of_absence, weights, PartialMode, PartialOptions, EPS};
+use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient in the logits' dtype; CPU tensors only.
 pub(super) fn run(
@@ -26,7 +24,7 @@ pub(super) fn run(
     o: &PartialOptions,
     need_grad: bool,
 ) -> Result<LossOutput> {
-    let kind = compute_kind(logits)?;
+    let kind = compute_kind(logits.f_kind()?);
     let w = tch::no_grad(|| element_weights(logits, targets, priors, o, kind))?;
     let annotated = AslOptions {
         gamma_pos: o.gamma_pos,

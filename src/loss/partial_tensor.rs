@@ -5,8 +5,8 @@ use tch::Tensor;
 
 use crate::error::Result;
 
-use super::partial::{compute_kind, probability_of_absence, weights, PartialOptions, EPS};
-use super::LossOutput;
+use super::partial::{probability_of_absence, weights, PartialOptions, EPS};
+use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient (in the logits' dtype). The focal factor
 /// and the weights are constants of the gradient, as in the official code.
@@ -27,7 +27,7 @@ fn run_no_grad(
     o: &PartialOptions,
     need_grad: bool,
 ) -> Result<LossOutput> {
-    let kind = compute_kind(logits)?;
+    let kind = compute_kind(logits.f_kind()?);
     let x = logits.f_detach()?.f_to_kind(kind)?;
     let t = targets.f_to_kind(kind)?;
     let pos = t.f_eq(1.0)?.f_to_kind(kind)?;

@@ -10,7 +10,7 @@ use crate::tensor::{
 };
 
 use super::options::{Backend, Reduction, SingleLabelOptions};
-use super::{single_label_kernel, single_label_tensor, LossOutput};
+use super::{compute_kind, single_label_kernel, single_label_tensor, LossOutput};
 
 /// The single-label asymmetric loss of `logits` [N, C] against class indices `targets` [N].
 ///
@@ -70,11 +70,7 @@ pub fn asymmetric_loss_single_label(
             opts.ignore_index
         );
     }
-    let compute = if kind == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    };
+    let compute = compute_kind(kind);
     let use_kernel = match (opts.backend, device) {
         (Backend::Kernel, Device::Cpu) | (Backend::Auto, Device::Cpu) => true,
         (Backend::Kernel, d) => {
