@@ -11,7 +11,7 @@ use crate::tensor::{
 
 use super::asymmetric_kernel::{self, Stats};
 use super::asymmetric_tensor;
-use super::options::{AslOptions, Backend, Reduction};
+use super::options::{AslOptions, Reduction};
 use super::{compute_kind, LossOutput};
 
 /// The asymmetric loss of `logits` against multi-label `targets`.
@@ -49,21 +49,13 @@ pub fn asymmetric_loss(
         )?),
         None => None,
     };
-    let backend = match (opts.backend, device) {
-        (Backend::Auto, Device::Cpu) => Backend::Kernel,
-        (Backend::Auto, _) => Backend::Tensor,
-        (Backend::Kernel, Device::Cpu) => Backend::Kernel,
-        (Backend::Kernel, d) => {
-            bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
-        }
-        (b, _) => b,
-    };
+    let use_kernel = opts.backend.uses_kernel(device)?;
     let rows = if num_classes == 0 {
         0
     } else {
         logits.numel() as i64 / num_classes
     };
-    if backend == Backend::Kernel {
+    if use_kernel {
         kernel_path(
             logits,
             targets,
@@ -284,6 +276,7 @@ pub(super) fn target_error(y: &Tensor, count: u64) -> Result<crate::error::Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::Backend;
 
     fn data(rows: i64, cols: i64) -> (Tensor, Tensor) {
         tch::manual_seed(0);

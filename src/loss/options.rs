@@ -1,5 +1,7 @@
 //! Options of the losses and their validation.
 
+use tch::Device;
+
 use crate::bail;
 use crate::error::{Error, Result};
 
@@ -54,6 +56,21 @@ pub enum Backend {
     Kernel,
     /// libtorch ops with the analytic gradient (any device).
     Tensor,
+}
+
+impl Backend {
+    /// Whether logits on `device` run the fused kernel: `Auto` and `Kernel` on the CPU;
+    /// `Kernel` elsewhere is an error.
+    pub fn uses_kernel(self, device: Device) -> Result<bool> {
+        Ok(match (self, device) {
+            (Backend::Tensor, _) => false,
+            (_, Device::Cpu) => true,
+            (Backend::Auto, _) => false,
+            (Backend::Kernel, d) => {
+                bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
+            }
+        })
+    }
 }
 
 impl std::str::FromStr for Backend {

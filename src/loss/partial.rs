@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::{Error, Result};
@@ -46,18 +46,6 @@ pub const PARTIAL_MODES: [&str; 4] = [
     "ignore_normalize_classes",
     "selective",
 ];
-
-impl PartialMode {
-    /// The Python name.
-    pub fn name(self) -> &'static str {
-        match self {
-            PartialMode::Negative => PARTIAL_MODES[0],
-            PartialMode::Ignore => PARTIAL_MODES[1],
-            PartialMode::IgnoreNormalizeClasses => PARTIAL_MODES[2],
-            PartialMode::Selective => PARTIAL_MODES[3],
-        }
-    }
-}
 
 impl FromStr for PartialMode {
     type Err = Error;
@@ -165,15 +153,7 @@ pub fn partial_asymmetric_loss(
     need_grad: bool,
 ) -> Result<LossOutput> {
     check(logits, targets, priors, o)?;
-    let kernel = match (o.backend, logits.device()) {
-        (Backend::Tensor, _) => false,
-        (_, Device::Cpu) => true,
-        (Backend::Auto, _) => false,
-        (Backend::Kernel, d) => {
-            bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
-        }
-    };
-    if kernel {
+    if o.backend.uses_kernel(logits.device())? {
         partial_kernel::run(logits, targets, priors, o, need_grad)
     } else {
         partial_tensor::run(logits, targets, priors, o, need_grad)
@@ -256,6 +236,7 @@ pub fn class_priors(probabilities: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Device;
 
     fn batch() -> (Tensor, Tensor) {
         tch::manual_seed(0);

@@ -9,7 +9,7 @@ use crate::tensor::{
     with_float_kind, FloatElement,
 };
 
-use super::options::{Backend, Reduction, SingleLabelOptions};
+use super::options::{Reduction, SingleLabelOptions};
 use super::{compute_kind, single_label_kernel, single_label_tensor, LossOutput};
 
 /// The single-label asymmetric loss of `logits` [N, C] against class indices `targets` [N].
@@ -71,13 +71,7 @@ pub fn asymmetric_loss_single_label(
         );
     }
     let compute = compute_kind(kind);
-    let use_kernel = match (opts.backend, device) {
-        (Backend::Kernel, Device::Cpu) | (Backend::Auto, Device::Cpu) => true,
-        (Backend::Kernel, d) => {
-            bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
-        }
-        _ => false,
-    };
+    let use_kernel = opts.backend.uses_kernel(device)?;
     if use_kernel {
         kernel_path(logits, &t, opts, need_grad, kind, compute)
     } else {
