@@ -198,6 +198,20 @@ def test_kernel_and_tensor_paths_match_the_official_loss(mode, options):
         torch.testing.assert_close(outs[0][1], outs[1][1], rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("clip", [0.0, 0.2])
+def test_selective_kernel_and_tensor_paths_break_ties_alike(clip):
+    # Logits on a grid of five values: most probabilities of absence tie, and which tied label
+    # the top-k leaves out moves the gradient. Both paths leave out the lowest flat indices.
+    logits, targets = _batch(b=16, k=40, seed=7)
+    logits = (logits / 3).round().clamp(-2, 2)
+    grads = []
+    for backend in ("kernel", "tensor"):
+        x = logits.clone().requires_grad_()
+        partial_asymmetric_loss(x, targets, mode="selective", clip=clip, backend=backend).backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", ["kernel", "tensor"])
 def test_integer_and_bool_targets_give_the_float_targets_loss(backend):
     logits, targets = _batch(b=5, k=7, seed=2)

@@ -5,7 +5,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 
-use super::partial::{probability_of_absence, weights, PartialOptions, EPS};
+use super::partial::{probability_of_absence, weights, PartialOptions, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient (in the logits' dtype). The focal factor
@@ -42,6 +42,7 @@ fn run_no_grad(
         || Ok(xs_neg.shallow_clone()),
         priors.as_ref(),
         o,
+        TopK::Sort,
     )?;
     let log_pos = xs_pos.f_clamp_min(EPS)?.f_log()?;
     let log_neg = xs_neg.f_clamp_min(EPS)?.f_log()?;
