@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// The Python bindings map each variant to one exception class of `q2l.errors`, each a
 /// subclass of `q2l.Q2LError` and of the built-in it stands for (see `python::errors`):
 /// `Value` to `ValueError`, `Torch` and `Internal` to `RuntimeError`, `Io` and `Image` to
-/// `OSError` subclasses.
+/// `OSError` subclasses, `Memory` to `MemoryError`.
 ///
 /// Build errors with [`Error::value`] or, to return early, [`bail!`](crate::bail).
 #[derive(Debug)]
@@ -24,6 +24,9 @@ pub enum Error {
     },
     /// An image file that is not a readable JPEG or PNG.
     Image { path: String, msg: String },
+    /// A buffer whose size came from input could not be allocated; the message names what
+    /// was being allocated and its size.
+    Memory(String),
     /// A bug in q2l: a worker thread panicked or could not be started.
     Internal(String),
 }
@@ -45,6 +48,7 @@ impl fmt::Display for Error {
             Error::Torch(msg) => write!(f, "libtorch error: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Image { path, msg } => write!(f, "{path}: {msg}"),
+            Error::Memory(msg) => write!(f, "out of memory: {msg}"),
             Error::Internal(msg) => write!(
                 f,
                 "internal error in q2l (a bug: please report it with this message): {msg}"
@@ -80,10 +84,29 @@ impl From<tch::TchError> for Error {
             other => {
                 let msg = other.to_string();
                 let head = msg.split("\nException raised from").next().unwrap_or(&msg);
-                Error::Torch(head.trim_end().to_string())
+                let head = head.trim_end().to_string();
+                // c10's CPU allocator and the CUDA caching allocator word their failures so.
+                if head.contains("can't allocate memory") || head.contains("out of memory") {
+                    Error::Memory(head)
+                } else {
+                    Error::Torch(head)
+                }
             }
         }
     }
+}
+
+/// A zero-filled `Vec` of `len` elements whose size comes from input: a failed allocation is
+/// an [`Error::Memory`] naming `what` and the size, not the abort of `vec![..]`.
+pub fn try_zeroed<T: Copy + Default>(len: usize, what: &str) -> Result<Vec<T>> {
+    let too_big = || {
+        let bytes = (len as u128) * std::mem::size_of::<T>() as u128;
+        Error::Memory(format!("cannot allocate {bytes} bytes for {what}"))
+    };
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_big())?;
+    v.resize(len, T::default());
+    Ok(v)
 }
 
 /// Returns `Err(Error::Value(..))` with a formatted message.

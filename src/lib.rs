@@ -10,6 +10,7 @@ pub mod error;
 pub mod loss;
 pub mod math;
 pub mod metrics;
+pub mod npy;
 pub mod parallel;
 pub mod simd;
 pub mod tensor;

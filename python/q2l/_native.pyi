@@ -53,6 +53,7 @@ __all__ = [
     "ml_decoder_forward",
     "partial_asymmetric_loss",
     "randaugment_op",
+    "read_npy",
     "resize_image",
     "simd_level",
     "sine_encoding",
@@ -275,6 +276,9 @@ class NativePipeline:
         self, *, path: str | os.PathLike[str], seed: int, max_pixels: int, strict: bool, dct_scaling: bool
     ) -> tuple[torch.Tensor, str | None]:
         """An image file through the pipeline as the loader decodes it: ``([3, H', W'], warning)``."""
+
+def read_npy(*, path: str | os.PathLike[str]) -> torch.Tensor:
+    """A ``.npy`` file of floats as a CPU tensor of its dtype (any byte order; no pickle)."""
 
 def decode_image(*, path: str, max_pixels: int, strict: bool) -> tuple[torch.Tensor, str | None]:
     """JPEG/PNG file to uint8 ``[3, H, W]`` RGB and the warning of a lenient decode."""

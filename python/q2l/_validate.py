@@ -8,8 +8,9 @@ argument and its allowed range.
 
 import math
 import operator
+import os
 
-from .errors import InvalidArgumentError, InvalidTypeError
+from .errors import InvalidArgumentError, InvalidTypeError, OutOfMemoryError
 
 
 def int_arg(name: str, value, minimum: int | None = 0, maximum: int | None = None) -> int:
@@ -38,3 +39,33 @@ def float_arg(name: str, value) -> float:
     if not math.isfinite(v):
         raise InvalidArgumentError(f"{name} must be a finite number, got {v}")
     return v
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def transformer_parameters(d_model: int, dim_feedforward: int, layers: int, attentions: int = 2) -> int:
+    """An upper bound on the parameters of ``layers`` transformer layers of width ``d_model``
+    with ``attentions`` attention blocks each (4 d^2 + 4 d) and an FFN (2 d ff + d + ff)."""
+    per_layer = attentions * (4 * d_model * d_model + 4 * d_model) + 2 * d_model * dim_feedforward
+    return layers * (per_layer + dim_feedforward + 7 * d_model)
+
+
+def check_buildable(what: str, parameters: int, sizes: dict[str, int]) -> None:
+    """Refuses to build ``what`` when its ``parameters`` (float32) would not fit in this
+    machine's memory, naming the sizes that ask for them: building it would otherwise run
+    until the machine runs out of memory.
+
+    Raises:
+        OutOfMemoryError: the parameters need more bytes than the machine has.
+    """
+    need = 4 * parameters
+    have = machine_memory()
+    if need > have:
+        given = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise OutOfMemoryError(
+            f"{what} with {given} would hold {parameters} parameters ({need / 2**30:.1f} GiB of float32), "
+            f"more than this machine's {have / 2**30:.1f} GiB of memory"
+        )

@@ -2,7 +2,7 @@
 
 Every error q2l raises on purpose is a :class:`Q2LError`, so ``except q2l.Q2LError`` catches
 them all. Each is also the built-in exception that the same failure raised before
-(``ValueError``, ``TypeError``, ``RuntimeError``, ``OSError`` and its subclasses), so code
+(``ValueError``, ``TypeError``, ``RuntimeError``, ``MemoryError``, ``OSError`` and its subclasses), so code
 that catches those keeps working. The Rust core's errors arrive as these classes too
 (``src/python/errors.rs`` maps each variant of its error type to one of them).
 """
@@ -26,6 +26,11 @@ class LibtorchError(Q2LError, RuntimeError):
 
 class InternalError(Q2LError, RuntimeError):
     """A bug in q2l: a worker thread panicked or could not be started. Please report it."""
+
+
+class OutOfMemoryError(Q2LError, MemoryError):
+    """A buffer or tensor whose size came from the input (an image, a transform's size, a
+    batch, a model configuration) could not be allocated; the message names it and its size."""
 
 
 class FileError(Q2LError, OSError):
@@ -58,5 +63,6 @@ __all__ = [
     "InvalidTypeError",
     "LibtorchError",
     "MissingFileError",
+    "OutOfMemoryError",
     "Q2LError",
 ]

@@ -1,13 +1,13 @@
 //! JPEG and PNG decoding to RGB, with a pixel-count limit against decompression bombs and
 //! a check that JPEG data is complete.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::path::Path;
 
 use super::image::Image;
-use super::jpeg::{self, Rect};
+use super::jpeg::{self, corrupt, Rect};
 use super::resize::{resize_box, Window};
-use crate::error::{Error, Result};
+use crate::error::{try_zeroed, Error, Result};
 
 /// Default limit on `width * height`: PIL's decompression-bomb error threshold.
 pub const DEFAULT_MAX_PIXELS: usize = 178_956_970;
@@ -93,20 +93,25 @@ fn decode_inner(
         path: name.to_string(),
         msg,
     };
+    // The decoders leave the path empty: name it.
+    let label = |e: Error| match e {
+        Error::Image { msg, .. } => fail(msg),
+        other => other,
+    };
     match sniff(bytes) {
         Some(Format::Jpeg) => {
             let complete = jpeg_is_complete(bytes);
             if !complete && opts.strict {
                 return Err(fail(TRUNCATED.into()));
             }
-            let image = decode_jpeg(bytes, opts, window).map_err(fail)?;
+            let image = decode_jpeg(bytes, opts, window).map_err(label)?;
             let warning = (!complete).then(|| format!("{name}: {TRUNCATED_LENIENT}"));
             Ok(Decoded { image, warning })
         }
         Some(Format::Png) => {
-            let image = decode_png(bytes, opts.max_pixels).map_err(fail)?;
+            let image = decode_png(bytes, opts.max_pixels).map_err(label)?;
             let image = match window {
-                Some(f) => f(image.width, image.height).apply(&image),
+                Some(f) => f(image.width, image.height).apply(&image)?,
                 None => image,
             };
             Ok(Decoded {
@@ -144,20 +149,14 @@ pub fn read_image_window(
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let mut file = super::dataset::open_regular(path).map_err(|e| match e {
+    super::dataset::read_file(path).map_err(|e| match e {
         // An image that is not a file is an image error, as a corrupt one is.
         Error::Value(_) => Error::Image {
             path: path.display().to_string(),
             msg: super::dataset::NOT_REGULAR.into(),
         },
         other => other,
-    })?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    Ok(bytes)
+    })
 }
 
 /// Whether a JPEG's marker structure runs to its end-of-image marker: the segments' lengths
@@ -223,14 +222,15 @@ fn check_size(width: usize, height: usize, max_pixels: usize) -> std::result::Re
 /// box's edge pixels are upsampled from the same chroma neighbours as in a full decode.
 const MARGIN: usize = 16;
 
+/// Decodes a JPEG; errors about the file come back as [`Error::Image`] with an empty path.
 fn decode_jpeg(
     bytes: &[u8],
     opts: &DecodeOptions,
     window: Option<&mut dyn FnMut(usize, usize) -> Window>,
-) -> std::result::Result<Image, String> {
-    let decoder = jpeg::Decoder::new(bytes)?;
+) -> Result<Image> {
+    let decoder = jpeg::Decoder::new(bytes).map_err(corrupt)?;
     let header = decoder.header;
-    check_size(header.width, header.height, opts.max_pixels)?;
+    check_size(header.width, header.height, opts.max_pixels).map_err(corrupt)?;
     let Some(window) = window else {
         return Ok(decoder.decode(1, None)?.0);
     };
@@ -239,7 +239,7 @@ fn decode_jpeg(
     let denom = [8, 4, 2]
         .into_iter()
         .find(|d| win.width >= d * win.out_width && win.height >= d * win.out_height)
-        .filter(|_| opts.dct_scaling)
+        .filter(|_| opts.dct_scaling && header.scales())
         .unwrap_or(1);
     let (sw, sh) = (
         jpeg::scaled(header.width, denom),
@@ -282,37 +282,42 @@ fn decode_jpeg(
     };
     let (hx, hy) = (hull.x as f64, hull.y as f64);
     let inside = [edges[0] - hx, edges[1] - hy, edges[2] - hx, edges[3] - hy];
-    Ok(resize_box(&crop, inside, win.out_width, win.out_height))
+    resize_box(&crop, inside, win.out_width, win.out_height)
 }
 
-fn decode_png(bytes: &[u8], max_pixels: usize) -> std::result::Result<Image, String> {
+/// Decodes a PNG; errors about the file come back as [`Error::Image`] with an empty path.
+fn decode_png(bytes: &[u8], max_pixels: usize) -> Result<Image> {
     let limits = png::Limits {
         bytes: max_pixels.saturating_mul(8),
     };
     let mut dec = png::Decoder::new_with_limits(Cursor::new(bytes), limits);
     dec.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = dec.read_info().map_err(|e| format!("corrupt PNG: {e}"))?;
+    let mut reader = dec
+        .read_info()
+        .map_err(|e| corrupt(format!("corrupt PNG: {e}")))?;
     let (w, h) = {
         let info = reader.info();
         (info.width as usize, info.height as usize)
     };
-    check_size(w, h, max_pixels)?;
+    check_size(w, h, max_pixels).map_err(corrupt)?;
     let size = reader
         .output_buffer_size()
-        .ok_or("PNG too large to decode")?;
-    let mut buf = vec![0u8; size];
+        .ok_or_else(|| corrupt("PNG too large to decode".into()))?;
+    let mut buf = try_zeroed::<u8>(size, "the decoded PNG")?;
     let frame = reader
         .next_frame(&mut buf)
-        .map_err(|e| format!("corrupt PNG: {e}"))?;
+        .map_err(|e| corrupt(format!("corrupt PNG: {e}")))?;
     let stride = frame.line_size;
     let channels = match frame.color_type {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err("unexpanded palette PNG".into()),
+        png::ColorType::Indexed => return Err(corrupt("unexpanded palette PNG".into())),
     };
-    let mut data = Vec::with_capacity(w * h * 3);
+    let mut data = Vec::new();
+    data.try_reserve_exact(w * h * 3)
+        .map_err(|_| Error::Memory(format!("cannot allocate a {w}x{h} image")))?;
     for row in buf.chunks_exact(stride).take(h) {
         for px in row[..w * channels].chunks_exact(channels) {
             match channels {
@@ -362,6 +367,127 @@ mod tests {
         assert!(jpeg_is_complete(&b), "bytes after EOI are allowed");
         assert!(!jpeg_is_complete(&b[..9]));
         assert!(!jpeg_is_complete(&[0xff, 0xd8, 0xff, 0xdb, 0, 67, 0]));
+    }
+
+    /// The mean absolute difference (levels) and the share of values more than 8 apart.
+    fn difference(a: &Image, b: &Image) -> (f64, f64) {
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        let d: Vec<u8> = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| x.abs_diff(*y))
+            .collect();
+        let mean = d.iter().map(|&v| f64::from(v)).sum::<f64>() / d.len() as f64;
+        let far = d.iter().filter(|&&v| v > 8).count() as f64 / d.len() as f64;
+        (mean, far)
+    }
+
+    #[test]
+    fn every_coding_through_a_scaled_window_matches_a_full_decode_and_resize() {
+        use super::super::jpeg_encode::{encode, pattern, Colorspace, EncodeOptions};
+        let (w, h) = (640, 427);
+        let base = EncodeOptions::default();
+        let cases = [
+            (
+                "lossless",
+                EncodeOptions {
+                    lossless: true,
+                    ..base
+                },
+            ),
+            (
+                "lossless 12-bit",
+                EncodeOptions {
+                    lossless: true,
+                    precision: 12,
+                    ..base
+                },
+            ),
+            (
+                "lossless 16-bit",
+                EncodeOptions {
+                    lossless: true,
+                    precision: 16,
+                    ..base
+                },
+            ),
+            (
+                "arithmetic",
+                EncodeOptions {
+                    arithmetic: true,
+                    ..base
+                },
+            ),
+            (
+                "12-bit",
+                EncodeOptions {
+                    precision: 12,
+                    ..base
+                },
+            ),
+            (
+                "cmyk",
+                EncodeOptions {
+                    colorspace: Colorspace::Cmyk,
+                    ..base
+                },
+            ),
+            (
+                "ycck",
+                EncodeOptions {
+                    colorspace: Colorspace::Ycck,
+                    ..base
+                },
+            ),
+        ];
+        let opts = DecodeOptions::default();
+        // A Resize small enough for 1/8 and 1/4 scaling, and a crop: the lossless file, which
+        // TurboJPEG can neither scale nor crop, once overran the buffer sized for them.
+        let windows = [
+            Window {
+                x: 0,
+                y: 0,
+                width: w,
+                height: h,
+                out_width: 64,
+                out_height: 48,
+            },
+            Window {
+                x: 0,
+                y: 0,
+                width: w,
+                height: h,
+                out_width: 200,
+                out_height: 150,
+            },
+            Window {
+                x: 101,
+                y: 37,
+                width: 300,
+                height: 260,
+                out_width: 64,
+                out_height: 64,
+            },
+        ];
+        for (name, enc) in cases {
+            let cmyk = matches!(enc.colorspace, Colorspace::Cmyk | Colorspace::Ycck);
+            let bytes = encode(&pattern(w, h, if cmyk { 4 } else { 3 }), w, h, &enc).unwrap();
+            let full = decode(&bytes, name, &opts).unwrap().image;
+            for win in windows {
+                let ours = decode_window(&bytes, name, &opts, &mut |_, _| win)
+                    .unwrap()
+                    .image;
+                let reference = win.apply(&full).unwrap();
+                if enc.lossless {
+                    assert_eq!(ours, reference, "{name}: a lossless file is decoded whole");
+                } else {
+                    // The README's scaled-decode tolerance.
+                    let (mean, far) = difference(&ours, &reference);
+                    assert!(mean < 4.0 && far < 0.2, "{name} {win:?}: {mean} {far}");
+                }
+            }
+        }
     }
 
     #[test]

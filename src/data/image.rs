@@ -1,5 +1,15 @@
 //! The decoded image every stage of the pipeline works on.
 
+use crate::error::{Error, Result};
+
+/// The bytes of a `width x height` RGB image, or an [`Error::Memory`] where that overflows.
+pub fn pixels(width: usize, height: usize) -> Result<usize> {
+    width
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(3))
+        .ok_or_else(|| Error::Memory(format!("a {width}x{height} image does not fit in memory")))
+}
+
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (`H x W x 3`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {

@@ -9,6 +9,7 @@ use std::ffi::CStr;
 use turbojpeg_sys as tj;
 
 use super::image::Image;
+use crate::error::{try_zeroed, Error};
 
 /// A progressive JPEG may have any number of scans, each a pass over the whole image; more than
 /// this many is refused, as libjpeg-turbo advises for untrusted files (a real photo has about 10).
@@ -21,9 +22,26 @@ pub struct Header {
     pub height: usize,
     /// Pixel width of one iMCU column (8 to 32), `None` for a subsampling TurboJPEG cannot name.
     mcu_width: Option<usize>,
+    /// CMYK or YCCK, decoded to CMYK samples.
     cmyk: bool,
-    /// CMYK stored inverted, as Adobe writes it (an APP14 "Adobe" segment; PIL's `CMYK;I`).
-    inverted: bool,
+    /// Lossless (SOF3): TurboJPEG decodes these only whole and at full size.
+    lossless: bool,
+    /// Bits per sample: 8 or 12 for DCT-coded files, 2 to 16 for lossless ones.
+    precision: u32,
+}
+
+impl Header {
+    /// Whether TurboJPEG can decode at 1/2, 1/4 and 1/8 scale in the DCT domain. libjpeg
+    /// ignores a scaling factor for a lossless image and writes it at full size, so asking for
+    /// one would overrun a buffer sized for the scaled image.
+    pub fn scales(&self) -> bool {
+        !self.lossless
+    }
+
+    /// Whether TurboJPEG can decode a window of columns and rows.
+    fn crops(&self) -> bool {
+        !self.lossless && self.mcu_width.is_some()
+    }
 }
 
 /// A rectangle of a (possibly scaled) image: top-left corner and size, in pixels.
@@ -46,6 +64,7 @@ impl Handle {
             return Err("libjpeg-turbo could not allocate a decompressor".into());
         }
         let handle = Handle(h);
+        // SAFETY: the handle is live and SCANLIMIT a decompression parameter.
         handle.check(unsafe { tj::tj3Set(h, tj::TJPARAM_TJPARAM_SCANLIMIT as i32, SCAN_LIMIT) })?;
         Ok(handle)
     }
@@ -86,13 +105,27 @@ impl Handle {
             tj::TJSAMP_TJSAMP_411 => Some(32),
             _ => None,
         };
+        let lossless = self.get(tj::TJPARAM_TJPARAM_LOSSLESS) == 1;
+        let precision = self.get(tj::TJPARAM_TJPARAM_PRECISION);
+        // libjpeg refuses any other precision when it reads the header; checked again because
+        // it picks the sample type, and with it the buffer size, below.
+        let valid = if lossless {
+            (2..=16).contains(&precision)
+        } else {
+            precision == 8 || precision == 12
+        };
+        if !valid {
+            return Err(format!(
+                "unsupported JPEG sample precision {precision} bits"
+            ));
+        }
         Ok(Header {
             width: self.get(tj::TJPARAM_TJPARAM_JPEGWIDTH).max(0) as usize,
             height: self.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT).max(0) as usize,
             mcu_width,
             cmyk,
-            // Only CMYK needs it: no header walk for the other images.
-            inverted: cmyk && has_adobe_segment(bytes),
+            lossless,
+            precision: precision as u32,
         })
     }
 }
@@ -116,6 +149,71 @@ pub fn scaled(size: usize, denom: usize) -> usize {
     size.div_ceil(denom)
 }
 
+/// The sample types of TurboJPEG's three decompression functions.
+trait Sample: Copy + Default {
+    /// Calls `tj3Decompress8`, `12` or `16`.
+    ///
+    /// # Safety
+    /// `dst` must hold the rows TurboJPEG writes for the handle's scaling factor and cropping
+    /// region, each `pitch` samples long.
+    unsafe fn decompress(
+        h: &Handle,
+        jpeg: &[u8],
+        dst: &mut [Self],
+        pitch: usize,
+        pf: tj::TJPF,
+    ) -> libc::c_int;
+    fn widen(self) -> u32;
+}
+
+impl Sample for u8 {
+    unsafe fn decompress(
+        h: &Handle,
+        jpeg: &[u8],
+        dst: &mut [u8],
+        pitch: usize,
+        pf: tj::TJPF,
+    ) -> i32 {
+        let len = jpeg.len() as tj::size_t;
+        tj::tj3Decompress8(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
+    }
+    fn widen(self) -> u32 {
+        u32::from(self)
+    }
+}
+
+impl Sample for i16 {
+    unsafe fn decompress(
+        h: &Handle,
+        jpeg: &[u8],
+        dst: &mut [i16],
+        pitch: usize,
+        pf: tj::TJPF,
+    ) -> i32 {
+        let len = jpeg.len() as tj::size_t;
+        tj::tj3Decompress12(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
+    }
+    fn widen(self) -> u32 {
+        self.max(0) as u32
+    }
+}
+
+impl Sample for u16 {
+    unsafe fn decompress(
+        h: &Handle,
+        jpeg: &[u8],
+        dst: &mut [u16],
+        pitch: usize,
+        pf: tj::TJPF,
+    ) -> i32 {
+        let len = jpeg.len() as tj::size_t;
+        tj::tj3Decompress16(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
+    }
+    fn widen(self) -> u32 {
+        u32::from(self)
+    }
+}
+
 impl<'a> Decoder<'a> {
     /// Reads the header of the JPEG in `bytes`.
     pub fn new(bytes: &'a [u8]) -> Result<Self, String> {
@@ -128,15 +226,41 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    /// Decodes `region` of the image scaled by `1 / denom` (1, 2, 4 or 8; `region` in scaled
-    /// pixels, `None` for all of it) to RGB. Returns the pixels and the rectangle they cover,
-    /// which contains `region`: its left edge moves left to an iMCU column boundary, and where
-    /// TurboJPEG cannot crop (an unnamed subsampling) the whole scaled image is returned.
+    /// Decodes `region` of the image scaled by `1 / denom` (1, 2, 4 or 8, and only 1 where
+    /// [`Header::scales`] is false; `region` in scaled pixels, `None` for all of it) to RGB.
+    /// Returns the pixels and the rectangle they cover, which contains `region`: its left edge
+    /// moves left to an iMCU column boundary, and where TurboJPEG cannot crop (a lossless
+    /// file, an unnamed subsampling) the whole scaled image is returned.
     ///
     /// Greyscale comes out as three equal channels and CMYK is converted as PIL converts it,
-    /// so a full-size decode equals PIL's `Image.open(path).convert("RGB")`.
-    pub fn decode(self, denom: usize, region: Option<Rect>) -> Result<(Image, Rect), String> {
-        let (handle, bytes, header) = (&self.handle, self.bytes, &self.header);
+    /// so a full-size decode equals PIL's `Image.open(path).convert("RGB")`. Samples of more
+    /// (or fewer) than 8 bits are rescaled to 0-255, rounded.
+    pub fn decode(self, denom: usize, region: Option<Rect>) -> Result<(Image, Rect), Error> {
+        let header = self.header;
+        if denom != 1 && !header.scales() {
+            return Err(corrupt(
+                "a lossless JPEG cannot be decoded at a reduced scale".into(),
+            ));
+        }
+        let covered = self.set_window(denom, region).map_err(corrupt)?;
+        let channels = if header.cmyk { 4 } else { 3 };
+        let samples = match header.precision {
+            ..=8 => self.decompress::<u8>(covered, channels)?,
+            9..=12 => self.decompress::<i16>(covered, channels)?,
+            _ => self.decompress::<u16>(covered, channels)?,
+        };
+        let image = if header.cmyk {
+            cmyk_to_rgb(covered.width, covered.height, &samples)?
+        } else {
+            Image::from_rgb(covered.width, covered.height, samples)
+        };
+        Ok((image, covered))
+    }
+
+    /// Sets the scaling factor and, where TurboJPEG can crop, the cropping region; returns
+    /// the rectangle the decode will write.
+    fn set_window(&self, denom: usize, region: Option<Rect>) -> Result<Rect, String> {
+        let (handle, header) = (&self.handle, &self.header);
         let factor = tj::tjscalingfactor {
             num: 1,
             denom: denom as i32,
@@ -149,8 +273,8 @@ impl<'a> Decoder<'a> {
             width: scaled(header.width, denom),
             height: scaled(header.height, denom),
         };
-        let covered = match (region, header.mcu_width) {
-            (Some(r), Some(mcu)) if r != full => {
+        match (region, header.mcu_width) {
+            (Some(r), Some(mcu)) if r != full && header.crops() => {
                 let step = scaled(mcu, denom);
                 let x = r.x / step * step;
                 let crop = Rect {
@@ -167,108 +291,127 @@ impl<'a> Decoder<'a> {
                 };
                 // SAFETY: the handle is live and has read the header, as cropping requires.
                 handle.check(unsafe { tj::tj3SetCroppingRegion(handle.0, tjr) })?;
-                crop
+                Ok(crop)
             }
-            _ => full,
-        };
-        let channels = if header.cmyk { 4 } else { 3 };
+            _ => Ok(full),
+        }
+    }
+
+    /// Decompresses the `covered` rectangle into samples of type `S`, then to 8 bits.
+    fn decompress<S: Sample>(&self, covered: Rect, channels: usize) -> Result<Vec<u8>, Error> {
+        let (handle, header) = (&self.handle, &self.header);
         let format = if header.cmyk {
             tj::TJPF_TJPF_CMYK
         } else {
             tj::TJPF_TJPF_RGB
         };
-        let mut data = vec![0u8; covered.width * covered.height * channels];
-        // SAFETY: `data` holds `covered.height` rows of `covered.width * channels` bytes, the
-        // size TurboJPEG writes for this scaling factor and cropping region.
-        let status = unsafe {
-            tj::tj3Decompress8(
-                handle.0,
-                bytes.as_ptr(),
-                bytes.len() as tj::size_t,
-                data.as_mut_ptr(),
-                (covered.width * channels) as i32,
-                format,
-            )
+        let pitch = covered.width * channels;
+        let len = pitch.checked_mul(covered.height).ok_or_else(|| {
+            corrupt(format!(
+                "{}x{} pixels overflow",
+                covered.width, covered.height
+            ))
+        })?;
+        let mut data = try_zeroed::<S>(len, "the decoded JPEG")?;
+        // What TurboJPEG writes, by its rules: `TJSCALED` of the header's size, or the cropping
+        // region, or for a lossless file the full size whatever the factor (refused above).
+        let rows = if header.lossless {
+            header.height
+        } else {
+            covered.height
         };
+        let cols = if header.lossless {
+            header.width
+        } else {
+            covered.width
+        };
+        if rows * cols * channels != data.len() || pitch > i32::MAX as usize {
+            return Err(corrupt(format!(
+                "refusing to decode {cols}x{rows} pixels into a buffer for {}x{}",
+                covered.width, covered.height
+            )));
+        }
+        // SAFETY: `data` holds `rows` rows of `pitch` samples, the size TurboJPEG writes for the
+        // scaling factor and cropping region `set_window` gave the handle (checked just above;
+        // the tests decode lossless, 12-bit, cropped and scaled files, also under ASan).
+        let status = unsafe { S::decompress(handle, self.bytes, &mut data, pitch, format) };
         // A warning (corrupt but decodable data) is forgiven, as PIL forgives it; truncation is
         // refused before decoding when decoding is strict.
         // SAFETY: the handle is live.
         if status != 0 && unsafe { tj::tj3GetErrorCode(handle.0) } != tj::TJERR_TJERR_WARNING as i32
         {
-            return Err(handle.error());
+            return Err(corrupt(handle.error()));
         }
-        let image = if header.cmyk {
-            cmyk_to_rgb(covered.width, covered.height, &data, header.inverted)
-        } else {
-            Image::from_rgb(covered.width, covered.height, data)
-        };
-        Ok((image, covered))
+        Ok(to_8_bits(&data, header.precision))
     }
 }
 
+/// A decode failure about the file, to be labelled with its name by the caller.
+pub(super) fn corrupt(msg: String) -> Error {
+    Error::Image {
+        path: String::new(),
+        msg,
+    }
+}
+
+/// Samples of `precision` bits rescaled to 0-255, rounded to nearest.
+fn to_8_bits<S: Sample>(samples: &[S], precision: u32) -> Vec<u8> {
+    let max = (1u32 << precision) - 1;
+    if max == 255 {
+        return samples.iter().map(|&v| v.widen() as u8).collect();
+    }
+    samples
+        .iter()
+        .map(|&v| ((v.widen().min(max) * 255 + max / 2) / max) as u8)
+        .collect()
+}
+
 /// PIL's CMYK to RGB: `r = (255 - k) - c * (255 - k) / 255`, rounded as PIL's `MULDIV255`.
-/// libjpeg returns the samples as stored; Adobe's are inverted, so PIL (raw mode `CMYK;I`)
-/// and this function invert them first.
-fn cmyk_to_rgb(width: usize, height: usize, cmyk: &[u8], inverted: bool) -> Image {
+/// libjpeg returns the samples as stored. PIL reads every CMYK JPEG as Adobe writes them,
+/// inverted (raw mode `CMYK;I`), whether or not the file has Adobe's APP14 segment; so does
+/// this function.
+fn cmyk_to_rgb(width: usize, height: usize, cmyk: &[u8]) -> Result<Image, Error> {
     let muldiv255 = |a: u32, b: u32| {
         let t = a * b + 128;
         ((t >> 8) + t) >> 8
     };
-    let flip = if inverted { 255 } else { 0 };
-    let mut data = Vec::with_capacity(width * height * 3);
-    for px in cmyk.chunks_exact(4) {
-        let nk = 255 - (flip ^ u32::from(px[3]));
-        for &c in &px[..3] {
-            data.push((nk - muldiv255(flip ^ u32::from(c), nk)) as u8);
+    let mut data = try_zeroed::<u8>(width * height * 3, "the decoded JPEG")?;
+    for (px, out) in cmyk.chunks_exact(4).zip(data.chunks_exact_mut(3)) {
+        let nk = u32::from(px[3]);
+        for (&c, o) in px[..3].iter().zip(out) {
+            *o = (nk - muldiv255(255 - u32::from(c), nk)) as u8;
         }
     }
-    Image::from_rgb(width, height, data)
-}
-
-/// Whether the segments before the first scan include an APP14 segment that starts "Adobe".
-fn has_adobe_segment(b: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    while i + 4 <= b.len() && b[i] == 0xff {
-        let marker = b[i + 1];
-        if marker == 0xda {
-            return false;
-        }
-        let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
-        if marker == 0xee && b.get(i + 4..i + 9) == Some(b"Adobe") {
-            return true;
-        }
-        i += 2 + len;
-    }
-    false
+    Ok(Image::from_rgb(width, height, data))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::jpeg_encode::{encode, pattern, Colorspace, EncodeOptions};
     use super::*;
 
-    #[test]
-    fn finds_the_adobe_segment_before_the_first_scan() {
-        let app14 = [0xff, 0xee, 0, 7, b'A', b'd', b'o', b'b', b'e'];
-        let mut b = vec![0xff, 0xd8, 0xff, 0xe0, 0, 4, 0, 0];
-        assert!(!has_adobe_segment(&b));
-        b.extend_from_slice(&app14);
-        assert!(has_adobe_segment(&b));
-        let mut late = vec![0xff, 0xd8, 0xff, 0xda, 0, 2];
-        late.extend_from_slice(&app14);
-        assert!(
-            !has_adobe_segment(&late),
-            "after the scan it is not a header segment"
-        );
+    fn decode_full(bytes: &[u8]) -> Image {
+        Decoder::new(bytes).unwrap().decode(1, None).unwrap().0
+    }
+
+    fn mean_abs(a: &[u8], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let sum: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+            .sum();
+        sum as f64 / a.len() as f64
     }
 
     #[test]
     fn cmyk_converts_as_pil_does() {
-        // White paper, full black, and 50% cyan on no black; Adobe files store them inverted.
-        let plain = [0, 0, 0, 0, 0, 0, 0, 255, 128, 0, 0, 0];
-        let img = cmyk_to_rgb(3, 1, &plain, false);
-        assert_eq!(img.data, [255, 255, 255, 0, 0, 0, 127, 255, 255]);
+        // White paper, full black, and 50% cyan on no black, stored inverted as PIL reads
+        // every CMYK JPEG.
+        let plain = [0u8, 0, 0, 0, 0, 0, 0, 255, 128, 0, 0, 0];
         let inverted: Vec<u8> = plain.iter().map(|v| 255 - v).collect();
-        assert_eq!(cmyk_to_rgb(3, 1, &inverted, true), img);
+        let img = cmyk_to_rgb(3, 1, &inverted).unwrap();
+        assert_eq!(img.data, [255, 255, 255, 0, 0, 0, 127, 255, 255]);
     }
 
     #[test]
@@ -279,5 +422,174 @@ mod tests {
         assert!(err.starts_with("corrupt JPEG: "), "{err}");
         assert_eq!(scaled(427, 2), 214);
         assert_eq!(scaled(640, 8), 80);
+    }
+
+    #[test]
+    fn lossless_files_decode_whole_at_every_precision() {
+        let (w, h) = (67, 45);
+        let px = pattern(w, h, 3);
+        for precision in [2, 8, 12, 16] {
+            let opts = EncodeOptions {
+                lossless: true,
+                precision,
+                ..EncodeOptions::default()
+            };
+            let bytes = encode(&px, w, h, &opts).unwrap();
+            let dec = Decoder::new(&bytes).unwrap();
+            assert!(dec.header.lossless && !dec.header.scales());
+            assert_eq!(dec.header.precision, precision);
+            // A window cannot be cut from a lossless file: the whole image comes back, which
+            // is what the buffer is sized for.
+            let region = Rect {
+                x: 20,
+                y: 10,
+                width: 16,
+                height: 8,
+            };
+            let (img, covered) = dec.decode(1, Some(region)).unwrap();
+            assert_eq!(
+                covered,
+                Rect {
+                    x: 0,
+                    y: 0,
+                    width: w,
+                    height: h
+                }
+            );
+            assert_eq!((img.width, img.height, img.data.len()), (w, h, w * h * 3));
+            if precision >= 8 {
+                // Rescaled up to `precision` bits and back: the input again.
+                assert_eq!(img.data, px, "lossless {precision}-bit");
+            } else {
+                assert!(
+                    mean_abs(&img.data, &px) < 40.0,
+                    "{precision}-bit {:?} {:?} {}",
+                    &img.data[..12],
+                    &px[..12],
+                    mean_abs(&img.data, &px)
+                );
+            }
+            let err = Decoder::new(&bytes).unwrap().decode(2, None).err().unwrap();
+            assert!(err.to_string().contains("lossless"), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_coding_decodes_close_to_its_pixels() {
+        let (w, h) = (131, 77);
+        let base = EncodeOptions::default();
+        let cases = [
+            ("baseline", base),
+            (
+                "arithmetic",
+                EncodeOptions {
+                    arithmetic: true,
+                    ..base
+                },
+            ),
+            (
+                "progressive arithmetic",
+                EncodeOptions {
+                    arithmetic: true,
+                    progressive: true,
+                    ..base
+                },
+            ),
+            (
+                "12-bit",
+                EncodeOptions {
+                    precision: 12,
+                    ..base
+                },
+            ),
+            (
+                "12-bit progressive",
+                EncodeOptions {
+                    precision: 12,
+                    progressive: true,
+                    ..base
+                },
+            ),
+            (
+                "restart rows",
+                EncodeOptions {
+                    restart_rows: 1,
+                    ..base
+                },
+            ),
+            (
+                "4:1:1",
+                EncodeOptions {
+                    subsampling: tj::TJSAMP_TJSAMP_411,
+                    ..base
+                },
+            ),
+            (
+                "4:4:0",
+                EncodeOptions {
+                    subsampling: tj::TJSAMP_TJSAMP_440,
+                    ..base
+                },
+            ),
+            (
+                "4:4:1",
+                EncodeOptions {
+                    subsampling: tj::TJSAMP_TJSAMP_441,
+                    ..base
+                },
+            ),
+            (
+                "cmyk",
+                EncodeOptions {
+                    colorspace: Colorspace::Cmyk,
+                    ..base
+                },
+            ),
+            (
+                "ycck",
+                EncodeOptions {
+                    colorspace: Colorspace::Ycck,
+                    ..base
+                },
+            ),
+        ];
+        for (name, opts) in cases {
+            let cmyk = matches!(opts.colorspace, Colorspace::Cmyk | Colorspace::Ycck);
+            let px = pattern(w, h, if cmyk { 4 } else { 3 });
+            let bytes = encode(&px, w, h, &opts).unwrap();
+            let img = decode_full(&bytes);
+            let want = if cmyk {
+                cmyk_to_rgb(w, h, &px).unwrap().data
+            } else {
+                px
+            };
+            let err = mean_abs(&img.data, &want);
+            assert!(err < 6.0, "{name}: mean difference {err}");
+            // Every scale and a cropped window stay inside their buffers (ASan checks this).
+            for denom in [2, 4, 8] {
+                let (img, covered) = Decoder::new(&bytes).unwrap().decode(denom, None).unwrap();
+                assert_eq!(
+                    (img.width, img.height),
+                    (scaled(w, denom), scaled(h, denom)),
+                    "{name}"
+                );
+                assert_eq!(covered.width * covered.height * 3, img.data.len());
+                let region = Rect {
+                    x: 5,
+                    y: 3,
+                    width: 4,
+                    height: 5,
+                };
+                let (img, covered) = Decoder::new(&bytes)
+                    .unwrap()
+                    .decode(denom, Some(region))
+                    .unwrap();
+                assert!(
+                    covered.x <= 5 && covered.x + covered.width >= 9 && covered.y <= 3,
+                    "{name}"
+                );
+                assert_eq!(covered.width * covered.height * 3, img.data.len(), "{name}");
+            }
+        }
     }
 }

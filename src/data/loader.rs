@@ -248,7 +248,7 @@ impl Job {
         let loaded = self
             .dataset
             .load_window(index, &mut |w, h| pipeline.window(w, h, &mut rng))?;
-        Ok((pipeline.finish(loaded.image, &mut rng), loaded.warning))
+        Ok((pipeline.finish(loaded.image, &mut rng)?, loaded.warning))
     }
 
     /// Decodes, augments and writes every sample of `chunk` into a batch, keeping the rows
@@ -286,7 +286,7 @@ impl Job {
         } else {
             images.f_index_select(0, &Tensor::from_slice(&keep))?
         };
-        let mut targets = Tensor::from_slice(&targets).f_view([keep.len() as i64, nc as i64])?;
+        let mut targets = Tensor::f_from_slice(&targets)?.f_view([keep.len() as i64, nc as i64])?;
         if let Some(cuda) = self.opts.pin_memory {
             images = images.f_pin_memory(Device::Cuda(cuda))?;
             targets = targets.f_pin_memory(Device::Cuda(cuda))?;

@@ -4,9 +4,12 @@ pub mod dataset;
 pub mod decode;
 pub mod image;
 pub mod jpeg;
+pub mod jpeg_encode;
 pub mod loader;
 pub mod resize;
 pub mod rng;
+#[cfg(test)]
+mod seeds;
 pub mod transform;
 
 pub use dataset::{Dataset, Source};

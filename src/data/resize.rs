@@ -4,7 +4,8 @@
 //! order with an 8-bit intermediate, so torchvision's PIL-based transforms and ours agree to
 //! within rounding.
 
-use super::image::Image;
+use super::image::{pixels, Image};
+use crate::error::{try_zeroed, Result};
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -142,9 +143,14 @@ fn horizontal_any(
 }
 
 #[inline(always)]
-fn horizontal(src: &Image, rows: std::ops::Range<usize>, span: (f64, f64), out_w: usize) -> Image {
+fn horizontal(
+    src: &Image,
+    rows: std::ops::Range<usize>,
+    span: (f64, f64),
+    out_w: usize,
+) -> Result<Image> {
     let t = taps(src.width, span, out_w);
-    let mut data = vec![0u8; out_w * rows.len() * 3];
+    let mut data = try_zeroed(pixels(out_w, rows.len())?, "a resize")?;
     let h = rows.len();
     // Fixed tap counts let the compiler unroll the inner loop (about 2x here).
     match t.ksize {
@@ -155,15 +161,15 @@ fn horizontal(src: &Image, rows: std::ops::Range<usize>, span: (f64, f64), out_w
         9 => horizontal_k::<9>(src, rows, &t, &mut data, out_w),
         _ => horizontal_any(src, rows, &t, &mut data, out_w),
     }
-    Image::from_rgb(out_w, h, data)
+    Ok(Image::from_rgb(out_w, h, data))
 }
 
 /// Vertical pass over `src`, whose row 0 is input row `offset` of the unresized image.
 #[inline(always)]
-fn vertical(src: &Image, t: &Taps, offset: usize) -> Image {
+fn vertical(src: &Image, t: &Taps, offset: usize) -> Result<Image> {
     let stride = src.width * 3;
     let out_h = t.bounds.len();
-    let mut data = vec![0u8; stride * out_h];
+    let mut data = try_zeroed(pixels(src.width, out_h)?, "a resize")?;
     let mut acc = vec![0i32; stride];
     let half = 1i32 << (PRECISION_BITS - 1);
     for (yy, &(ymin, n)) in t.bounds.iter().enumerate() {
@@ -179,7 +185,7 @@ fn vertical(src: &Image, t: &Taps, offset: usize) -> Image {
             *o = clip8(a);
         }
     }
-    Image::from_rgb(src.width, out_h, data)
+    Ok(Image::from_rgb(src.width, out_h, data))
 }
 
 /// A crop and a resize: the box at `(x, y)` of `width x height` pixels, resized to
@@ -197,7 +203,7 @@ pub struct Window {
 
 impl Window {
     /// Crops `img` (which contains the box) and resizes the crop.
-    pub fn apply(&self, img: &Image) -> Image {
+    pub fn apply(&self, img: &Image) -> Result<Image> {
         if (self.x, self.y, self.width, self.height) == (0, 0, img.width, img.height) {
             resize(img, self.out_width, self.out_height)
         } else {
@@ -208,14 +214,14 @@ impl Window {
 }
 
 /// Resizes to `width x height` (aspect ratio not kept) with PIL's antialiased bilinear filter.
-pub fn resize(src: &Image, width: usize, height: usize) -> Image {
+pub fn resize(src: &Image, width: usize, height: usize) -> Result<Image> {
     let (w, h) = (src.width as f64, src.height as f64);
     resize_box(src, [0.0, 0.0, w, h], width, height)
 }
 
 /// Resizes the region `[x0, y0, x1, y1]` of `src` (fractional pixel edges, as PIL's
 /// `Image.resize(size, box=...)`) to `width x height`.
-pub fn resize_box(src: &Image, region: [f64; 4], width: usize, height: usize) -> Image {
+pub fn resize_box(src: &Image, region: [f64; 4], width: usize, height: usize) -> Result<Image> {
     let [x0, y0, x1, y1] = region;
     let whole_x = x0 == 0.0 && x1 == src.width as f64;
     let whole_y = y0 == 0.0 && y1 == src.height as f64;
@@ -223,14 +229,14 @@ pub fn resize_box(src: &Image, region: [f64; 4], width: usize, height: usize) ->
     let need_v = !(whole_y && height == src.height);
     // Integer arithmetic: the wider instruction sets give the same pixels, about 2x sooner.
     crate::simd::dispatch(|| match (need_h, need_v) {
-        (false, false) => src.clone(),
+        (false, false) => Ok(src.clone()),
         (true, false) => horizontal(src, 0..src.height, (x0, x1), width),
         (false, true) => vertical(src, &taps(src.height, (y0, y1), height), 0),
         (true, true) => {
             let tv = taps(src.height, (y0, y1), height);
             let first = tv.bounds.first().map_or(0, |b| b.0);
             let last = tv.bounds.last().map_or(0, |b| b.0 + b.1);
-            let tmp = horizontal(src, first..last, (x0, x1), width);
+            let tmp = horizontal(src, first..last, (x0, x1), width)?;
             vertical(&tmp, &tv, first)
         }
     })
@@ -244,7 +250,7 @@ mod tests {
     fn constant_images_stay_constant() {
         let img = Image::filled(37, 23, [200, 10, 99]);
         for (w, h) in [(5, 7), (64, 64), (37, 11), (100, 23)] {
-            let out = resize(&img, w, h);
+            let out = resize(&img, w, h).unwrap();
             assert_eq!((out.width, out.height), (w, h));
             assert!(out.data.chunks(3).all(|p| p == [200, 10, 99]));
         }
@@ -274,8 +280,8 @@ mod tests {
     fn a_box_on_whole_pixels_is_a_crop_then_a_resize() {
         let data: Vec<u8> = (0..30 * 20 * 3).map(|v| ((v * 53) % 241) as u8).collect();
         let img = Image::from_rgb(30, 20, data);
-        let whole = resize_box(&img, [0.0, 0.0, 30.0, 20.0], 11, 7);
-        assert_eq!(whole, resize(&img, 11, 7));
+        let whole = resize_box(&img, [0.0, 0.0, 30.0, 20.0], 11, 7).unwrap();
+        assert_eq!(whole, resize(&img, 11, 7).unwrap());
         // Inside a crop, a box on the crop's own edges is the crop's resize.
         let crop = img.crop(4, 3, 20, 12);
         let window = Window {
@@ -286,16 +292,16 @@ mod tests {
             out_width: 9,
             out_height: 5,
         };
-        assert_eq!(window.apply(&img), resize(&crop, 9, 5));
+        assert_eq!(window.apply(&img).unwrap(), resize(&crop, 9, 5).unwrap());
         assert_eq!(
-            resize_box(&crop, [0.0, 0.0, 20.0, 12.0], 9, 5),
-            resize(&crop, 9, 5)
+            resize_box(&crop, [0.0, 0.0, 20.0, 12.0], 9, 5).unwrap(),
+            resize(&crop, 9, 5).unwrap()
         );
     }
 
     #[test]
     fn identity_is_a_copy() {
         let img = Image::from_rgb(2, 1, vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(resize(&img, 2, 1), img);
+        assert_eq!(resize(&img, 2, 1).unwrap(), img);
     }
 }

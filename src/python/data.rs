@@ -26,7 +26,7 @@ fn wrap(d: Result<Dataset>) -> Result<NativeDataset> {
 /// `[3, H, W]`, a channels-first view of the interleaved pixels (as torchvision's
 /// `decode_jpeg` returns): a contiguous copy would cost as much as a quarter of the decode.
 fn image_tensor(img: &Image) -> Result<Tensor> {
-    Ok(Tensor::from_slice(&img.data)
+    Ok(Tensor::f_from_slice(&img.data)?
         .f_view([img.height as i64, img.width as i64, 3])?
         .f_permute([2, 0, 1])?)
 }
@@ -61,7 +61,7 @@ impl NativeDataset {
     fn targets(&self) -> PyResult<PyTensor> {
         let t: Vec<f32> = self.0.targets().iter().map(|&v| v as f32).collect();
         let n = self.0.len() as i64;
-        guarded(|| Ok(PyTensor(Tensor::from_slice(&t).f_view([n, -1])?)))
+        guarded(|| Ok(PyTensor(Tensor::f_from_slice(&t)?.f_view([n, -1])?)))
     }
 
     fn paths(&self) -> Option<Vec<String>> {
@@ -321,7 +321,7 @@ impl NativePipeline {
             guarded(|| {
                 let mut rng = crate::data::rng::Rng::keyed(&[seed]);
                 Ok(PyTensor(image_tensor(
-                    &p.augment(tensor_image(&t)?, &mut rng),
+                    &p.augment(tensor_image(&t)?, &mut rng)?,
                 )?))
             })
         })
@@ -350,11 +350,18 @@ impl NativePipeline {
                 };
                 let loaded =
                     decode::read_image_window(&path, &opts, &mut |w, h| p.window(w, h, &mut rng))?;
-                let image = p.finish(loaded.image, &mut rng);
+                let image = p.finish(loaded.image, &mut rng)?;
                 Ok((PyTensor(image_tensor(&image)?), loaded.warning))
             })
         })
     }
+}
+
+/// A `.npy` file of floats as a CPU tensor of its dtype (any byte order; no pickle).
+#[pyfunction]
+#[pyo3(signature = (*, path))]
+fn read_npy(py: Python<'_>, path: PathBuf) -> PyResult<PyTensor> {
+    py.allow_threads(move || guarded(|| Ok(PyTensor(crate::npy::read(&path)?))))
 }
 
 /// Decodes a JPEG or PNG file to uint8 `[3, H, W]`, with the warning of a lenient decode.
@@ -384,14 +391,9 @@ fn decode_image(
 #[pyo3(signature = (*, image, width, height))]
 fn resize_image(image: PyTensor, width: usize, height: usize) -> PyResult<PyTensor> {
     guarded(|| {
-        if width == 0 || height == 0 {
-            return Err(Error::value("size must be positive"));
-        }
-        Ok(PyTensor(image_tensor(&resize::resize(
-            &tensor_image(&image.0)?,
-            width,
-            height,
-        ))?))
+        Size { height, width }.check("resize")?;
+        let resized = resize::resize(&tensor_image(&image.0)?, width, height)?;
+        Ok(PyTensor(image_tensor(&resized)?))
     })
 }
 
@@ -533,6 +535,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataset_scenes, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_fashion, m)?)?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
+    m.add_function(wrap_pyfunction!(read_npy, m)?)?;
     m.add_function(wrap_pyfunction!(resize_image, m)?)?;
     m.add_function(wrap_pyfunction!(randaugment_op, m)?)?;
     m.add("SCENE_CLASSES", scenes::SCENE_CLASSES.to_vec())?;

@@ -18,6 +18,7 @@ fn class_name(err: &Error) -> &'static str {
         Error::Value(_) => "InvalidArgumentError",
         Error::Torch(_) => "LibtorchError",
         Error::Internal(_) => "InternalError",
+        Error::Memory(_) => "OutOfMemoryError",
         Error::Image { .. } => "ImageError",
         Error::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => "MissingFileError",

@@ -17,6 +17,7 @@ from torch import nn
 
 from .. import _native
 from .._tracing import needs_torch_ops
+from .._validate import check_buildable, transformer_parameters
 from ..errors import InvalidArgumentError, MissingFileError
 from . import functional
 from .checkpoint import read_official_checkpoint
@@ -129,6 +130,17 @@ class MLDecoderHead(nn.Module):
                 raise InvalidArgumentError(
                     f"num_groups must be an int in [1, num_classes={num_classes}], got {num_groups!r}"
                 )
+        labels = 0 if self.zsl else num_classes + num_groups * d_model
+        check_buildable(
+            "MLDecoderHead",
+            in_channels * d_model
+            + (embedding_dim * d_model if self.zsl else 0)
+            + labels
+            + d_model * (num_classes if not self.zsl else 1)
+            + transformer_parameters(d_model, dim_feedforward, num_layers, attentions=1),
+            dict(in_channels=in_channels, d_model=d_model, num_layers=num_layers, dim_feedforward=dim_feedforward)
+            | ({"embedding_dim": embedding_dim} if self.zsl else {"num_classes": num_classes}),
+        )
         self.num_classes = None if self.zsl else num_classes
         self.num_groups = None if self.zsl else num_groups
         self.in_channels = in_channels
@@ -268,7 +280,6 @@ def load_label_embeddings(path: str | os.PathLike) -> torch.Tensor:
     ``.npy`` (read without pickle), ``.pt`` / ``.pth`` (``weights_only``; a tensor, or a dict
     with one tensor) or ``.safetensors`` (one tensor, or one named ``"embeddings"``).
     """
-    import numpy as np
 
     from .._files import CheckpointError, load_torch_file
 
@@ -279,10 +290,9 @@ def load_label_embeddings(path: str | os.PathLike) -> torch.Tensor:
     if not os.path.isfile(name):
         raise MissingFileError(f"no label embeddings at {name!r}")
     if ext == ".npy":
-        try:
-            value = torch.from_numpy(np.load(name, allow_pickle=False))
-        except (ValueError, OSError) as err:
-            raise CheckpointError(f"{name!r} is not a readable .npy array: {err}") from None
+        # Read in Rust: the header's shape must match the bytes that follow it, so a crafted
+        # header cannot ask for more memory than the file holds.
+        value = _native.read_npy(path=name)
     elif ext == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file

@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import _native
 from .._files import load_state_checked
-from ..errors import InvalidArgumentError, MissingFileError
+from ..errors import InvalidArgumentError, MissingFileError, OutOfMemoryError
 from .query2label import Query2LabelHead
 
 CONFIG_NAME = "config.json"
@@ -128,8 +128,14 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
             raise InvalidArgumentError(
                 f"{os.fspath(path)}: key 'preprocessing' must hold exactly {list(_PREPROCESSING_KEYS)}"
             )
-        if not isinstance(pre["img_size"], int) or pre["img_size"] < 1:
+        size = pre["img_size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.img_size' must be a positive int")
+        if size * size > _native.DEFAULT_MAX_PIXELS:
+            raise InvalidArgumentError(
+                f"{os.fspath(path)}: key 'preprocessing.img_size' is {size}: {size}x{size} pixels is over the "
+                f"limit of {_native.DEFAULT_MAX_PIXELS} pixels per image"
+            )
         for key in ("mean", "std"):
             v = pre[key]
             if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
@@ -181,6 +187,8 @@ def from_pretrained(
         )
     except TypeError as err:
         raise InvalidArgumentError(f"{where}: {err}") from None
+    except OutOfMemoryError as err:
+        raise OutOfMemoryError(f"{where}: {err}") from None
     load_weights(model, Path(directory) / WEIGHTS_NAME, map_location)
     model.classes = config.get("classes")
     model.preprocessing = config.get("preprocessing")

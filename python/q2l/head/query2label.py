@@ -16,6 +16,7 @@ from torch import nn
 
 from .. import _native
 from .._tracing import needs_torch_ops
+from .._validate import check_buildable, transformer_parameters
 from ..errors import InvalidArgumentError, InvalidTypeError
 from . import functional
 
@@ -276,6 +277,23 @@ class Query2LabelHead(nn.Module):
             raise InvalidArgumentError(
                 f"num_groups must be None or an int in [1, num_classes={num_classes}], got {num_groups!r}"
             )
+        queries = num_classes if num_groups is None else num_groups
+        check_buildable(
+            "Query2LabelHead",
+            in_channels * d_model
+            + 2 * num_classes * d_model
+            + queries * d_model
+            + transformer_parameters(d_model, dim_feedforward, num_encoder_layers, attentions=1)
+            + transformer_parameters(d_model, dim_feedforward, num_decoder_layers, attentions=2),
+            dict(
+                num_classes=num_classes,
+                in_channels=in_channels,
+                d_model=d_model,
+                num_encoder_layers=num_encoder_layers,
+                num_decoder_layers=num_decoder_layers,
+                dim_feedforward=dim_feedforward,
+            ),
+        )
         use_proj = (in_channels != d_model) if input_proj is None else bool(input_proj)
         if not use_proj and in_channels != d_model:
             raise InvalidArgumentError(

@@ -127,9 +127,19 @@ impl FashionScenes {
             max_items,
             ..
         } = layout;
-        if grid == 0 || size < grid * 4 {
+        if grid == 0 || size < grid.saturating_mul(4) {
             bail!("canvas size {size} is too small for a {grid}x{grid} grid");
         }
+        let labels_per_class = if layout.cell_labels {
+            grid.saturating_mul(grid)
+        } else {
+            1
+        };
+        super::check_generated(
+            layout.len,
+            size,
+            FASHION_CLASSES.len().saturating_mul(labels_per_class),
+        )?;
         if min_items == 0 || min_items > max_items || max_items > grid * grid {
             bail!("items per scene must satisfy 1 <= min <= max <= grid^2, got {min_items}..{max_items} with grid {grid}");
         }
@@ -225,7 +235,7 @@ impl FashionScenes {
     }
 
     /// Renders scene `i`: the image and each item's class and cell `[x0, y0, x1, y1]`.
-    pub fn render(&self, i: usize) -> (Image, Vec<(usize, [f32; 4])>) {
+    pub fn render(&self, i: usize) -> Result<(Image, super::Boxes)> {
         let n = self.layout.size;
         let mut img = Image::filled(n, n, [0, 0, 0]);
         let cell = n / self.layout.grid;
@@ -233,7 +243,7 @@ impl FashionScenes {
         for p in self.layout(i) {
             let px =
                 &self.items[p.item * self.side * self.side..(p.item + 1) * self.side * self.side];
-            let item = resize(&Image::from_gray(self.side, self.side, px), p.side, p.side);
+            let item = resize(&Image::from_gray(self.side, self.side, px), p.side, p.side)?;
             for y in 0..p.side {
                 for x in 0..p.side {
                     let v = item.get(x, y);
@@ -251,7 +261,7 @@ impl FashionScenes {
                 [cx as f32, cy as f32, (cx + cell) as f32, (cy + cell) as f32],
             ));
         }
-        (img, boxes)
+        Ok((img, boxes))
     }
 }
 
@@ -311,7 +321,7 @@ mod tests {
             for c in 0..10 {
                 assert_eq!(t[c] == 1, tc[c * 4..c * 4 + 4].contains(&1));
             }
-            let (_, boxes) = cells.render(i);
+            let (_, boxes) = cells.render(i).unwrap();
             assert_eq!(tc.iter().filter(|&&v| v == 1).count(), boxes.len());
             for (label, b) in boxes {
                 assert_eq!(tc[label], 1);

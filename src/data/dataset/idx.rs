@@ -12,19 +12,24 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
+/// The most bytes a gzip-compressed IDX file may inflate to (Fashion-MNIST's largest is 47 MB):
+/// a small file that inflates without end is refused instead of filling memory.
+pub const MAX_INFLATED: u64 = 1 << 30;
+
 /// Reads an IDX file of `u8` values; `.gz` files (by magic bytes) are inflated first.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let mut raw = Vec::new();
-    super::open_regular(path)?
-        .read_to_end(&mut raw)
-        .map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
+    let raw = super::read_file(path)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        if let Err(e) = flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out) {
+        let mut inflate = flate2::read::GzDecoder::new(&raw[..]).take(MAX_INFLATED + 1);
+        if let Err(e) = inflate.read_to_end(&mut out) {
             bail!("{}: corrupt gzip data: {e}", path.display());
+        }
+        if out.len() as u64 > MAX_INFLATED {
+            bail!(
+                "{}: inflates to more than {MAX_INFLATED} bytes, the limit for an IDX file",
+                path.display()
+            );
         }
         out
     } else {

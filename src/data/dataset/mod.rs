@@ -26,6 +26,25 @@ use crate::bail;
 use crate::error::Result;
 use crate::tensor::{check_ternary, shape_str};
 
+/// A generated sample's labelled boxes: `(class, [x0, y0, x1, y1])` in pixels.
+pub type Boxes = Vec<(usize, [f32; 4])>;
+
+/// The largest `images x classes` target table a generated dataset may have (4 GiB of int8).
+const MAX_TARGETS: usize = 1 << 32;
+
+/// Checks a generated dataset's sizes before anything is built: a `size x size` canvas within
+/// the decoder's default pixel limit, and `len x classes` targets within [`MAX_TARGETS`].
+pub(crate) fn check_generated(len: usize, size: usize, classes: usize) -> Result<()> {
+    let limit = super::decode::DEFAULT_MAX_PIXELS;
+    if size.checked_mul(size).is_none_or(|n| n > limit) {
+        bail!("scene size {size} gives {size}x{size} pixels, over the limit of {limit} per image");
+    }
+    if len.checked_mul(classes).is_none_or(|n| n > MAX_TARGETS) {
+        bail!("{len} scenes x {classes} labels is over the limit of {MAX_TARGETS} targets");
+    }
+    Ok(())
+}
+
 /// Where a dataset's pixels come from.
 #[derive(Clone)]
 pub enum Source {
@@ -198,7 +217,7 @@ impl Dataset {
                 }
             }
             Source::Scenes(s) => s.render(i).0,
-            Source::Fashion(f) => f.render(i).0,
+            Source::Fashion(f) => f.render(i)?.0,
         };
         Ok(Decoded {
             image,
@@ -219,7 +238,7 @@ impl Dataset {
         let full = self.load(i)?;
         let (w, h) = (full.image.width, full.image.height);
         Ok(Decoded {
-            image: window(w, h).apply(&full.image),
+            image: window(w, h).apply(&full.image)?,
             warning: full.warning,
         })
     }
@@ -234,7 +253,7 @@ impl Dataset {
         }
         match &self.source {
             Source::Scenes(s) => Ok(s.render(i).1),
-            Source::Fashion(f) => Ok(f.render(i).1),
+            Source::Fashion(f) => Ok(f.render(i)?.1),
             _ => bail!("object boxes are only known for generated scenes"),
         }
     }
@@ -331,16 +350,36 @@ pub(crate) fn under(root: &Path, rel: &str) -> PathBuf {
     }
 }
 
-/// Reads a text file, naming it on failure.
-pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let mut text = String::new();
-    open_regular(path)?
-        .read_to_string(&mut text)
-        .map_err(|source| crate::Error::Io {
-            path: path.into(),
-            source,
+/// Reads a whole regular file, naming it on failure. The buffer is reserved from the file's
+/// size first, so a file larger than the memory left is an [`Error::Memory`](crate::Error),
+/// not an abort.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let mut file = open_regular(path)?;
+    let io = |source| crate::Error::Io {
+        path: path.into(),
+        source,
+    };
+    let size = file.metadata().map_err(io)?.len();
+    let mut bytes = Vec::new();
+    usize::try_from(size)
+        .ok()
+        .and_then(|n| bytes.try_reserve_exact(n).ok())
+        .ok_or_else(|| {
+            crate::Error::Memory(format!("cannot hold {} ({size} bytes)", path.display()))
         })?;
-    Ok(text)
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Reads a UTF-8 text file, naming it on failure.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|_| crate::Error::Io {
+        path: path.into(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ),
+    })
 }
 
 /// Why [`open_regular`] refuses a path that exists.

@@ -140,7 +140,7 @@ impl Scenes {
     }
 
     /// Renders scene `i`: the image and each object's class and box `[x0, y0, x1, y1]`.
-    pub fn render(&self, i: usize) -> (Image, Vec<(usize, [f32; 4])>) {
+    pub fn render(&self, i: usize) -> (Image, super::Boxes) {
         let (objects, mut rng) = self.layout(i);
         let n = self.size;
         let mut img = background(n, &mut rng);
@@ -274,6 +274,7 @@ pub fn generated(
             "objects per scene must satisfy 1 <= min <= max <= 8, got {min_objects}..{max_objects}"
         );
     }
+    super::check_generated(len, size, SCENE_CLASSES.len())?;
     let scenes = Scenes {
         len,
         size,

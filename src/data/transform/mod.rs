@@ -90,8 +90,8 @@ impl Pipeline {
     }
 
     /// Runs the operations; the result has the pipeline's output size.
-    pub fn augment(&self, img: Image, rng: &mut Rng) -> Image {
-        let first = self.window(img.width, img.height, rng).apply(&img);
+    pub fn augment(&self, img: Image, rng: &mut Rng) -> Result<Image> {
+        let first = self.window(img.width, img.height, rng).apply(&img)?;
         self.finish(first, rng)
     }
 
@@ -104,11 +104,11 @@ impl Pipeline {
     }
 
     /// Runs the operations after the first on the image its window gave.
-    pub fn finish(&self, mut img: Image, rng: &mut Rng) -> Image {
+    pub fn finish(&self, mut img: Image, rng: &mut Rng) -> Result<Image> {
         for op in &self.ops[1..] {
-            img = op.apply(img, rng);
+            img = op.apply(img, rng)?;
         }
-        img
+        Ok(img)
     }
 
     /// Writes `img` (already of the output size) as float32 CHW.

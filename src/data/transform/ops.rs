@@ -92,15 +92,24 @@ fn probability(p: f64, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn positive(size: Size, what: &str) -> Result<()> {
-    if size.width == 0 || size.height == 0 {
-        bail!(
-            "{what} size must be positive, got {}x{}",
-            size.height,
-            size.width
-        );
+impl Size {
+    /// Checks that the size is positive and within the decoder's default pixel limit (PIL's
+    /// decompression-bomb threshold): no model takes larger images, and a mistyped size would
+    /// otherwise ask for more memory than the machine has. `what` names the operation.
+    pub fn check(self, what: &str) -> Result<()> {
+        let (h, w) = (self.height, self.width);
+        if w == 0 || h == 0 {
+            bail!("{what} size must be positive, got {h}x{w}");
+        }
+        let limit = crate::data::decode::DEFAULT_MAX_PIXELS;
+        if w.checked_mul(h).is_none_or(|n| n > limit) {
+            bail!(
+                "{what} size {h}x{w} is {} pixels, over the limit of {limit} pixels per image",
+                (h as u128) * (w as u128)
+            );
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Op {
@@ -132,9 +141,9 @@ impl Op {
     pub fn check(&self, before: Option<Size>) -> Result<()> {
         let name = self.name();
         match self {
-            Op::Resize(op) => positive(op.size, name),
+            Op::Resize(op) => op.size.check(name),
             Op::RandomResizedCrop(op) => {
-                positive(op.size, name)?;
+                op.size.check(name)?;
                 let (scale, ratio) = (op.scale, op.ratio);
                 if !(0.0 < scale[0] && scale[0] <= scale[1] && scale[1] <= 1.0) {
                     bail!("{name} scale must satisfy 0 < min <= max <= 1, got {scale:?}");
@@ -145,14 +154,14 @@ impl Op {
                 Ok(())
             }
             Op::MultiScaleCrop(op) => {
-                positive(op.size, name)?;
+                op.size.check(name)?;
                 if op.scales.is_empty() || op.scales.iter().any(|s| !(*s > 0.0 && *s <= 1.0)) {
                     bail!("{name} scales must be in (0, 1], got {:?}", op.scales);
                 }
                 Ok(())
             }
             Op::CenterCrop(op) => {
-                positive(op.size, name)?;
+                op.size.check(name)?;
                 match before {
                     Some(b) if op.size.width <= b.width && op.size.height <= b.height => Ok(()),
                     Some(b) => bail!(
@@ -210,11 +219,11 @@ impl Op {
     }
 
     /// Applies the operation to one image.
-    pub fn apply(&self, img: Image, rng: &mut Rng) -> Image {
-        match self {
+    pub fn apply(&self, img: Image, rng: &mut Rng) -> Result<Image> {
+        Ok(match self {
             Op::Resize(_) | Op::RandomResizedCrop(_) | Op::MultiScaleCrop(_) => {
                 match self.window(img.width, img.height, rng) {
-                    Some(window) => window.apply(&img),
+                    Some(window) => window.apply(&img)?,
                     None => img,
                 }
             }
@@ -240,7 +249,7 @@ impl Op {
                 img
             }
             Op::RandAugment(op) => op.apply(img, rng),
-        }
+        })
     }
 }
 
