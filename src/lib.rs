@@ -18,4 +18,10 @@ pub mod tensor;
 #[cfg(feature = "python")]
 mod python;
 
+// The fuzz harness, run over the corpora by a test, names this crate `q2l` as the targets do.
+#[cfg(test)]
+extern crate self as q2l;
+#[cfg(test)]
+mod fuzz_corpus;
+
 pub use error::{Error, Result};
