@@ -43,12 +43,16 @@ pub fn level_name() -> &'static str {
     }
 }
 
+/// # Safety
+/// The CPU must have these features: `dispatch` calls it only after detecting them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,f16c")]
 unsafe fn run_avx512<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// # Safety
+/// As [`run_avx512`], for these features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run_avx2<T>(f: impl FnOnce() -> T) -> T {

@@ -166,53 +166,31 @@ trait Sample: Copy + Default {
     fn widen(self) -> u32;
 }
 
-impl Sample for u8 {
-    unsafe fn decompress(
-        h: &Handle,
-        jpeg: &[u8],
-        dst: &mut [u8],
-        pitch: usize,
-        pf: tj::TJPF,
-    ) -> i32 {
-        let len = jpeg.len() as tj::size_t;
-        tj::tj3Decompress8(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
-    }
-    fn widen(self) -> u32 {
-        u32::from(self)
-    }
+/// One `Sample` impl: the sample type, its TurboJPEG function and its value as `u32`.
+macro_rules! sample {
+    ($t:ty, $decompress:path, $widen:expr) => {
+        impl Sample for $t {
+            unsafe fn decompress(
+                h: &Handle,
+                jpeg: &[u8],
+                dst: &mut [$t],
+                pitch: usize,
+                pf: tj::TJPF,
+            ) -> libc::c_int {
+                let len = jpeg.len() as tj::size_t;
+                $decompress(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
+            }
+            fn widen(self) -> u32 {
+                $widen(self)
+            }
+        }
+    };
 }
 
-impl Sample for i16 {
-    unsafe fn decompress(
-        h: &Handle,
-        jpeg: &[u8],
-        dst: &mut [i16],
-        pitch: usize,
-        pf: tj::TJPF,
-    ) -> i32 {
-        let len = jpeg.len() as tj::size_t;
-        tj::tj3Decompress12(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
-    }
-    fn widen(self) -> u32 {
-        self.max(0) as u32
-    }
-}
-
-impl Sample for u16 {
-    unsafe fn decompress(
-        h: &Handle,
-        jpeg: &[u8],
-        dst: &mut [u16],
-        pitch: usize,
-        pf: tj::TJPF,
-    ) -> i32 {
-        let len = jpeg.len() as tj::size_t;
-        tj::tj3Decompress16(h.0, jpeg.as_ptr(), len, dst.as_mut_ptr(), pitch as i32, pf)
-    }
-    fn widen(self) -> u32 {
-        u32::from(self)
-    }
-}
+sample!(u8, tj::tj3Decompress8, u32::from);
+// 12-bit samples are `short`; libjpeg never writes a negative one, clamped all the same.
+sample!(i16, tj::tj3Decompress12, |v: i16| v.max(0) as u32);
+sample!(u16, tj::tj3Decompress16, u32::from);
 
 impl<'a> Decoder<'a> {
     /// Reads the header of the JPEG in `bytes`.
@@ -244,10 +222,12 @@ impl<'a> Decoder<'a> {
         }
         let covered = self.set_window(denom, region).map_err(corrupt)?;
         let channels = if header.cmyk { 4 } else { 3 };
-        let samples = match header.precision {
-            ..=8 => self.decompress::<u8>(covered, channels)?,
-            9..=12 => self.decompress::<i16>(covered, channels)?,
-            _ => self.decompress::<u16>(covered, channels)?,
+        let p = header.precision;
+        let samples = match p {
+            8 => self.decompress::<u8>(covered, channels)?,
+            ..=8 => to_8_bits(&self.decompress::<u8>(covered, channels)?, p),
+            9..=12 => to_8_bits(&self.decompress::<i16>(covered, channels)?, p),
+            _ => to_8_bits(&self.decompress::<u16>(covered, channels)?, p),
         };
         let image = if header.cmyk {
             cmyk_to_rgb(covered.width, covered.height, &samples)?
@@ -297,8 +277,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Decompresses the `covered` rectangle into samples of type `S`, then to 8 bits.
-    fn decompress<S: Sample>(&self, covered: Rect, channels: usize) -> Result<Vec<u8>, Error> {
+    /// Decompresses the `covered` rectangle into samples of type `S`.
+    fn decompress<S: Sample>(&self, covered: Rect, channels: usize) -> Result<Vec<S>, Error> {
         let (handle, header) = (&self.handle, &self.header);
         let format = if header.cmyk {
             tj::TJPF_TJPF_CMYK
@@ -315,15 +295,10 @@ impl<'a> Decoder<'a> {
         let mut data = try_zeroed::<S>(len, "the decoded JPEG")?;
         // What TurboJPEG writes, by its rules: `TJSCALED` of the header's size, or the cropping
         // region, or for a lossless file the full size whatever the factor (refused above).
-        let rows = if header.lossless {
-            header.height
+        let (cols, rows) = if header.lossless {
+            (header.width, header.height)
         } else {
-            covered.height
-        };
-        let cols = if header.lossless {
-            header.width
-        } else {
-            covered.width
+            (covered.width, covered.height)
         };
         if rows * cols * channels != data.len() || pitch > i32::MAX as usize {
             return Err(corrupt(format!(
@@ -333,7 +308,8 @@ impl<'a> Decoder<'a> {
         }
         // SAFETY: `data` holds `rows` rows of `pitch` samples, the size TurboJPEG writes for the
         // scaling factor and cropping region `set_window` gave the handle (checked just above;
-        // the tests decode lossless, 12-bit, cropped and scaled files, also under ASan).
+        // the tests decode lossless, 12-bit, cropped and scaled files, under valgrind too, and
+        // the `jpeg` fuzz target under AddressSanitizer).
         let status = unsafe { S::decompress(handle, self.bytes, &mut data, pitch, format) };
         // A warning (corrupt but decodable data) is forgiven, as PIL forgives it; truncation is
         // refused before decoding when decoding is strict.
@@ -342,7 +318,7 @@ impl<'a> Decoder<'a> {
         {
             return Err(corrupt(handle.error()));
         }
-        Ok(to_8_bits(&data, header.precision))
+        Ok(data)
     }
 }
 
@@ -354,12 +330,9 @@ pub(super) fn corrupt(msg: String) -> Error {
     }
 }
 
-/// Samples of `precision` bits rescaled to 0-255, rounded to nearest.
+/// Samples of `precision` bits (not 8) rescaled to 0-255, rounded to nearest.
 fn to_8_bits<S: Sample>(samples: &[S], precision: u32) -> Vec<u8> {
     let max = (1u32 << precision) - 1;
-    if max == 255 {
-        return samples.iter().map(|&v| v.widen() as u8).collect();
-    }
     samples
         .iter()
         .map(|&v| ((v.widen().min(max) * 255 + max / 2) / max) as u8)

@@ -160,6 +160,7 @@ pub fn run<X: FloatElement>(
                         X::from_compute(&r.g, g);
                     }
                     if let Some(p) = loss_ptr {
+                        // SAFETY: element `i` of the per-row losses, written by this chunk only.
                         let slot = unsafe { p.slice_mut(i, 1) };
                         slot[0] = X::Compute::from_f64(l);
                     }
