@@ -297,6 +297,17 @@ fn decode_png(bytes: &[u8], max_pixels: usize) -> Result<Image> {
         .map_err(|e| corrupt(format!("corrupt PNG: {e}")))?;
     let (w, h) = {
         let info = reader.info();
+        // The png crate (0.18.1) accepts a PLTE chunk that is not whole RGB entries, which
+        // the PNG specification forbids, then panics expanding it (found by the png fuzz
+        // target; fuzz/corpus/png/plte-49-bytes.png).
+        if let Some(plte) = &info.palette {
+            if plte.is_empty() || plte.len() % 3 != 0 || plte.len() > 3 * 256 {
+                let n = plte.len();
+                return Err(corrupt(format!(
+                    "corrupt PNG: a {n}-byte palette is not 1 to 256 RGB entries"
+                )));
+            }
+        }
         (info.width as usize, info.height as usize)
     };
     check_size(w, h, max_pixels).map_err(corrupt)?;
