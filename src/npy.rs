@@ -140,44 +140,46 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor> {
     Ok(t.f_permute(dims)?.f_contiguous()?)
 }
 
+/// A `.npy` file (format 1.0) of `data` under the given header values, for tests and seeds.
+#[cfg(test)]
+pub(crate) fn write(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}\n",
+        if fortran { "True" } else { "False" }
+    );
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    b.extend_from_slice(dict.as_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-        let dict = format!(
-            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}\n",
-            if fortran { "True" } else { "False" }
-        );
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        b.extend_from_slice(dict.as_bytes());
-        b.extend_from_slice(data);
-        b
-    }
 
     #[test]
     fn reads_both_byte_orders_and_fortran_order() {
         let values = [1.5f32, -2.0, 3.25, 4.0, 0.5, -0.125];
         let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-        let a = parse(&npy("<f4", false, "(2, 3)", &le)).unwrap();
-        let b = parse(&npy(">f4", false, "(2, 3)", &be)).unwrap();
+        let a = parse(&write("<f4", false, "(2, 3)", &le)).unwrap();
+        let b = parse(&write(">f4", false, "(2, 3)", &be)).unwrap();
         assert_eq!(a, b);
         assert_eq!((a.size(), a.kind()), (vec![2, 3], Kind::Float));
         assert_eq!(a.double_value(&[1, 0]), 4.0);
         // The same values stored column by column.
         let cols = [0usize, 3, 1, 4, 2, 5].map(|i| values[i]);
         let f: Vec<u8> = cols.iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(parse(&npy("<f4", true, "(2, 3)", &f)).unwrap(), b);
+        assert_eq!(parse(&write("<f4", true, "(2, 3)", &f)).unwrap(), b);
         let d: Vec<u8> = [7.0f64].iter().flat_map(|v| v.to_be_bytes()).collect();
-        let t = parse(&npy(">f8", false, "(1,)", &d)).unwrap();
+        let t = parse(&write(">f8", false, "(1,)", &d)).unwrap();
         assert_eq!((t.kind(), t.double_value(&[0])), (Kind::Double, 7.0));
     }
 
     #[test]
     fn a_header_must_account_for_the_data() {
-        let err = parse(&npy("<f4", false, "(100000000000, 4)", &[0; 16]))
+        let err = parse(&write("<f4", false, "(100000000000, 4)", &[0; 16]))
             .err()
             .unwrap()
             .to_string();
@@ -185,7 +187,7 @@ mod tests {
             err.contains("[100000000000, 4]") && err.contains("16 bytes"),
             "{err}"
         );
-        let huge = parse(&npy(
+        let huge = parse(&write(
             "<f8",
             false,
             "(4294967296, 4294967296, 4294967296)",
@@ -199,7 +201,7 @@ mod tests {
             ("<f4", "(a,)"),
         ] {
             assert!(
-                parse(&npy(descr, false, shape, &[0; 8])).is_err(),
+                parse(&write(descr, false, shape, &[0; 8])).is_err(),
                 "{descr} {shape}"
             );
         }

@@ -396,62 +396,8 @@ mod tests {
 
     #[test]
     fn every_coding_through_a_scaled_window_matches_a_full_decode_and_resize() {
-        use super::super::jpeg_encode::{encode, pattern, Colorspace, EncodeOptions};
+        use super::super::jpeg_encode::{codings, encode, pattern, Colorspace};
         let (w, h) = (640, 427);
-        let base = EncodeOptions::default();
-        let cases = [
-            (
-                "lossless",
-                EncodeOptions {
-                    lossless: true,
-                    ..base
-                },
-            ),
-            (
-                "lossless 12-bit",
-                EncodeOptions {
-                    lossless: true,
-                    precision: 12,
-                    ..base
-                },
-            ),
-            (
-                "lossless 16-bit",
-                EncodeOptions {
-                    lossless: true,
-                    precision: 16,
-                    ..base
-                },
-            ),
-            (
-                "arithmetic",
-                EncodeOptions {
-                    arithmetic: true,
-                    ..base
-                },
-            ),
-            (
-                "12-bit",
-                EncodeOptions {
-                    precision: 12,
-                    ..base
-                },
-            ),
-            (
-                "cmyk",
-                EncodeOptions {
-                    colorspace: Colorspace::Cmyk,
-                    ..base
-                },
-            ),
-            (
-                "ycck",
-                EncodeOptions {
-                    colorspace: Colorspace::Ycck,
-                    ..base
-                },
-            ),
-        ];
         let opts = DecodeOptions::default();
         // A Resize small enough for 1/8 and 1/4 scaling, and a crop: the lossless file, which
         // TurboJPEG can neither scale nor crop, once overran the buffer sized for them.
@@ -481,6 +427,16 @@ mod tests {
                 out_height: 64,
             },
         ];
+        // 4:1:1 and 4:4:1 are left out: their chroma, a quarter of the width or height, decoded
+        // at 1/8 scale differs from the full decode's by a mean of 8.6 and 11.1 levels on this
+        // pattern, past the photo tolerance (the same as PIL's draft mode would give).
+        let quarter = [
+            turbojpeg_sys::TJSAMP_TJSAMP_411,
+            turbojpeg_sys::TJSAMP_TJSAMP_441,
+        ];
+        let cases = codings()
+            .into_iter()
+            .filter(|(_, o)| !quarter.contains(&o.subsampling));
         for (name, enc) in cases {
             let cmyk = matches!(enc.colorspace, Colorspace::Cmyk | Colorspace::Ycck);
             let bytes = encode(&pattern(w, h, if cmyk { 4 } else { 3 }), w, h, &enc).unwrap();

@@ -56,6 +56,146 @@ impl Default for EncodeOptions {
     }
 }
 
+/// Every coding the decoder must read, named: baseline and each chroma subsampling, greyscale,
+/// progressive, arithmetic, restart markers, 12-bit, lossless at 4 to 16 bits, CMYK and YCCK.
+pub fn codings() -> Vec<(&'static str, EncodeOptions)> {
+    let base = EncodeOptions::default();
+    vec![
+        ("baseline-420", base),
+        (
+            "444",
+            EncodeOptions {
+                subsampling: tj::TJSAMP_TJSAMP_444,
+                ..base
+            },
+        ),
+        (
+            "422",
+            EncodeOptions {
+                subsampling: tj::TJSAMP_TJSAMP_422,
+                ..base
+            },
+        ),
+        (
+            "411",
+            EncodeOptions {
+                subsampling: tj::TJSAMP_TJSAMP_411,
+                ..base
+            },
+        ),
+        (
+            "440",
+            EncodeOptions {
+                subsampling: tj::TJSAMP_TJSAMP_440,
+                ..base
+            },
+        ),
+        (
+            "441",
+            EncodeOptions {
+                subsampling: tj::TJSAMP_TJSAMP_441,
+                ..base
+            },
+        ),
+        (
+            "gray",
+            EncodeOptions {
+                colorspace: Colorspace::Gray,
+                ..base
+            },
+        ),
+        (
+            "progressive",
+            EncodeOptions {
+                progressive: true,
+                ..base
+            },
+        ),
+        (
+            "arithmetic",
+            EncodeOptions {
+                arithmetic: true,
+                ..base
+            },
+        ),
+        (
+            "arithmetic-progressive",
+            EncodeOptions {
+                arithmetic: true,
+                progressive: true,
+                ..base
+            },
+        ),
+        (
+            "restart",
+            EncodeOptions {
+                restart_rows: 1,
+                ..base
+            },
+        ),
+        (
+            "12bit",
+            EncodeOptions {
+                precision: 12,
+                ..base
+            },
+        ),
+        (
+            "12bit-progressive",
+            EncodeOptions {
+                precision: 12,
+                progressive: true,
+                ..base
+            },
+        ),
+        (
+            "lossless",
+            EncodeOptions {
+                lossless: true,
+                ..base
+            },
+        ),
+        (
+            "lossless-4bit",
+            EncodeOptions {
+                lossless: true,
+                precision: 4,
+                ..base
+            },
+        ),
+        (
+            "lossless-12bit",
+            EncodeOptions {
+                lossless: true,
+                precision: 12,
+                ..base
+            },
+        ),
+        (
+            "lossless-16bit",
+            EncodeOptions {
+                lossless: true,
+                precision: 16,
+                ..base
+            },
+        ),
+        (
+            "cmyk",
+            EncodeOptions {
+                colorspace: Colorspace::Cmyk,
+                ..base
+            },
+        ),
+        (
+            "ycck",
+            EncodeOptions {
+                colorspace: Colorspace::Ycck,
+                ..base
+            },
+        ),
+    ]
+}
+
 /// One TurboJPEG compressor, destroyed on drop.
 struct Compressor(tj::tjhandle);
 

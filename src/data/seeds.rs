@@ -8,8 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::jpeg_encode::{encode, pattern, Colorspace, EncodeOptions};
-use turbojpeg_sys as tj;
+use super::jpeg_encode::{codings, encode, pattern, Colorspace};
 
 /// Flags (strict, DCT scaling), output 64x48, window from 1/8 in, 3/4 of the image.
 const WINDOW: [u8; 8] = [0b10, 63, 0, 47, 0, 32, 32, 192];
@@ -21,142 +20,7 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn jpeg_seeds(dir: &Path) {
-    let base = EncodeOptions::default();
-    let cases = [
-        ("baseline-420", base),
-        (
-            "444",
-            EncodeOptions {
-                subsampling: tj::TJSAMP_TJSAMP_444,
-                ..base
-            },
-        ),
-        (
-            "422",
-            EncodeOptions {
-                subsampling: tj::TJSAMP_TJSAMP_422,
-                ..base
-            },
-        ),
-        (
-            "411",
-            EncodeOptions {
-                subsampling: tj::TJSAMP_TJSAMP_411,
-                ..base
-            },
-        ),
-        (
-            "440",
-            EncodeOptions {
-                subsampling: tj::TJSAMP_TJSAMP_440,
-                ..base
-            },
-        ),
-        (
-            "441",
-            EncodeOptions {
-                subsampling: tj::TJSAMP_TJSAMP_441,
-                ..base
-            },
-        ),
-        (
-            "gray",
-            EncodeOptions {
-                colorspace: Colorspace::Gray,
-                ..base
-            },
-        ),
-        (
-            "progressive",
-            EncodeOptions {
-                progressive: true,
-                ..base
-            },
-        ),
-        (
-            "arithmetic",
-            EncodeOptions {
-                arithmetic: true,
-                ..base
-            },
-        ),
-        (
-            "arithmetic-progressive",
-            EncodeOptions {
-                arithmetic: true,
-                progressive: true,
-                ..base
-            },
-        ),
-        (
-            "restart",
-            EncodeOptions {
-                restart_rows: 1,
-                ..base
-            },
-        ),
-        (
-            "12bit",
-            EncodeOptions {
-                precision: 12,
-                ..base
-            },
-        ),
-        (
-            "12bit-progressive",
-            EncodeOptions {
-                precision: 12,
-                progressive: true,
-                ..base
-            },
-        ),
-        (
-            "lossless",
-            EncodeOptions {
-                lossless: true,
-                ..base
-            },
-        ),
-        (
-            "lossless-4bit",
-            EncodeOptions {
-                lossless: true,
-                precision: 4,
-                ..base
-            },
-        ),
-        (
-            "lossless-12bit",
-            EncodeOptions {
-                lossless: true,
-                precision: 12,
-                ..base
-            },
-        ),
-        (
-            "lossless-16bit",
-            EncodeOptions {
-                lossless: true,
-                precision: 16,
-                ..base
-            },
-        ),
-        (
-            "cmyk",
-            EncodeOptions {
-                colorspace: Colorspace::Cmyk,
-                ..base
-            },
-        ),
-        (
-            "ycck",
-            EncodeOptions {
-                colorspace: Colorspace::Ycck,
-                ..base
-            },
-        ),
-    ];
-    for (name, opts) in cases {
+    for (name, opts) in codings() {
         let channels = if matches!(opts.colorspace, Colorspace::Cmyk | Colorspace::Ycck) {
             4
         } else {
@@ -278,17 +142,7 @@ fn png_seeds(dir: &Path) {
 }
 
 fn npy_seeds(dir: &Path) {
-    let npy = |descr: &str, fortran: bool, shape: &str, data: &[u8]| {
-        let dict = format!(
-            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}\n",
-            if fortran { "True" } else { "False" }
-        );
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        b.extend_from_slice(dict.as_bytes());
-        b.extend_from_slice(data);
-        b
-    };
+    let npy = crate::npy::write;
     let f4: Vec<u8> = (0..12)
         .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
         .collect();
