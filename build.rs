@@ -11,6 +11,10 @@
 //! (cargo offers per-target link flags only for targets this package lacks, and a generic
 //! one would reach the cdylib too): `.ci/test.sh` runs it with `LD_LIBRARY_PATH` set to the
 //! torch it was built against, as tch-rs documents for Rust programs.
+//!
+//! With the `python` feature it also compiles src/python/tensor_bridge.cpp against the headers
+//! of the libtorch torch-sys found (`DEP_TCH_LIBTORCH_LIB`) and links libtorch_python, which
+//! exports the bridge's `THPVariable_Wrap`.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -20,4 +24,37 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch");
     }
+    if std::env::var_os("CARGO_FEATURE_PYTHON").is_some() {
+        tensor_bridge();
+    }
+}
+
+fn tensor_bridge() {
+    const SOURCE: &str = "src/python/tensor_bridge.cpp";
+    println!("cargo:rerun-if-changed={SOURCE}");
+    let lib = std::path::PathBuf::from(
+        std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib dir"),
+    );
+    let include = lib
+        .parent()
+        .expect("libtorch's lib dir has a parent")
+        .join("include");
+    // -isystem: warnings from torch's headers are torch's; the bridge's own still show.
+    let api = include.join("torch/csrc/api/include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .flag("-isystem")
+        .flag(include.to_str().expect("libtorch's include dir is UTF-8"))
+        .flag("-isystem")
+        .flag(api.to_str().expect("libtorch's include dir is UTF-8"))
+        .flag("-std=c++17")
+        .flag("-Wall")
+        .flag("-Wextra")
+        // Every torch wheel since 2.7 uses the C++11 string ABI.
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .file(SOURCE)
+        .compile("q2l_tensor_bridge");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=torch_python");
 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::tensor::PyTensor;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3_tch::PyTensor;
 use tch::{Device, Kind, Tensor};
 
 use super::errors::guarded;

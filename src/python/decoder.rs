@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::tensor::PyTensor;
 use pyo3::prelude::*;
-use pyo3_tch::PyTensor;
 
 use super::errors::guarded;
 use crate::decoder::{self, HeadConfig, MlDecoderConfig};

@@ -1,8 +1,8 @@
 //! Shims for `crate::metrics`.
 
+use super::tensor::PyTensor;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_tch::PyTensor;
 
 use super::errors::guarded;
 use crate::metrics::{self, ApDefinition, Decision, EmptyPolicy};
