@@ -1,7 +1,10 @@
 """PEP 517 build backend of q2l-rs: maturin's, pointed at the torch of the build environment.
 
 ``pip install .`` (or of the sdist) builds in an isolated environment that holds maturin
-and ``torch==2.13.0`` (``[build-system] requires``). tch-rs's build script finds libtorch
+(``[build-system] requires``) and the torch that ``[project] dependencies`` pins, which
+``get_requires_for_build_wheel`` asks for only after checking that the build tools are on
+``PATH``: a machine without them fails at once with one line naming what to install, before
+pip downloads torch (4.7 GB) into the build environment. tch-rs's build script finds libtorch
 by running ``python`` (``python3`` outside a virtualenv) from ``PATH``, which need not be
 the interpreter pip runs this backend with: a different Python, or one without torch. So
 every hook that compiles puts ``python`` and ``python3`` shims for ``sys.executable`` first
@@ -12,6 +15,7 @@ torch it linked moved, and the next isolated build's torch lives elsewhere.
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,12 +23,42 @@ import tempfile
 import maturin
 from maturin import (  # noqa: F401
     build_sdist,
-    get_requires_for_build_editable,
     get_requires_for_build_sdist,
-    get_requires_for_build_wheel,
     prepare_metadata_for_build_editable,
     prepare_metadata_for_build_wheel,
 )
+
+# What compiling needs besides Python: Rust, and cmake and nasm for the libjpeg-turbo that
+# turbojpeg-sys vendors (its SIMD code is assembly; without nasm it would build a slow decoder).
+_TOOLS = ("cargo", "cmake", "nasm")
+
+
+def _require_tools():
+    missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
+    if missing:
+        sys.exit(
+            f"error: building q2l-rs from source needs {' and '.join(missing)} on PATH "
+            "(Rust from https://rustup.rs; `apt install cmake nasm`), or install a q2l-rs wheel"
+        )
+
+
+def _torch_requirement():
+    """The ``torch==X`` of ``[project] dependencies``: one pin for building and running."""
+    with open("pyproject.toml", encoding="utf-8") as f:
+        found = re.search(r'"(torch==[0-9][^"]*)"', f.read())
+    if found is None:
+        sys.exit("error: pyproject.toml pins no torch==X among the dependencies")
+    return found.group(1)
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    _require_tools()
+    return [*maturin.get_requires_for_build_wheel(config_settings), _torch_requirement()]
+
+
+def get_requires_for_build_editable(config_settings=None):
+    _require_tools()
+    return [*maturin.get_requires_for_build_editable(config_settings), _torch_requirement()]
 
 
 @contextlib.contextmanager

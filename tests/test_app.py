@@ -223,6 +223,15 @@ def test_visualize_and_export(trained):
     assert result["max_abs_difference"] < 1e-3 and (tmp / "m.onnx").stat().st_size > 10_000
 
 
+def test_version_is_the_package_version(capsys):
+    import q2l
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.split() == ["q2l", q2l.__version__]
+
+
 def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert main(["train", "--backbone", "resnet7", "--output", str(tmp_path / "x"), "--epochs", "1"]) == 2
     assert "unknown torchvision backbone 'resnet7'" in capsys.readouterr().err

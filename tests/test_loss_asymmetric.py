@@ -1,6 +1,7 @@
 """The asymmetric loss: parity with the official formula, gradients, dtypes, bad input."""
 
 import math
+from importlib import metadata
 
 import pytest
 import torch
@@ -422,5 +423,6 @@ def test_kernel_and_tensor_backends_agree(rows, cols, dtype, gamma_neg, gamma_po
 
 
 def test_package_metadata():
-    assert q2l.__version__ == "0.1.0"
+    # One version: Cargo.toml's, which maturin writes into the package metadata.
+    assert q2l.__version__ == metadata.version("q2l-rs")
     assert q2l._native.simd_level() in {"avx512", "avx2", "baseline"}

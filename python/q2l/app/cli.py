@@ -13,6 +13,7 @@ import sys
 import types
 import typing
 
+from .. import __version__
 from .config import DATASETS, TrainConfig, field_names
 
 HELP = {
@@ -91,6 +92,7 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="q2l", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = root.add_subparsers(dest="command", required=True)
     # --debug also after the command; SUPPRESS keeps a --debug given before it.
     common = _Parser(add_help=False)
