@@ -13,23 +13,20 @@ tch=0.24.0
 venv=.venv-torch$torch
 dir=target/torch-$torch
 python=${PYTHON:-python3}
+uv=$PWD/.venv/bin/uv # .ci/setup.sh; it hard-links torch from its cache
 if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv"
+    "$uv" venv -q --python "$("$python" -c 'import sys; print(sys.executable)')" "$venv"
 fi
 # shellcheck disable=SC1090
 . "$venv/bin/activate"
-python -m pip install -q --upgrade pip
-python -m pip install -q "torch==$torch" numpy pillow pytest hypothesis scikit-learn "maturin>=1.5,<2"
+"$uv" pip install -q "torch==$torch" numpy pillow pytest hypothesis scikit-learn "maturin>=1.5,<2" pip
 # A copy of the sources with the variant's manifest (maturin wants python/ inside the project).
 tree="$dir/tree"
 rm -rf "$tree"
 mkdir -p "$tree"
-cp -r src python build.rs README.md "$tree/"
+cp -r src python build.rs README.md LICENSE "$tree/"
 find "$tree/python" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
-# abi3: the GPU machines run Python 3.12; the stable ABI lets this 3.11 build load there.
-sed -e "s/\"=0.26.0\"/\"=$tch\"/g" -e 's|^default = \[\]|default = ["torch-2-11"]|' \
-    -e 's|^pyo3 = { version = "0.24", optional = true }|pyo3 = { version = "0.24", optional = true, features = ["abi3-py311"] }|' \
-    Cargo.toml > "$tree/Cargo.toml"
+sed -e "s/\"=0.26.0\"/\"=$tch\"/g" -e 's|^default = \[\]|default = ["torch-2-11"]|' Cargo.toml > "$tree/Cargo.toml"
 sed -e "s/\"torch==2.13.0\"/\"torch==$torch\"/" pyproject.toml > "$tree/pyproject.toml"
 export LIBTORCH_USE_PYTORCH=1 CARGO_TARGET_DIR="$PWD/$dir/cargo"
 rm -rf "$dir/wheels"
