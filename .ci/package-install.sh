@@ -66,4 +66,4 @@ install "$Q2L_PKG_TORCH" $Q2L_PKG_TEST_DEPS
 # torch.compile's default (inductor) needs a C++ compiler, which this PATH lacks on purpose.
 no_compiler="not test_the_torch_twin_meta_and_compile and not test_grouped_q2l_gradients_compile_and_config"
 # shellcheck disable=SC2086
-(cd "$work/tests" && python -m pytest -q -p no:cacheprovider -k "$no_compiler" $Q2L_PKG_TESTS)
+(cd "$work/tests" && python -m pytest -q -p no:cacheprovider -n 2 -k "$no_compiler" $Q2L_PKG_TESTS)

@@ -25,7 +25,7 @@ root=$PWD
 tools=$root/.venv-release/bin # pypi-server (.ci/setup.sh)
 TESTS="test_loss_asymmetric.py test_loss_single_label.py test_loss_partial.py test_head.py test_ml_decoder.py
 test_metrics.py test_data_loader.py test_data_readers.py test_data_images.py test_pretrained.py test_bad_input.py"
-TEST_DEPS="pytest hypothesis pillow scikit-learn torchvision torchmetrics onnx onnxruntime onnxscript timm matplotlib"
+TEST_DEPS="pytest pytest-xdist hypothesis pillow scikit-learn torchvision torchmetrics onnx onnxruntime onnxscript timm matplotlib"
 work=$(mktemp -d "${TMPDIR:-/tmp}/q2l-package.XXXXXX")
 server=
 cleanup() {

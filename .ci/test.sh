@@ -23,7 +23,8 @@ python -m mypy.stubtest q2l._native --mypy-config-file pyproject.toml'
 torch_lib=$(python -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
 step "rust: cargo test" env LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     LIBTORCH_USE_PYTORCH=1 cargo test --release --lib
-step "python: pytest (torch 2.13.0, in place)" python -m pytest tests -q -p no:cacheprovider
+# Two workers (pytest-xdist): 290 s instead of 336 s on 2 cores.
+step "python: pytest (torch 2.13.0, in place)" python -m pytest tests -q -p no:cacheprovider -n 2
 deactivate
 step "torch 2.11.0 variant" bash .ci/torch-variant.sh
 step "release: sdist and manylinux abi3 wheel" bash .ci/release.sh target/dist
