@@ -18,10 +18,10 @@ mkdir -p "$1"
 out=$(realpath "$1")
 cd "$(dirname "$0")/.."
 root=$PWD
-# The glibc floor. Rust's std and the libjpeg-turbo build, linked on Debian 12 (glibc 2.36),
-# use pthread_create/pthread_join/pthread_key_*/dlsym at GLIBC_2.34 (libpthread and libdl
-# merged into libc in 2.34); torch 2.13.0's own wheel is manylinux_2_28, which would need
-# building against glibc 2.28 and an older libstdc++ (the extension needs GLIBCXX_3.4.29).
+# The glibc floor. Linked on Debian 12 (glibc 2.36), the extension takes pthread_create,
+# pthread_join, pthread_key_* and dlsym (Rust's threads and weak symbols) at GLIBC_2.34, where
+# libpthread and libdl merged into libc; torch 2.13.0's own wheel is manylinux_2_28, which
+# would need glibc 2.28 and an older libstdc++ (the extension needs GLIBCXX_3.4.29).
 PLAT=manylinux_2_34_x86_64
 # shellcheck disable=SC1091
 . .venv/bin/activate
