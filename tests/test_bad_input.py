@@ -294,3 +294,16 @@ def test_every_error_is_a_q2l_error_and_its_builtin(tmp_path):
         assert isinstance(info.value, builtin), (what, type(info.value).__mro__)
     assert issubclass(q2l.errors.ImageError, OSError)
     assert issubclass(q2l.errors.InternalError, RuntimeError)
+
+
+def test_exception_classes_are_bound_at_import(monkeypatch):
+    # Rust looks the classes up once, when q2l._native is imported; raising never imports,
+    # so a class replaced afterwards does not change what is raised.
+    original = q2l.errors.InvalidArgumentError
+
+    class Stand(Exception):
+        pass
+
+    monkeypatch.setattr(q2l.errors, "InvalidArgumentError", Stand)
+    with pytest.raises(original):
+        q2l.asymmetric_loss(torch.zeros(2, 3), torch.zeros(2, 4))

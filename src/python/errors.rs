@@ -1,16 +1,46 @@
 //! The one mapping from the core's errors to Python exceptions.
 //!
-//! The exception classes are defined in Python (`q2l/errors.py`, with their documentation);
-//! each variant of [`Error`] becomes one of them, so every error from Rust is a
+//! The exception classes are defined in Python (`q2l/errors.py`, with their documentation)
+//! and looked up once, when `q2l._native` is imported ([`init`]); raising one never
+//! imports. Each variant of [`Error`] becomes one of them, so every error from Rust is a
 //! `q2l.Q2LError` and also the built-in exception it stood for before.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::PyType;
 use pyo3::PyErr;
 
 use crate::error::{panic_message, Error};
+
+/// The `q2l.errors` classes Rust raises: every name [`class_name`] returns.
+const CLASS_NAMES: [&str; 9] = [
+    "InvalidArgumentError",
+    "LibtorchError",
+    "InternalError",
+    "OutOfMemoryError",
+    "ImageError",
+    "MissingFileError",
+    "FilePermissionError",
+    "DirectoryGivenError",
+    "FileError",
+];
+
+static CLASSES: GILOnceCell<Vec<Py<PyType>>> = GILOnceCell::new();
+
+/// Looks up the exception classes in `q2l.errors`; called once by the module's init.
+pub fn init(py: Python<'_>) -> PyResult<()> {
+    let module = py.import("q2l.errors")?;
+    let classes = CLASS_NAMES
+        .iter()
+        .map(|name| Ok(module.getattr(*name)?.downcast_into::<PyType>()?.unbind()))
+        .collect::<PyResult<Vec<_>>>()?;
+    // A second import of the module keeps the first lookup.
+    let _ = CLASSES.set(py, classes);
+    Ok(())
+}
 
 /// The `q2l.errors` class that `err` is raised as.
 fn class_name(err: &Error) -> &'static str {
@@ -29,20 +59,17 @@ fn class_name(err: &Error) -> &'static str {
     }
 }
 
-fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    Ok(py
-        .import("q2l.errors")?
-        .getattr(name)?
-        .downcast_into::<PyType>()?)
-}
-
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
         let msg = err.to_string();
-        Python::with_gil(|py| match class(py, class_name(&err)) {
-            Ok(ty) => PyErr::from_type(ty, msg),
-            // Only if q2l/errors.py is missing from the installation.
-            Err(import_error) => import_error,
+        let name = class_name(&err);
+        Python::with_gil(|py| {
+            let index = CLASS_NAMES.iter().position(|n| *n == name);
+            match (CLASSES.get(py), index) {
+                (Some(classes), Some(i)) => PyErr::from_type(classes[i].bind(py).clone(), msg),
+                // Only before `init`, which runs before any function of the module exists.
+                _ => PyRuntimeError::new_err(msg),
+            }
         })
     }
 }

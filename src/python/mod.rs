@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensor::check_layout(m.py())?;
+    errors::init(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("TORCH_VERSION", torch_version())?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
