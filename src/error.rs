@@ -7,7 +7,7 @@ use std::path::PathBuf;
 ///
 /// The Python bindings map each variant to one exception class of `q2l.errors`, each a
 /// subclass of `q2l.Q2LError` and of the built-in it stands for (see `python::errors`):
-/// `Value` to `ValueError`, `Torch` and `Internal` to `RuntimeError`, `Io` and `Image` to
+/// `Value` to `ValueError`, `Type` to `TypeError`, `Torch` and `Internal` to `RuntimeError`, `Io` and `Image` to
 /// `OSError` subclasses, `Memory` to `MemoryError`.
 ///
 /// Build errors with [`Error::value`] or, to return early, [`bail!`](crate::bail).
@@ -15,6 +15,8 @@ use std::path::PathBuf;
 pub enum Error {
     /// Bad shapes, dtypes, devices, values or arguments supplied by the caller.
     Value(String),
+    /// An argument of the wrong type (an option given a bool where it takes a number).
+    Type(String),
     /// A libtorch operation failed.
     Torch(String),
     /// A file could not be read or written.
@@ -44,7 +46,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Value(msg) => f.write_str(msg),
+            Error::Value(msg) | Error::Type(msg) => f.write_str(msg),
             Error::Torch(msg) => write!(f, "libtorch error: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Image { path, msg } => write!(f, "{path}: {msg}"),

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod math;
 pub mod metrics;
 pub mod npy;
+pub mod options;
 pub mod parallel;
 pub mod simd;
 pub mod tensor;

@@ -181,14 +181,19 @@ def test_asymmetric_loss_op_passes_opcheck(dtype, reduction):
     x = torch.randn(4, 5, dtype=dtype, requires_grad=True)
     y = (torch.rand(4, 5) < 0.3).to(dtype)
     w = torch.linspace(0.5, 1.5, 5, dtype=dtype)
-    args = (x, y, w, 1.0, 4.0, 0.05, 1e-8, True, reduction, 2.0, True, "auto", True)
+    options = q2l.loss.asymmetric.OPTIONS
+    given = options.resolve({"disable_torch_grad_focal_loss": True, "reduction": reduction, "scale": 2.0})
+    # The operator's schema: the tensors, every option in declaration order, need_grad.
+    args = (x, y, w, *(given[name] for name in options.names), True)
     torch.library.opcheck(torch.ops.q2l.asymmetric_loss.default, args)
 
 
 def test_single_label_loss_op_passes_opcheck():
     x = torch.randn(4, 5, requires_grad=True)
     t = torch.tensor([0, 4, -100, 2])
-    args = (x, t, 0.0, 4.0, 0.1, "mean", 1.0, -100, True, "auto", True)
+    options = q2l.loss.single_label.OPTIONS
+    given = options.resolve({})
+    args = (x, t, *(given[name] for name in options.names), True)
     torch.library.opcheck(torch.ops.q2l.asymmetric_loss_single_label.default, args)
 
 

@@ -6,6 +6,7 @@ import io
 import pytest
 import torch
 
+import q2l
 from q2l.head import (
     Query2Label,
     Query2LabelHead,
@@ -270,3 +271,28 @@ def test_cuda_matches_cpu():
     head = _head().eval()
     x = _features()
     torch.testing.assert_close(head.cuda()(x.cuda()).cpu(), head.cpu()(x), rtol=1e-4, atol=1e-4)
+
+
+_SMALL = dict(num_classes=6, in_channels=8, d_model=8, nhead=2, dim_feedforward=16)
+
+
+@pytest.mark.parametrize("name", ["num_classes", "in_channels", "d_model", "nhead", "dim_feedforward", "dropout"])
+@pytest.mark.parametrize("bad", [True, -1, 2.5, None, "4"])
+def test_both_heads_refuse_a_shared_argument_alike(name, bad):
+    # One validator per argument (q2l/_validate.py), so the two heads cannot disagree.
+    errors = []
+    for cls in (Query2LabelHead, q2l.MLDecoderHead):
+        with pytest.raises(q2l.Q2LError) as info:
+            cls(**{**_SMALL, name: bad})
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("bad", [True, 0, 7, 2.0])
+def test_both_heads_refuse_num_groups_alike(bad):
+    errors = []
+    for cls in (Query2LabelHead, q2l.MLDecoderHead):
+        with pytest.raises(q2l.Q2LError) as info:
+            cls(**_SMALL, num_groups=bad)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]

@@ -239,7 +239,7 @@ def test_from_official_reads_a_whole_model_state_dict(tmp_path):
 
 
 def test_bad_input_is_named():
-    with pytest.raises(InvalidArgumentError, match=r"num_groups must be an int in \[1, num_classes=5\]"):
+    with pytest.raises(InvalidArgumentError, match=r"num_groups must be None or an int in \[1, num_classes=5\]"):
         q2l.MLDecoderHead(num_classes=5, num_groups=6)
     with pytest.raises(InvalidArgumentError, match="num_classes must be a positive int"):
         q2l.MLDecoderHead()

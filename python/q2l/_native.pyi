@@ -19,13 +19,9 @@ from .data.transforms import Operation
 
 __all__ = [
     "AP_DEFINITIONS",
-    "ASL_DEFAULTS",
     "DEFAULT_MAX_PIXELS",
     "EMPTY_POLICIES",
     "FASHION_CLASSES",
-    "PARTIAL_DEFAULTS",
-    "PARTIAL_MODES",
-    "REDUCTIONS",
     "SCENE_CLASSES",
     "TORCH_VERSION",
     "VOC_CLASSES",
@@ -51,10 +47,12 @@ __all__ = [
     "head_forward",
     "mean_average_precision",
     "ml_decoder_forward",
+    "option_schema",
     "partial_asymmetric_loss",
     "randaugment_op",
     "read_npy",
     "resize_image",
+    "resolve_options",
     "simd_level",
     "sine_encoding",
     "threshold_summary",
@@ -63,35 +61,29 @@ __all__ = [
 __version__: str
 TORCH_VERSION: str
 
-_Reduction = Literal["none", "sum", "mean", "batchmean"]
-_Backend = Literal["auto", "kernel", "tensor"]
-
 def simd_level() -> Literal["avx512", "avx2", "baseline"]:
     """The instruction set the CPU kernels use on this machine."""
 
-# Losses ------------------------------------------------------------------------------------
+# Options -----------------------------------------------------------------------------------
 
-ASL_DEFAULTS: dict[str, Any]
-REDUCTIONS: list[str]
-PARTIAL_DEFAULTS: dict[str, Any]
-PARTIAL_MODES: list[str]
+_Options = dict[str, bool | int | float | str]
+
+def option_schema(*, op: str) -> list[dict[str, Any]]:
+    """The options of ``op``, one dict each: ``name``, ``kind`` (``"bool"``, ``"int"``,
+    ``"float"`` or ``"str"``), ``default``, ``doc`` and ``choices`` (the names a ``str``
+    option takes, else ``None``)."""
+
+def resolve_options(*, op: str, options: _Options) -> dict[str, Any]:
+    """The options of ``op`` with ``options`` set, each checked as every call checks them."""
+
+# Losses ------------------------------------------------------------------------------------
 
 def partial_asymmetric_loss(
     *,
     logits: torch.Tensor,
     targets: torch.Tensor,
     priors: torch.Tensor | None,
-    mode: str,
-    gamma_pos: float,
-    gamma_neg: float,
-    gamma_unann: float,
-    alpha_pos: float,
-    alpha_neg: float,
-    alpha_unann: float,
-    clip: float,
-    likelihood_topk: int,
-    prior_threshold: float,
-    backend: _Backend,
+    options: _Options,
     need_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """CSL's partial-label loss of ``logits`` ``[B, K]`` against targets in {1, 0, -1},
@@ -105,15 +97,7 @@ def asymmetric_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
     class_weight: torch.Tensor | None,
-    gamma_pos: float,
-    gamma_neg: float,
-    clip: float,
-    eps: float,
-    disable_torch_grad_focal_loss: bool,
-    reduction: _Reduction,
-    scale: float,
-    validate: bool,
-    backend: _Backend,
+    options: _Options,
     need_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Asymmetric loss.
@@ -128,17 +112,11 @@ def asymmetric_loss_single_label(
     *,
     logits: torch.Tensor,
     targets: torch.Tensor,
-    gamma_pos: float,
-    gamma_neg: float,
-    smoothing: float,
-    reduction: _Reduction,
-    scale: float,
-    ignore_index: int,
-    validate: bool,
-    backend: _Backend,
+    options: _Options,
     need_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Single-label (softmax) asymmetric loss; returns as :func:`asymmetric_loss`."""
+    """Single-label asymmetric loss of ``logits`` ``[N, C]`` against class indices, and its
+    gradient when ``need_grad``."""
 
 # Metrics -----------------------------------------------------------------------------------
 

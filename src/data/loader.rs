@@ -17,26 +17,13 @@ use crate::bail;
 use crate::error::{panic_message, Error, Result};
 use crate::parallel::SendPtr;
 
-/// What to do with an image that cannot be read or decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnError {
-    /// Stop with an exception naming the file.
-    Raise,
-    /// Leave the sample out of its batch and report it with the batch.
-    Skip,
-}
-
-impl std::str::FromStr for OnError {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "raise" => Ok(OnError::Raise),
-            "skip" => Ok(OnError::Skip),
-            other => Err(Error::value(format!(
-                "on_error must be 'raise' or 'skip', got {other:?}"
-            ))),
-        }
+crate::choices! {
+    /// What to do with an image that cannot be read or decoded.
+    pub enum OnError("on_error") {
+        /// Stop with an exception naming the file.
+        Raise = "raise",
+        /// Leave the sample out of its batch and report it with the batch.
+        Skip = "skip",
     }
 }
 

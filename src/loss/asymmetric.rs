@@ -1,5 +1,6 @@
 //! The asymmetric loss: argument checks, the choice of implementation, and reductions.
 
+use crate::options::Schema;
 use tch::{Device, Kind, Tensor};
 
 use crate::bail;

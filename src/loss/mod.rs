@@ -19,10 +19,10 @@ mod single_label_kernel;
 mod single_label_tensor;
 
 pub use asymmetric::asymmetric_loss;
-pub use options::{AslOptions, Backend, Reduction, SingleLabelOptions};
-pub use partial::{
-    class_priors, partial_asymmetric_loss, PartialMode, PartialOptions, PARTIAL_MODES,
+pub use options::{
+    AslOptions, Backend, PartialMode, PartialOptions, Reduction, SingleLabelOptions,
 };
+pub use partial::{class_priors, partial_asymmetric_loss};
 pub use single_label::asymmetric_loss_single_label;
 
 use tch::{Kind, Tensor};

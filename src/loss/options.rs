@@ -1,61 +1,37 @@
-//! Options of the losses and their validation.
+//! The options of the losses: each struct is the one declaration of its loss's options,
+//! their defaults and their documentation (see `crate::options`).
 
 use tch::Device;
 
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::options::{at_least, in_range, Checked};
 
-/// How per-element losses are combined.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduction {
-    /// Per-element losses, shaped like the input.
-    None,
-    /// The sum over every element (the official ASL code).
-    Sum,
-    /// The mean over annotated elements (targets other than -1), as
-    /// `torch.nn.CrossEntropyLoss` averages over non-ignored ones.
-    Mean,
-    /// The sum divided by the number of rows (mmpretrain's `avg_factor=batch_size`).
-    BatchMean,
-}
-
-impl Reduction {
-    /// The Python names of the variants.
-    pub const NAMES: [&'static str; 4] = ["none", "sum", "mean", "batchmean"];
-
-    /// The Python name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Reduction::None => "none",
-            Reduction::Sum => "sum",
-            Reduction::Mean => "mean",
-            Reduction::BatchMean => "batchmean",
-        }
+crate::choices! {
+    /// How per-element losses are combined.
+    pub enum Reduction("reduction") {
+        /// Per-element losses, shaped like the input.
+        None = "none",
+        /// The sum over every element (the official ASL code).
+        Sum = "sum",
+        /// The mean over annotated elements (targets other than -1), as
+        /// `torch.nn.CrossEntropyLoss` averages over non-ignored ones.
+        Mean = "mean",
+        /// The sum divided by the number of rows (mmpretrain's `avg_factor=batch_size`).
+        BatchMean = "batchmean",
     }
 }
 
-impl std::str::FromStr for Reduction {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "none" => Reduction::None,
-            "sum" => Reduction::Sum,
-            "mean" => Reduction::Mean,
-            "batchmean" => Reduction::BatchMean,
-            other => bail!("reduction must be 'none', 'sum', 'mean' or 'batchmean', got {other:?}"),
-        })
+crate::choices! {
+    /// Which implementation runs a loss.
+    pub enum Backend("backend") {
+        /// The fused kernel on CPU tensors, the tensor path elsewhere.
+        Auto = "auto",
+        /// The fused CPU kernel (CPU tensors only).
+        Kernel = "kernel",
+        /// libtorch ops with the analytic gradient (any device).
+        Tensor = "tensor",
     }
-}
-
-/// Which implementation runs a loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// The fused kernel on CPU tensors, the tensor path elsewhere.
-    Auto,
-    /// The fused CPU kernel (CPU tensors only).
-    Kernel,
-    /// libtorch ops with the analytic gradient (any device).
-    Tensor,
 }
 
 impl Backend {
@@ -73,134 +49,131 @@ impl Backend {
     }
 }
 
-impl std::str::FromStr for Backend {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "auto" => Backend::Auto,
-            "kernel" => Backend::Kernel,
-            "tensor" => Backend::Tensor,
-            other => bail!("backend must be 'auto', 'kernel' or 'tensor', got {other:?}"),
-        })
+crate::options! {
+    /// Options of the asymmetric loss (Ridnik et al. 2021); the defaults are the official
+    /// class's, with the gradient through the focal weight.
+    pub struct AslOptions {
+        /// Focusing exponent of negatives.
+        gamma_neg: f64 = 4.0,
+        /// Focusing exponent of positives.
+        gamma_pos: f64 = 1.0,
+        /// Probability margin shifted off negatives; 0 disables it.
+        clip: f64 = 0.05,
+        /// Lower clamp of the probabilities inside the logarithms.
+        eps: f64 = 1e-8,
+        /// Stop the gradient through the focal weight, as the official flag of that name does.
+        disable_torch_grad_focal_loss: bool = false,
+        /// "sum" (official), "mean" (over annotated elements), "batchmean" (sum divided by
+        /// the rows) or "none".
+        reduction: Reduction = Reduction::Sum,
+        /// Multiplier applied after the reduction (1000 in Query2Label's criterion).
+        scale: f64 = 1.0,
+        /// Raise on NaN logits and on targets outside {-1} and [0, 1]; with False no value
+        /// is checked and NaN propagates to the loss.
+        validate: bool = true,
+        /// "auto" (fused kernel on CPU, libtorch ops elsewhere), "kernel" (CPU) or "tensor".
+        backend: Backend = Backend::Auto,
     }
 }
 
-/// Options of the asymmetric loss (Ridnik et al. 2021).
-#[derive(Clone, Debug)]
-pub struct AslOptions {
-    /// Focusing exponent of positives.
-    pub gamma_pos: f64,
-    /// Focusing exponent of negatives.
-    pub gamma_neg: f64,
-    /// Probability margin shifted off negatives (0 disables clipping).
-    pub clip: f64,
-    /// Lower clamp of the probabilities inside the logarithms.
-    pub eps: f64,
-    /// Treat the focal weight as a constant in the backward pass (the official option of
-    /// this name; the gradient then does not flow through it).
-    pub disable_torch_grad_focal_loss: bool,
-    /// How per-element losses are combined.
-    pub reduction: Reduction,
-    /// Multiplier applied after the reduction (1000 in Query2Label's criterion).
-    pub scale: f64,
-    /// Whether NaN logits and out-of-range targets raise errors.
-    pub validate: bool,
-    /// Which implementation runs.
-    pub backend: Backend,
-}
-
-impl Default for AslOptions {
-    fn default() -> Self {
-        AslOptions {
-            gamma_pos: 1.0,
-            gamma_neg: 4.0,
-            clip: 0.05,
-            eps: 1e-8,
-            disable_torch_grad_focal_loss: false,
-            reduction: Reduction::Sum,
-            scale: 1.0,
-            validate: true,
-            backend: Backend::Auto,
-        }
+impl Checked for AslOptions {
+    fn check(&self) -> Result<()> {
+        at_least("gamma_pos", self.gamma_pos, 0.0)?;
+        at_least("gamma_neg", self.gamma_neg, 0.0)?;
+        in_range("clip", self.clip, 0.0, 1.0, false)?;
+        in_range("eps", self.eps, 0.0, 1.0, false)
     }
 }
 
-fn check_gamma(name: &str, g: f64) -> Result<()> {
-    if !(g.is_finite() && g >= 0.0) {
-        bail!("{name} must be a finite number >= 0, got {g}");
-    }
-    Ok(())
-}
-
-fn check_scale(scale: f64) -> Result<()> {
-    if !scale.is_finite() {
-        bail!("scale must be finite, got {scale}");
-    }
-    Ok(())
-}
-
-impl AslOptions {
-    /// Checks every option's range.
-    pub fn check(&self) -> Result<()> {
-        check_gamma("gamma_pos", self.gamma_pos)?;
-        check_gamma("gamma_neg", self.gamma_neg)?;
-        if !(0.0..1.0).contains(&self.clip) {
-            bail!("clip must be in [0, 1), got {}", self.clip);
-        }
-        if !(0.0..1.0).contains(&self.eps) {
-            bail!("eps must be in [0, 1), got {}", self.eps);
-        }
-        check_scale(self.scale)
+crate::options! {
+    /// Options of the single-label (softmax) asymmetric loss; the defaults are ASL's
+    /// `ASLSingleLabel`'s.
+    pub struct SingleLabelOptions {
+        /// Focusing exponent of the target class.
+        gamma_pos: f64 = 0.0,
+        /// Focusing exponent of the other classes.
+        gamma_neg: f64 = 4.0,
+        /// Label smoothing (the official name): the target distribution is
+        /// (1 - eps) * onehot + eps / C.
+        eps: f64 = 0.1,
+        /// "mean" (over rows not ignored), "sum" or "none" (one loss per row).
+        reduction: Reduction = Reduction::Mean,
+        /// Multiplier applied after the reduction.
+        scale: f64 = 1.0,
+        /// Rows whose target equals this value contribute neither loss nor gradient.
+        ignore_index: i64 = -100,
+        /// Raise on NaN logits.
+        validate: bool = true,
+        /// "auto", "kernel" (CPU) or "tensor".
+        backend: Backend = Backend::Auto,
     }
 }
 
-/// Options of the single-label (softmax) asymmetric loss.
-#[derive(Clone, Debug)]
-pub struct SingleLabelOptions {
-    /// Focusing exponent of the target class.
-    pub gamma_pos: f64,
-    /// Focusing exponent of the other classes.
-    pub gamma_neg: f64,
-    /// Label smoothing: the target distribution is `(1 - s) * onehot + s / C`.
-    pub smoothing: f64,
-    /// `None` gives one loss per row; `Mean` averages over rows that are not ignored.
-    pub reduction: Reduction,
-    /// Multiplier applied after the reduction.
-    pub scale: f64,
-    /// Rows whose target equals this value contribute nothing.
-    pub ignore_index: i64,
-    /// Whether NaN logits raise errors.
-    pub validate: bool,
-    /// Which implementation runs.
-    pub backend: Backend,
-}
-
-impl Default for SingleLabelOptions {
-    fn default() -> Self {
-        SingleLabelOptions {
-            gamma_pos: 0.0,
-            gamma_neg: 4.0,
-            smoothing: 0.1,
-            reduction: Reduction::Mean,
-            scale: 1.0,
-            ignore_index: -100,
-            validate: true,
-            backend: Backend::Auto,
-        }
-    }
-}
-
-impl SingleLabelOptions {
-    /// Checks every option's range.
-    pub fn check(&self) -> Result<()> {
-        check_gamma("gamma_pos", self.gamma_pos)?;
-        check_gamma("gamma_neg", self.gamma_neg)?;
-        if !(0.0..=1.0).contains(&self.smoothing) {
-            bail!("label smoothing must be in [0, 1], got {}", self.smoothing);
-        }
+impl Checked for SingleLabelOptions {
+    fn check(&self) -> Result<()> {
+        at_least("gamma_pos", self.gamma_pos, 0.0)?;
+        at_least("gamma_neg", self.gamma_neg, 0.0)?;
+        in_range("eps (label smoothing)", self.eps, 0.0, 1.0, true)?;
         if self.reduction == Reduction::BatchMean {
             bail!("the single-label loss supports reduction 'none', 'sum' or 'mean'");
         }
-        check_scale(self.scale)
+        Ok(())
+    }
+}
+
+crate::choices! {
+    /// What unannotated labels (targets of -1) count as in CSL's partial-label loss.
+    pub enum PartialMode("mode") {
+        /// Negatives (CSL's `negative`).
+        Negative = "negative",
+        /// Left out (`ignore`).
+        Ignore = "ignore",
+        /// Left out, and each image's loss weighted by `1 + 1 / (1 + annotated labels)`
+        /// (`ignore_normalize_classes`, after Durand et al. 2019).
+        IgnoreNormalizeClasses = "ignore_normalize_classes",
+        /// Negatives, except the `likelihood_topk * batch` unannotated labels the model
+        /// finds most likely present, and (with priors) the classes whose prior exceeds the
+        /// threshold (`selective`).
+        Selective = "selective",
+    }
+}
+
+crate::options! {
+    /// Options of CSL's `PartialSelectiveLoss`; the defaults are its `train.py`'s.
+    pub struct PartialOptions {
+        /// "negative", "ignore", "ignore_normalize_classes" or "selective".
+        mode: PartialMode = PartialMode::Negative,
+        /// Focusing of positives.
+        gamma_pos: f64 = 0.0,
+        /// Focusing of negatives.
+        gamma_neg: f64 = 1.0,
+        /// Focusing of unannotated labels.
+        gamma_unann: f64 = 2.0,
+        /// Weight of positives.
+        alpha_pos: f64 = 1.0,
+        /// Weight of negatives.
+        alpha_neg: f64 = 1.0,
+        /// Weight of unannotated labels.
+        alpha_unann: f64 = 1.0,
+        /// Probability margin added to the probability of absence (0: none).
+        clip: f64 = 0.0,
+        /// Unannotated labels per image the selective mode leaves out.
+        likelihood_topk: i64 = 5,
+        /// Classes with a prior above it leave their unannotated labels out (selective
+        /// mode with priors; 0 turns it off, as in the official code).
+        prior_threshold: f64 = 0.05,
+        /// "auto" (the fused kernel for CPU logits, libtorch ops elsewhere), "kernel" (CPU
+        /// only) or "tensor" (libtorch ops everywhere).
+        backend: Backend = Backend::Auto,
+    }
+}
+
+impl Checked for PartialOptions {
+    fn check(&self) -> Result<()> {
+        at_least("gamma_pos", self.gamma_pos, 0.0)?;
+        at_least("gamma_neg", self.gamma_neg, 0.0)?;
+        at_least("gamma_unann", self.gamma_unann, 0.0)?;
+        in_range("clip", self.clip, 0.0, 1.0, false)?;
+        at_least("likelihood_topk", self.likelihood_topk, 0)
     }
 }

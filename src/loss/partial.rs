@@ -10,100 +10,18 @@
 //! the loss and its gradient with those weights (`partial_kernel.rs`), and elsewhere
 //! libtorch ops do (`partial_tensor.rs`).
 
-use std::str::FromStr;
-
 use tch::{Device, Kind, Tensor};
 
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::{check_ternary, float_kind, has_nan, same_device, shape_str};
 
-use super::options::Backend;
+use super::options::{PartialMode, PartialOptions};
 use super::{partial_kernel, partial_tensor, LossOutput};
+use crate::options::Schema;
 
 /// The lower clamp of the probabilities inside the logarithms (the official `eps`).
 pub(super) const EPS: f64 = 1e-8;
-
-/// What unannotated labels (targets of -1) count as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PartialMode {
-    /// Negatives (CSL's `negative`).
-    Negative,
-    /// Left out (`ignore`).
-    Ignore,
-    /// Left out, and each image's loss weighted by `1 + 1 / (1 + annotated labels)`
-    /// (`ignore_normalize_classes`, after Durand et al. 2019).
-    IgnoreNormalizeClasses,
-    /// Negatives, except the `likelihood_topk * batch` unannotated labels the model finds
-    /// most likely present, and (with priors) the classes whose prior exceeds the threshold
-    /// (`selective`).
-    Selective,
-}
-
-/// The names of the modes, as `--partial-labels` takes them.
-pub const PARTIAL_MODES: [&str; 4] = [
-    "negative",
-    "ignore",
-    "ignore_normalize_classes",
-    "selective",
-];
-
-impl FromStr for PartialMode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "negative" => PartialMode::Negative,
-            "ignore" => PartialMode::Ignore,
-            "ignore_normalize_classes" => PartialMode::IgnoreNormalizeClasses,
-            "selective" => PartialMode::Selective,
-            _ => bail!(
-                "unknown partial-label mode {s:?}; expected one of {}",
-                PARTIAL_MODES.join(", ")
-            ),
-        })
-    }
-}
-
-/// The options of the official `PartialSelectiveLoss` (its `train.py` defaults in
-/// [`Default`]).
-#[derive(Clone, Debug)]
-pub struct PartialOptions {
-    pub mode: PartialMode,
-    pub gamma_pos: f64,
-    pub gamma_neg: f64,
-    pub gamma_unann: f64,
-    pub alpha_pos: f64,
-    pub alpha_neg: f64,
-    pub alpha_unann: f64,
-    pub clip: f64,
-    /// Unannotated labels per image left out by the selective mode.
-    pub likelihood_topk: i64,
-    /// Classes with a prior above this leave their unannotated labels out (selective mode
-    /// with priors; 0 turns it off, as in the official code).
-    pub prior_threshold: f64,
-    /// `Auto`: the fused kernel for CPU logits, libtorch ops otherwise; `Kernel` insists on
-    /// the former, `Tensor` on the latter.
-    pub backend: Backend,
-}
-
-impl Default for PartialOptions {
-    fn default() -> Self {
-        PartialOptions {
-            mode: PartialMode::Negative,
-            gamma_pos: 0.0,
-            gamma_neg: 1.0,
-            gamma_unann: 2.0,
-            alpha_pos: 1.0,
-            alpha_neg: 1.0,
-            alpha_unann: 1.0,
-            clip: 0.0,
-            likelihood_topk: 5,
-            prior_threshold: 0.05,
-            backend: Backend::Auto,
-        }
-    }
-}
 
 fn check(
     logits: &Tensor,
@@ -135,10 +53,7 @@ fn check(
         }
         same_device(p, "priors", logits, "logits")?;
     }
-    if !(0.0..1.0).contains(&o.clip) || o.likelihood_topk < 0 {
-        bail!("need 0 <= clip < 1 and likelihood_topk >= 0");
-    }
-    Ok(())
+    o.check()
 }
 
 /// The CSL loss of `logits` [B, K] against `targets` in {1, 0, -1}, summed (0-dim);
@@ -257,6 +172,7 @@ pub fn class_priors(probabilities: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::Backend;
     use tch::Device;
 
     fn batch() -> (Tensor, Tensor) {

@@ -15,7 +15,8 @@ use crate::tensor::{as_mut_slice, as_slice};
 
 use super::asymmetric::kernel_with_element_weights;
 use super::options::{AslOptions, Backend, Reduction};
-use super::partial::{probability_of_absence, weights, PartialMode, PartialOptions, TopK, EPS};
+use super::options::{PartialMode, PartialOptions};
+use super::partial::{probability_of_absence, weights, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient in the logits' dtype; CPU tensors only.

@@ -5,7 +5,8 @@ use tch::Tensor;
 
 use crate::error::Result;
 
-use super::partial::{probability_of_absence, weights, PartialOptions, TopK, EPS};
+use super::options::PartialOptions;
+use super::partial::{probability_of_absence, weights, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient (in the logits' dtype). The focal factor

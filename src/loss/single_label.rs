@@ -1,5 +1,6 @@
 //! The single-label (softmax) asymmetric loss with label smoothing (ASL's `ASLSingleLabel`).
 
+use crate::options::Schema;
 use tch::{Device, Kind, Tensor};
 
 use crate::bail;
@@ -154,7 +155,7 @@ mod tests {
             for (c, v) in row.iter().enumerate() {
                 let log_p = v - m - z.ln();
                 let p = log_p.exp();
-                let t = (1.0 - o.smoothing) * (c as i64 == y) as i64 as f64 + o.smoothing / 3.0;
+                let t = (1.0 - o.eps) * (c as i64 == y) as i64 as f64 + o.eps / 3.0;
                 let w = if c as i64 == y {
                     (1.0 - p).powf(o.gamma_pos)
                 } else {
@@ -172,13 +173,12 @@ mod tests {
         let targets = [1i64, 0];
         let x = Tensor::from_slice(&rows.concat()).view([2, 3]);
         let y = Tensor::from_slice(&targets);
-        for (gamma_pos, gamma_neg, smoothing) in [(0.0, 0.0, 0.0), (0.0, 4.0, 0.1), (1.0, 2.0, 0.2)]
-        {
+        for (gamma_pos, gamma_neg, eps) in [(0.0, 0.0, 0.0), (0.0, 4.0, 0.1), (1.0, 2.0, 0.2)] {
             for backend in [Backend::Kernel, Backend::Tensor] {
                 let o = SingleLabelOptions {
                     gamma_pos,
                     gamma_neg,
-                    smoothing,
+                    eps,
                     reduction: Reduction::Mean,
                     backend,
                     ..Default::default()

@@ -59,7 +59,7 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize, grad_fact
     let inv = R::ONE / total;
     let lse = m + total.ln();
     let gn = R::from_f64(o.gamma_neg);
-    let s_other = R::from_f64(o.smoothing / n as f64);
+    let s_other = R::from_f64(o.eps / n as f64);
     // f64 accumulators: rows can be 10^4 classes long.
     let mut loss = 0.0f64;
     let mut gsum = 0.0f64;
@@ -84,7 +84,7 @@ fn row<R: Real>(o: &SingleLabelOptions, r: &mut Row<R>, target: usize, grad_fact
     let lp_t = (r.x[target] - lse).to_f64();
     let p_t = lp_t.exp();
     let omp = -lp_t.exp_m1();
-    let s_t = 1.0 - o.smoothing + o.smoothing / n as f64;
+    let s_t = 1.0 - o.eps + o.eps / n as f64;
     let w_t = if o.gamma_pos == 0.0 {
         1.0
     } else {

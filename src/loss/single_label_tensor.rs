@@ -36,7 +36,7 @@ pub(super) fn run(
         let p = logp.f_exp()?;
         let onehot = x.f_zeros_like()?.f_scatter_value(1, &t, 1.0)?;
         let is_t = onehot.f_gt(0.5)?;
-        let s = opts.smoothing;
+        let s = opts.eps;
         let smooth = onehot
             .f_mul_scalar(1.0 - s)?
             .f_add_scalar(s / classes as f64)?;

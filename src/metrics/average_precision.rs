@@ -1,73 +1,41 @@
 //! Average precision per class, under the three definitions the field reports.
 
-use std::str::FromStr;
-
 use tch::Tensor;
 
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::columns::for_each_class;
 use super::sort::Ranked;
 
-/// Which average precision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApDefinition {
-    /// VOC all-point interpolated AP: the mean over positives of the highest precision at
-    /// any rank at or below theirs. Query2Label's `voc_mAP` reports it.
-    Voc,
-    /// The mean of the precisions at each positive's rank, not interpolated. ASL,
-    /// ML-Decoder and mmpretrain report it.
-    NonInterpolated,
-    /// The step-wise AP over distinct thresholds, tied scores grouped:
-    /// `sum_n (R_n - R_{n-1}) P_n`. scikit-learn and torchmetrics report it.
-    Step,
-}
-
-impl FromStr for ApDefinition {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "voc" => ApDefinition::Voc,
-            "noninterpolated" => ApDefinition::NonInterpolated,
-            "step" => ApDefinition::Step,
-            other => bail!("definition must be 'voc', 'noninterpolated' or 'step', got {other:?}"),
-        })
+crate::choices! {
+    /// Which average precision.
+    pub enum ApDefinition("definition") {
+        /// VOC all-point interpolated AP: the mean over positives of the highest precision
+        /// at any rank at or below theirs. Query2Label's `voc_mAP` reports it.
+        Voc = "voc",
+        /// The mean of the precisions at each positive's rank, not interpolated. ASL,
+        /// ML-Decoder and mmpretrain report it.
+        NonInterpolated = "noninterpolated",
+        /// The step-wise AP over distinct thresholds, tied scores grouped:
+        /// `sum_n (R_n - R_{n-1}) P_n`. scikit-learn and torchmetrics report it.
+        Step = "step",
     }
 }
 
-/// What a class without any positive gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EmptyPolicy {
-    /// NaN, so the mean is NaN too (Query2Label's code).
-    Nan,
-    /// 0, counted in the mean (ASL's code).
-    Zero,
-    /// NaN, and left out of the mean; a mean over no class at all is an error.
-    Skip,
-}
-
-impl FromStr for EmptyPolicy {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "nan" => EmptyPolicy::Nan,
-            "zero" => EmptyPolicy::Zero,
-            "skip" => EmptyPolicy::Skip,
-            other => bail!("empty must be 'nan', 'zero' or 'skip', got {other:?}"),
-        })
+crate::choices! {
+    /// What a class without any positive gets.
+    pub enum EmptyPolicy("empty") {
+        /// NaN, so the mean is NaN too (Query2Label's code).
+        Nan = "nan",
+        /// 0, counted in the mean (ASL's code).
+        Zero = "zero",
+        /// NaN, and left out of the mean; a mean over no class at all is an error.
+        Skip = "skip",
     }
-}
-
-impl ApDefinition {
-    /// The Python names, in the order of the variants.
-    pub const NAMES: [&'static str; 3] = ["voc", "noninterpolated", "step"];
 }
 
 impl EmptyPolicy {
-    /// The Python names, in the order of the variants.
-    pub const NAMES: [&'static str; 3] = ["nan", "zero", "skip"];
-
     /// The per-class APs with a class without positives (`None`) as NaN or 0.
     pub fn fill(self, aps: &[Option<f64>]) -> Vec<f64> {
         let fill = if self == EmptyPolicy::Zero {

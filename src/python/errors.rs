@@ -16,8 +16,9 @@ use pyo3::PyErr;
 use crate::error::{panic_message, Error};
 
 /// The `q2l.errors` classes Rust raises: every name [`class_name`] returns.
-const CLASS_NAMES: [&str; 9] = [
+const CLASS_NAMES: [&str; 10] = [
     "InvalidArgumentError",
+    "InvalidTypeError",
     "LibtorchError",
     "InternalError",
     "OutOfMemoryError",
@@ -46,6 +47,7 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
 fn class_name(err: &Error) -> &'static str {
     match err {
         Error::Value(_) => "InvalidArgumentError",
+        Error::Type(_) => "InvalidTypeError",
         Error::Torch(_) => "LibtorchError",
         Error::Internal(_) => "InternalError",
         Error::Memory(_) => "OutOfMemoryError",

@@ -11,6 +11,7 @@ mod decoder;
 mod errors;
 mod loss;
 mod metrics;
+mod options;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -26,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     decoder::register(m)?;
     loss::register(m)?;
     metrics::register(m)?;
+    options::register(m)?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import _native
 from .._tracing import needs_torch_ops
-from .._validate import check_buildable, transformer_parameters
+from .._validate import check_buildable, heads_divide, num_groups_arg, positive_int, rate, transformer_parameters
 from ..errors import InvalidArgumentError, MissingFileError
 from . import functional
 from .checkpoint import read_official_checkpoint
@@ -117,19 +117,13 @@ class MLDecoderHead(nn.Module):
         sizes += [("num_layers", num_layers), ("dim_feedforward", dim_feedforward)]
         sizes += [("embedding_dim", embedding_dim)] if zsl else [("num_classes", num_classes)]
         for name, value in sizes:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-        if d_model % nhead:
-            raise InvalidArgumentError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
-        if not 0.0 <= dropout < 1.0:
-            raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout}")
+            positive_int(name, value)
+        heads_divide(d_model, nhead)
+        dropout = rate("dropout", dropout)
         self.zsl = bool(zsl)
         if not self.zsl:
-            num_groups = min(100, num_classes) if num_groups is None else num_groups
-            if not isinstance(num_groups, int) or not 1 <= num_groups <= num_classes:
-                raise InvalidArgumentError(
-                    f"num_groups must be an int in [1, num_classes={num_classes}], got {num_groups!r}"
-                )
+            # The official default: one group per label up to 100.
+            num_groups = num_groups_arg(num_groups, num_classes) or min(100, num_classes)
         labels = 0 if self.zsl else num_classes + num_groups * d_model
         check_buildable(
             "MLDecoderHead",

@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import _native
 from .._tracing import needs_torch_ops
-from .._validate import check_buildable, transformer_parameters
+from .._validate import check_buildable, heads_divide, num_groups_arg, positive_int, rate, transformer_parameters
 from ..errors import InvalidArgumentError, InvalidTypeError
 from . import functional
 
@@ -261,22 +261,15 @@ class Query2LabelHead(nn.Module):
             ("in_channels", in_channels),
             ("d_model", d_model),
             ("nhead", nhead),
+            ("num_decoder_layers", num_decoder_layers),
             ("dim_feedforward", dim_feedforward),
         ]:
-            if not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-        if num_encoder_layers < 0 or num_decoder_layers < 1:
-            raise InvalidArgumentError("need num_encoder_layers >= 0 and num_decoder_layers >= 1")
-        if d_model % nhead or d_model % 2:
-            raise InvalidArgumentError(f"d_model ({d_model}) must be even and divisible by nhead ({nhead})")
-        if not 0.0 <= dropout < 1.0:
-            raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout}")
-        if num_groups is not None and (
-            not isinstance(num_groups, int) or isinstance(num_groups, bool) or not 1 <= num_groups <= num_classes
-        ):
-            raise InvalidArgumentError(
-                f"num_groups must be None or an int in [1, num_classes={num_classes}], got {num_groups!r}"
-            )
+            positive_int(name, value)
+        if num_encoder_layers != 0:
+            positive_int("num_encoder_layers", num_encoder_layers)
+        heads_divide(d_model, nhead, even=True)
+        dropout = rate("dropout", dropout)
+        num_groups = num_groups_arg(num_groups, num_classes)
         queries = num_classes if num_groups is None else num_groups
         check_buildable(
             "Query2LabelHead",

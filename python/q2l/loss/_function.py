@@ -8,6 +8,7 @@ from torch.autograd.function import once_differentiable
 
 from .._tracing import needs_torch_ops
 from ..errors import InvalidArgumentError, InvalidTypeError
+from ._ops import LossOp
 
 NativeLoss = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
@@ -26,8 +27,8 @@ class _FusedLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, tensors: dict, kwargs: dict) -> torch.Tensor:
-        loss, grad = native(logits=logits, **tensors, need_grad=True, **kwargs)
+    def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, tensors: dict, options: dict) -> torch.Tensor:
+        loss, grad = native(logits=logits, **tensors, options=options, need_grad=True)
         ctx.save_for_backward(grad)
         return loss
 
@@ -42,13 +43,15 @@ class _FusedLoss(torch.autograd.Function):
         return grad * grad_output.to(grad.dtype), None, None, None
 
 
-def run(native: NativeLoss, op: NativeLoss, logits: torch.Tensor, tensors: dict, kwargs: dict) -> torch.Tensor:
-    """Calls ``native`` through autograd when ``logits`` needs a gradient, or its custom
-    operator ``op`` (same arguments) where the call is traced or the tensors are fake.
+def run(
+    op: LossOp, logits: torch.Tensor, tensors: dict[str, torch.Tensor | None], options: dict[str, Any]
+) -> torch.Tensor:
+    """Calls ``op``'s native function through autograd when ``logits`` needs a gradient, or
+    the custom operator where the call is traced or the tensors are fake.
 
     ``tensors`` are the other tensor arguments, by name: the loss treats them as constants,
     so one that requires a gradient is refused (silently dropping its gradient would be a
-    trap).
+    trap). ``options`` are checked by Rust on every path.
     """
     if not isinstance(logits, torch.Tensor):
         raise InvalidTypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
@@ -61,8 +64,8 @@ def run(native: NativeLoss, op: NativeLoss, logits: torch.Tensor, tensors: dict,
                     f"gradient; pass {name}.detach()"
                 )
     if needs_torch_ops(logits):
-        return op(logits=logits, **tensors, need_grad=need_grad, **kwargs)[0]
+        return op(logits, tensors, options, need_grad)[0]
     if need_grad:
-        return _FusedLoss.apply(logits, native, tensors, kwargs)
-    loss, _ = native(logits=logits, **tensors, need_grad=False, **kwargs)
+        return _FusedLoss.apply(logits, op.native, tensors, options)
+    loss, _ = op.native(logits=logits, **tensors, options=options, need_grad=False)
     return loss

@@ -11,20 +11,24 @@ computed in the log-sigmoid domain in float32 (float64 for float64 logits), so l
 of +-100 give finite losses and gradients in every dtype, float16 included.
 """
 
+from typing import Any
+
 import torch
-from torch import nn
 
 from .. import _native
+from .._options import Options, OptionsModule, bind_positional, documented
 from ..errors import InvalidArgumentError
 from ._function import run
-from ._ops import asymmetric_loss_op
+from ._ops import LossOp
+
+#: The options, declared once in Rust (``AslOptions`` in ``src/loss/options.rs``).
+OPTIONS = Options("asymmetric_loss")
 
 #: The defaults of :class:`AsymmetricLoss` and :func:`asymmetric_loss` (the official ASL
-#: class's, but with the gradient through the focal weight), defined once in Rust
-#: (``AslOptions::default()`` in ``src/loss/options.rs``).
-DEFAULTS: dict = dict(_native.ASL_DEFAULTS)
+#: class's, but with the gradient through the focal weight).
+DEFAULTS: dict[str, Any] = dict(OPTIONS.defaults)
 
-#: Named configurations reproducing each reference implementation exactly.
+#: Named configurations reproducing each reference implementation exactly (every option).
 #:
 #: * ``"asl"``: ``AsymmetricLoss`` of the official ASL repository (its defaults, the focal
 #:   weight detached, summed).
@@ -33,37 +37,35 @@ DEFAULTS: dict = dict(_native.ASL_DEFAULTS)
 #:   the batch and classes and multiplied by 1000.
 #: * ``"mmpretrain"``: mmpretrain's ``AsymmetricLoss`` in its multi-label head (gamma_pos=0,
 #:   gamma_neg=4, clip=0.05, eps=1e-8), summed and divided by the batch size.
-PRESETS = {
-    "asl": {**DEFAULTS, "disable_torch_grad_focal_loss": True},
-    "query2label": {
-        **DEFAULTS,
-        "gamma_neg": 2.0,
-        "gamma_pos": 0.0,
-        "clip": 0.0,
-        "eps": 1e-5,
-        "reduction": "mean",
-        "scale": 1000.0,
-    },
-    "mmpretrain": {**DEFAULTS, "gamma_pos": 0.0, "reduction": "batchmean"},
+PRESETS: dict[str, dict[str, Any]] = {
+    "asl": OPTIONS.resolve({"disable_torch_grad_focal_loss": True}),
+    "query2label": OPTIONS.resolve(
+        {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.0, "eps": 1e-5, "reduction": "mean", "scale": 1000.0}
+    ),
+    "mmpretrain": OPTIONS.resolve({"gamma_pos": 0.0, "reduction": "batchmean"}),
 }
 
-_REDUCTIONS = tuple(_native.REDUCTIONS)
+#: The official class's positional arguments, in order.
+_POSITIONAL = ("gamma_neg", "gamma_pos", "clip", "eps", "disable_torch_grad_focal_loss")
+
+_OP = LossOp(
+    _native.asymmetric_loss,
+    OPTIONS,
+    ("targets", "class_weight?"),
+    lambda logits, o: (logits.shape, logits.shape if o["reduction"] == "none" else ()),
+)
 
 
+def _official(options: dict[str, Any]) -> dict[str, Any]:
+    # The official classes take clip=None for "no clipping".
+    if options.get("clip", 0.0) is None:
+        options["clip"] = 0.0
+    return options
+
+
+@documented(OPTIONS)
 def asymmetric_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    gamma_neg: float = DEFAULTS["gamma_neg"],
-    gamma_pos: float = DEFAULTS["gamma_pos"],
-    clip: float | None = DEFAULTS["clip"],
-    eps: float = DEFAULTS["eps"],
-    disable_torch_grad_focal_loss: bool = DEFAULTS["disable_torch_grad_focal_loss"],
-    reduction: str = DEFAULTS["reduction"],
-    scale: float = DEFAULTS["scale"],
-    class_weight: torch.Tensor | None = None,
-    validate: bool = True,
-    backend: str = "auto",
+    logits: torch.Tensor, targets: torch.Tensor, *, class_weight: torch.Tensor | None = None, **options: Any
 ) -> torch.Tensor:
     """Asymmetric loss of multi-label logits, with a fused Rust forward and backward.
 
@@ -72,73 +74,42 @@ def asymmetric_loss(
         targets: Same shape as ``logits``: 1 (present), 0 (absent), -1 (not annotated:
             contributes neither loss nor gradient) or a soft label in (0, 1). Bool,
             integer or floating dtype.
-        gamma_neg: Focusing exponent of negatives.
-        gamma_pos: Focusing exponent of positives.
-        clip: Probability margin shifted off negatives; 0 or None disables it.
-        eps: Lower clamp of the probabilities inside the logarithms.
-        disable_torch_grad_focal_loss: Stop the gradient through the focal weight, as
-            the official flag of that name does (without touching global grad mode).
-        reduction: ``"sum"``, ``"mean"`` (over annotated elements), ``"batchmean"`` (sum
-            divided by the number of rows) or ``"none"``.
-        scale: Multiplier applied after the reduction.
         class_weight: Optional non-negative weight per class, shape ``[C]``.
-        validate: Raise ``ValueError`` on NaN logits and on targets outside {-1} and
-            [0, 1]. With ``False`` no value is checked and NaN propagates to the loss.
-        backend: ``"auto"`` (fused kernel on CPU, libtorch ops elsewhere), ``"kernel"``
-            or ``"tensor"``.
+        {options}
 
     Returns:
         The loss: a 0-dim tensor, or per element for ``reduction="none"``; float32 for
         float16/bfloat16/float32 logits and float64 for float64 logits. An empty batch,
         or one with every target -1, gives 0 and zero gradients rather than 0/0.
 
+    Raises:
+        InvalidArgumentError: an unknown option, a value out of range, NaN logits (with
+            ``validate``), or tensors of the wrong shape or device.
+
     Shape:
         - logits: ``(*, C)``
         - targets: ``(*, C)``
         - output: ``()`` or ``(*, C)`` for ``reduction="none"``
     """
-    kwargs = dict(
-        gamma_pos=float(gamma_pos),
-        gamma_neg=float(gamma_neg),
-        clip=0.0 if clip is None else float(clip),
-        eps=float(eps),
-        disable_torch_grad_focal_loss=bool(disable_torch_grad_focal_loss),
-        reduction=reduction,
-        scale=float(scale),
-        validate=bool(validate),
-        backend=backend,
-    )
-    return run(
-        _native.asymmetric_loss,
-        asymmetric_loss_op,
-        logits,
-        {"targets": targets, "class_weight": class_weight},
-        kwargs,
-    )
+    return run(_OP, logits, {"targets": targets, "class_weight": class_weight}, _official(options))
 
 
-class AsymmetricLoss(nn.Module):
+@documented(OPTIONS, _POSITIONAL)
+class AsymmetricLoss(OptionsModule):
     """Asymmetric loss module, a drop-in for the official ``AsymmetricLoss``.
 
     The positional arguments and their defaults are those of the official class in the
-    Query2Label repository (``lib/models/aslloss.py``), so replacing the import is enough.
-    The ASL repository's class differs only in detaching the focal weight by default:
-    use ``AsymmetricLoss.from_preset("asl")`` for it. The official Query2Label class also
+    Query2Label repository (``lib/models/aslloss.py``: ``gamma_neg, gamma_pos, clip, eps,
+    disable_torch_grad_focal_loss``), so replacing the import is enough. The ASL
+    repository's class differs only in detaching the focal weight by default: use
+    ``AsymmetricLoss.from_preset("asl")`` for it. The official Query2Label class also
     clamps probabilities at ``1 - eps``, which has no effect in float32 and is not
-    reproduced.
+    reproduced. Each option is an attribute too, checked again when set.
 
     Args:
-        gamma_neg: Focusing exponent of negatives.
-        gamma_pos: Focusing exponent of positives.
-        clip: Probability margin shifted off negatives; 0 or None disables it.
-        eps: Lower clamp of the probabilities inside the logarithms.
-        disable_torch_grad_focal_loss: Stop the gradient through the focal weight.
-        reduction: ``"sum"`` (official), ``"mean"``, ``"batchmean"`` or ``"none"``.
-        scale: Multiplier applied after the reduction.
         class_weight: Optional weight per class, shape ``[C]``; kept as a buffer, so it
             follows ``.to()`` and is saved in the ``state_dict``.
-        validate: See :func:`asymmetric_loss`.
-        backend: See :func:`asymmetric_loss`.
+        {options}
 
     Shape:
         - logits: ``(*, C)``
@@ -150,41 +121,17 @@ class AsymmetricLoss(nn.Module):
         >>> loss = criterion(model(images), targets)
     """
 
+    schema = OPTIONS
     class_weight: torch.Tensor | None
 
-    def __init__(
-        self,
-        gamma_neg: float = DEFAULTS["gamma_neg"],
-        gamma_pos: float = DEFAULTS["gamma_pos"],
-        clip: float | None = DEFAULTS["clip"],
-        eps: float = DEFAULTS["eps"],
-        disable_torch_grad_focal_loss: bool = DEFAULTS["disable_torch_grad_focal_loss"],
-        *,
-        reduction: str = DEFAULTS["reduction"],
-        scale: float = DEFAULTS["scale"],
-        class_weight: torch.Tensor | None = None,
-        validate: bool = True,
-        backend: str = "auto",
-    ) -> None:
-        super().__init__()
-        # Checked when built rather than at the first forward; the names come from Rust.
-        if reduction not in _REDUCTIONS:
-            raise InvalidArgumentError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        self.gamma_neg = float(gamma_neg)
-        self.gamma_pos = float(gamma_pos)
-        self.clip = 0.0 if clip is None else float(clip)
-        self.eps = float(eps)
-        self.disable_torch_grad_focal_loss = bool(disable_torch_grad_focal_loss)
-        self.reduction = reduction
-        self.scale = float(scale)
-        self.validate = bool(validate)
-        self.backend = backend
+    def __init__(self, *args: Any, class_weight: torch.Tensor | None = None, **options: Any) -> None:
+        super().__init__(_official(bind_positional(_POSITIONAL, args, options, type(self).__name__)))
         if class_weight is not None:
             class_weight = torch.as_tensor(class_weight).detach().clone()
         self.register_buffer("class_weight", class_weight)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "AsymmetricLoss":
+    def from_preset(cls, name: str, **overrides: Any) -> "AsymmetricLoss":
         """Builds the loss of a reference implementation by name (see :data:`PRESETS`).
 
         Args:
@@ -196,29 +143,14 @@ class AsymmetricLoss(nn.Module):
         return cls(**{**PRESETS[name], **overrides})
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return asymmetric_loss(
-            logits,
-            targets,
-            gamma_neg=self.gamma_neg,
-            gamma_pos=self.gamma_pos,
-            clip=self.clip,
-            eps=self.eps,
-            disable_torch_grad_focal_loss=self.disable_torch_grad_focal_loss,
-            reduction=self.reduction,
-            scale=self.scale,
-            class_weight=self.class_weight,
-            validate=self.validate,
-            backend=self.backend,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"gamma_neg={self.gamma_neg}, gamma_pos={self.gamma_pos}, clip={self.clip}, "
-            f"eps={self.eps}, disable_torch_grad_focal_loss={self.disable_torch_grad_focal_loss}, "
-            f"reduction={self.reduction!r}, scale={self.scale}"
-        )
+        return run(_OP, logits, {"targets": targets, "class_weight": self.class_weight}, self.options)
 
 
+#: Where the official ``AsymmetricLossOptimized``'s defaults differ from the options'.
+_OPTIMIZED = {"eps": 1e-5, "reduction": "mean", "scale": 1000.0}
+
+
+@documented(OPTIONS, _POSITIONAL, _OPTIMIZED)
 class AsymmetricLossOptimized(AsymmetricLoss):
     """Query2Label's training criterion, a drop-in for its ``AsymmetricLossOptimized``.
 
@@ -229,15 +161,6 @@ class AsymmetricLossOptimized(AsymmetricLoss):
     ``AsymmetricLoss(..., reduction="sum")`` for that one.)
     """
 
-    def __init__(
-        self,
-        gamma_neg: float = 4,
-        gamma_pos: float = 1,
-        clip: float | None = 0.05,
-        eps: float = 1e-5,
-        disable_torch_grad_focal_loss: bool = False,
-        **kwargs,
-    ) -> None:
-        kwargs.setdefault("reduction", "mean")
-        kwargs.setdefault("scale", 1000.0)
-        super().__init__(gamma_neg, gamma_pos, clip, eps, disable_torch_grad_focal_loss, **kwargs)
+    def __init__(self, *args: Any, **options: Any) -> None:
+        options = bind_positional(_POSITIONAL, args, options, type(self).__name__)
+        super().__init__(**{**_OPTIMIZED, **options})

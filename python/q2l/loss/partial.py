@@ -24,58 +24,45 @@ weight per element (one pass, or two where unannotated labels are focused differ
 negatives); libtorch ops on other devices.
 """
 
+from typing import Any
+
 import torch
-from torch import nn
 
 from .. import _native
+from .._options import Options, OptionsModule, bind_positional, documented
 from ..errors import InvalidArgumentError
 from ._function import run
-from ._ops import partial_asymmetric_loss_op
+from ._ops import LossOp
 
-#: The modes, and the official ``train.py`` defaults, defined once in Rust
-#: (``src/loss/partial.rs``).
-PARTIAL_MODES: tuple[str, ...] = tuple(_native.PARTIAL_MODES)
-PARTIAL_DEFAULTS: dict = dict(_native.PARTIAL_DEFAULTS)
+#: The options, declared once in Rust (``PartialOptions`` in ``src/loss/options.rs``).
+OPTIONS = Options("partial_asymmetric_loss")
 
-
-def _check_mode(mode: str) -> None:
-    if mode not in PARTIAL_MODES:
-        raise InvalidArgumentError(f"unknown partial-label mode {mode!r}; expected one of {', '.join(PARTIAL_MODES)}")
+#: The modes, and the official ``train.py`` defaults.
+PARTIAL_MODES: tuple[str, ...] = OPTIONS.choices("mode")
+PARTIAL_DEFAULTS: dict[str, Any] = dict(OPTIONS.defaults)
 
 
+def _shapes(logits: torch.Tensor, _options: dict[str, Any]) -> tuple[Any, Any]:
+    if logits.dim() != 2:
+        raise InvalidArgumentError(f"logits and targets must both be [batch, classes], got {list(logits.shape)}")
+    return logits.shape, ()
+
+
+_OP = LossOp(_native.partial_asymmetric_loss, OPTIONS, ("targets", "priors?"), _shapes)
+
+
+@documented(OPTIONS)
 def partial_asymmetric_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    mode: str = "negative",
-    priors: torch.Tensor | None = None,
-    gamma_pos: float = PARTIAL_DEFAULTS["gamma_pos"],
-    gamma_neg: float = PARTIAL_DEFAULTS["gamma_neg"],
-    gamma_unann: float = PARTIAL_DEFAULTS["gamma_unann"],
-    alpha_pos: float = PARTIAL_DEFAULTS["alpha_pos"],
-    alpha_neg: float = PARTIAL_DEFAULTS["alpha_neg"],
-    alpha_unann: float = PARTIAL_DEFAULTS["alpha_unann"],
-    clip: float = PARTIAL_DEFAULTS["clip"],
-    likelihood_topk: int = PARTIAL_DEFAULTS["likelihood_topk"],
-    prior_threshold: float = PARTIAL_DEFAULTS["prior_threshold"],
-    backend: str = "auto",
+    logits: torch.Tensor, targets: torch.Tensor, *, priors: torch.Tensor | None = None, **options: Any
 ) -> torch.Tensor:
     """CSL's partial-label loss, summed over the batch (see the module docstring).
 
     Args:
         logits: ``(B, K)`` float logits.
         targets: ``(B, K)`` in {1, 0, -1}; -1 is a label nobody annotated.
-        mode: ``"negative"``, ``"ignore"``, ``"ignore_normalize_classes"`` or ``"selective"``.
         priors: ``(K,)`` class priors for the selective mode (for example
             :func:`class_priors` of a model's predictions); ``None``: no prior filter.
-        gamma_pos, gamma_neg, gamma_unann: Focusing of positives, negatives, unannotated.
-        alpha_pos, alpha_neg, alpha_unann: Their weights.
-        clip: Probability margin added to the probability of absence (0: none).
-        likelihood_topk: Unannotated labels per image the selective mode leaves out.
-        prior_threshold: Classes with a prior above it leave their unannotated labels out
-            (selective mode with priors; 0 turns it off).
-        backend: ``"auto"`` (the fused kernel for CPU logits, libtorch ops elsewhere),
-            ``"kernel"`` (CPU only) or ``"tensor"`` (libtorch ops everywhere).
+        {options}
 
     Returns:
         A 0-dim tensor (float32, float64 for float64 logits) with autograd.
@@ -85,27 +72,7 @@ def partial_asymmetric_loss(
         - priors: ``(K,)``
         - output: ``()``
     """
-    _check_mode(mode)
-    options = dict(
-        mode=mode,
-        gamma_pos=float(gamma_pos),
-        gamma_neg=float(gamma_neg),
-        gamma_unann=float(gamma_unann),
-        alpha_pos=float(alpha_pos),
-        alpha_neg=float(alpha_neg),
-        alpha_unann=float(alpha_unann),
-        clip=float(clip),
-        likelihood_topk=int(likelihood_topk),
-        prior_threshold=float(prior_threshold),
-        backend=backend,
-    )
-    return run(
-        _native.partial_asymmetric_loss,
-        partial_asymmetric_loss_op,
-        logits,
-        {"targets": targets, "priors": priors},
-        options,
-    )
+    return run(_OP, logits, {"targets": targets, "priors": priors}, options)
 
 
 def class_priors(probabilities: torch.Tensor) -> torch.Tensor:
@@ -118,34 +85,25 @@ def class_priors(probabilities: torch.Tensor) -> torch.Tensor:
     return _native.class_priors(probabilities=probabilities)
 
 
-class PartialAsymmetricLoss(nn.Module):
+@documented(OPTIONS, ("mode",))
+class PartialAsymmetricLoss(OptionsModule):
     """:func:`partial_asymmetric_loss` as a module; ``priors`` (if given) is a buffer, so it
-    follows ``.to()`` and the state dict. Arguments as the function's.
+    follows ``.to()`` and the state dict. Each option is an attribute too.
+
+    Args:
+        priors: ``(K,)`` class priors for the selective mode.
+        {options}
 
     Shape:
         - logits, targets: ``(B, K)``
         - output: ``()``
     """
 
-    def __init__(
-        self, mode: str = "negative", priors: torch.Tensor | None = None, *, backend: str = "auto", **options
-    ) -> None:
-        super().__init__()
-        _check_mode(mode)
-        unknown = sorted(set(options) - set(PARTIAL_DEFAULTS))
-        if unknown:
-            raise InvalidArgumentError(f"unknown option {unknown[0]!r}; expected {', '.join(PARTIAL_DEFAULTS)}")
-        self.mode = mode
-        self.backend = backend
-        self.options = {**PARTIAL_DEFAULTS, **options}
+    schema = OPTIONS
+
+    def __init__(self, *args: Any, priors: torch.Tensor | None = None, **options: Any) -> None:
+        super().__init__(bind_positional(("mode",), args, options, type(self).__name__))
         self.register_buffer("priors", None if priors is None else torch.as_tensor(priors, dtype=torch.float32))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return partial_asymmetric_loss(
-            logits, targets, mode=self.mode, priors=self.priors, backend=self.backend, **self.options
-        )
-
-    def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, backend={self.backend!r}, " + ", ".join(
-            f"{k}={v}" for k, v in self.options.items()
-        )
+        return run(_OP, logits, {"targets": targets, "priors": self.priors}, self.options)

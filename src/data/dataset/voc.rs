@@ -30,24 +30,15 @@ pub const VOC_CLASSES: [&str; 20] = [
     "tvmonitor",
 ];
 
-/// What a class seen only on `difficult` objects becomes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Difficult {
-    /// Unknown (-1): excluded from the loss and the metrics (the VOC evaluation's rule).
-    Ignore,
-    Positive,
-    Negative,
-}
-
-impl std::str::FromStr for Difficult {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "ignore" => Difficult::Ignore,
-            "positive" => Difficult::Positive,
-            "negative" => Difficult::Negative,
-            _ => bail!("difficult must be 'ignore', 'positive' or 'negative', got {s:?}"),
-        })
+crate::choices! {
+    /// What a class seen only on `difficult` objects becomes.
+    pub enum Difficult("difficult") {
+        /// Unknown (-1): excluded from the loss and the metrics (the VOC evaluation's rule).
+        Ignore = "ignore",
+        /// Present (1).
+        Positive = "positive",
+        /// Absent (0).
+        Negative = "negative",
     }
 }
 
