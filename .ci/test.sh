@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check: the release files (.ci/release.sh, into target/dist); the lint gates
-# (rustfmt, clippy, ruff, and mypy's stubtest holding python/q2l/_native.pyi to the built
+# (rustfmt, clippy, no import circle inside a room (.ci/import_cycles.py), ruff, and mypy's stubtest holding python/q2l/_native.pyi to the built
 # module); the Rust core's unit tests (no Python) and the Python suite against torch 2.13.0
 # (.venv); the build and the loss/head/metrics/data tests against torch 2.11.0
 # (.ci/torch-variant.sh); then the release files installed from a local package index, with pip
@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 step "release: sdist and manylinux abi3 wheel" bash .ci/release.sh target/dist
 step "lint: rustfmt" cargo fmt --check
 step "lint: clippy" env LIBTORCH_USE_PYTORCH=1 cargo clippy --release --all-targets --features python -- -D warnings
-step "lint: ruff, stubtest" bash -c '
+step "lint: ruff, stubtest, import circles" bash -c '
 set -euo pipefail
+python .ci/import_cycles.py
 ruff check python tests .ci
 ruff format --check python tests .ci
 python -m mypy.stubtest q2l._native --mypy-config-file pyproject.toml'

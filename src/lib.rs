@@ -10,7 +10,6 @@ pub mod error;
 pub mod loss;
 pub mod math;
 pub mod metrics;
-pub mod npy;
 pub mod options;
 pub mod parallel;
 pub mod simd;

@@ -48,7 +48,7 @@ pub fn image(data: &[u8]) {
 
 /// `.npy` label-embedding files: header dict, dtype, byte order, shape against the data.
 pub fn npy(data: &[u8]) {
-    let _ = q2l::npy::parse(data);
+    let _ = q2l::data::npy::parse(data);
 }
 
 /// IDX (Fashion-MNIST) files, plain and gzip-compressed (a gzip bomb must be refused).

@@ -149,11 +149,11 @@ pub fn read_image_window(
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    super::dataset::read_file(path).map_err(|e| match e {
+    super::file::read_file(path).map_err(|e| match e {
         // An image that is not a file is an image error, as a corrupt one is.
         Error::Value(_) => Error::Image {
             path: path.display().to_string(),
-            msg: super::dataset::NOT_REGULAR.into(),
+            msg: super::file::NOT_REGULAR.into(),
         },
         other => other,
     })

@@ -2,10 +2,12 @@
 
 pub mod dataset;
 pub mod decode;
+pub mod file;
 pub mod image;
 pub mod jpeg;
 pub mod jpeg_encode;
 pub mod loader;
+pub mod npy;
 pub mod resize;
 pub mod rng;
 #[cfg(test)]

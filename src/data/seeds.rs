@@ -142,7 +142,7 @@ fn png_seeds(dir: &Path) {
 }
 
 fn npy_seeds(dir: &Path) {
-    let npy = crate::npy::write;
+    let npy = super::npy::write;
     let f4: Vec<u8> = (0..12)
         .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
         .collect();

@@ -7,7 +7,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::weights::{Affine, Lookup};
+use super::lookup::{Affine, Lookup};
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::shape_str;

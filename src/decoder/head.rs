@@ -14,32 +14,11 @@ use crate::error::Result;
 use crate::tensor::{float_kind, shape_str};
 
 use super::attention::{attend, linear, self_attention, MhaWeights};
+use super::config::HeadConfig;
 use super::dropout::dropout;
+use super::lookup::{Affine, Ffn};
 use super::position::sine_encoding;
-use super::weights::{Affine, Ffn, HeadWeights};
-
-/// The architecture of a head.
-#[derive(Clone, Debug)]
-pub struct HeadConfig {
-    /// Model width d.
-    pub d_model: i64,
-    /// Attention heads (d must be divisible by it).
-    pub nhead: i64,
-    /// Encoder layers over the image tokens.
-    pub num_encoder_layers: i64,
-    /// Decoder layers of the label queries.
-    pub num_decoder_layers: i64,
-    /// Dropout of attention weights, residual branches and the FFN.
-    pub dropout: f64,
-    /// Pre-norm layers instead of the official post-norm.
-    pub pre_norm: bool,
-    /// Keep self-attention among label queries in the first decoder layer.
-    pub keep_first_self_attn: bool,
-    /// Keep it in the other decoder layers.
-    pub keep_other_self_attn: bool,
-    /// Temperature of the sine positional encoding.
-    pub temperature: f64,
-}
+use super::weights::HeadWeights;
 
 /// What a forward returns.
 pub struct HeadOutput {

@@ -12,22 +12,14 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 use super::attention::{attend, linear, MhaWeights};
+use super::config::MlDecoderConfig;
 use super::dropout::dropout;
 use super::group_fc::Classifier;
 use super::head::{ffn, norm};
-use super::weights::{Affine, Ffn, Lookup};
+use super::lookup::{Affine, Ffn, Lookup};
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::{float_kind, same_device, shape_str};
-
-/// The hyper-parameters of an ML-Decoder that its weights do not show.
-#[derive(Clone, Debug)]
-pub struct MlDecoderConfig {
-    /// Attention heads (8 in the official module).
-    pub nhead: i64,
-    /// Dropout of the attention weights, the residual branches and the FFN.
-    pub dropout: f64,
-}
 
 /// One `TransformerDecoderLayerOptimal`.
 struct Layer<'a> {

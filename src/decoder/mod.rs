@@ -2,17 +2,21 @@
 //! tch ops.
 
 mod attention;
+mod config;
 mod dropout;
 mod group_fc;
 mod head;
+mod lookup;
 mod ml_decoder;
 mod position;
 mod weights;
 
 pub use attention::MhaWeights;
+pub use config::{HeadConfig, MlDecoderConfig};
 pub use dropout::dropout;
 pub use group_fc::{duplicate_factor, Classifier};
-pub use head::{forward, HeadConfig, HeadOutput};
-pub use ml_decoder::{ml_decoder_forward, MlDecoderConfig};
+pub use head::{forward, HeadOutput};
+pub use lookup::{Affine, Ffn};
+pub use ml_decoder::ml_decoder_forward;
 pub use position::sine_encoding;
-pub use weights::{Affine, DecoderLayer, EncoderLayer, Ffn, HeadWeights};
+pub use weights::{DecoderLayer, EncoderLayer, HeadWeights};

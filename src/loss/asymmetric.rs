@@ -6,12 +6,13 @@ use tch::{Device, Kind, Tensor};
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::{
-    as_mut_slice, as_slice, check_targets, first_true, float_kind, same_device, shape_str, unravel,
-    with_float_kind, with_target_kind, FloatElement,
+    as_mut_slice, as_slice, check_targets, float_kind, same_device, shape_str, with_float_kind,
+    with_target_kind, FloatElement,
 };
 
 use super::asymmetric_kernel::{self, Stats};
 use super::asymmetric_tensor;
+use super::common::{nan_error, reduction_factor, target_error};
 use super::options::{AslOptions, Reduction};
 use super::{compute_kind, LossOutput};
 
@@ -119,16 +120,6 @@ pub(super) fn kernel_with_element_weights(
     )
 }
 
-/// The factor by which the reduction and the loss scale multiply the loss sum.
-pub(super) fn reduction_factor(reduction: Reduction, scale: f64, rows: i64, annotated: u64) -> f64 {
-    match reduction {
-        Reduction::None | Reduction::Sum => scale,
-        Reduction::BatchMean if rows > 0 => scale / rows as f64,
-        Reduction::Mean if annotated > 0 => scale / annotated as f64,
-        Reduction::BatchMean | Reduction::Mean => 0.0,
-    }
-}
-
 fn class_weights(
     w: &Tensor,
     classes: i64,
@@ -234,44 +225,6 @@ fn kernel_path(
         None => Tensor::f_scalar_tensor(stats.sum * factor, (compute, Device::Cpu))?,
     };
     Ok(LossOutput { loss, grad })
-}
-
-/// The error for NaN logits, naming the first one.
-pub(super) fn nan_error(x: &Tensor, count: u64) -> Result<crate::error::Error> {
-    let first = first_true(&x.f_isnan()?)?;
-    let idx = unravel(first, &x.size());
-    Ok(crate::error::Error::value(format!(
-        "logits contain {count} NaN value(s), the first at index {idx:?}; \
-         pass validate=False to let NaN propagate into the loss instead"
-    )))
-}
-
-/// The mask of targets that are neither -1 nor in [0, 1].
-pub(super) fn bad_target_mask(y: &Tensor) -> Result<Tensor> {
-    let y = y.f_to_kind(Kind::Double)?;
-    let outside = y.f_lt(0.0)?.f_logical_or(&y.f_gt(1.0)?)?;
-    let ignored = y.f_eq(-1.0)?;
-    Ok(outside
-        .f_logical_and(&ignored.f_logical_not()?)?
-        .f_logical_or(&y.f_isnan()?)?)
-}
-
-/// The error for targets outside {-1} and [0, 1], naming the first one.
-pub(super) fn target_error(y: &Tensor, count: u64) -> Result<crate::error::Error> {
-    let flat = bad_target_mask(y)?.f_flatten(0, -1)?;
-    let first = flat
-        .f_to_kind(Kind::Uint8)?
-        .f_argmax(0, false)?
-        .f_int64_value(&[])?;
-    let value = y
-        .f_flatten(0, -1)?
-        .f_to_kind(Kind::Double)?
-        .f_double_value(&[first])?;
-    let idx = unravel(first as usize, &y.size());
-    Ok(crate::error::Error::value(format!(
-        "targets must be 1 (present), 0 (absent), -1 (not annotated) or a soft label in [0, 1]; \
-         found {count} invalid value(s), the first is {value} at index {idx:?}"
-    )))
 }
 
 #[cfg(test)]

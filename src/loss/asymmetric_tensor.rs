@@ -7,7 +7,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
-use super::asymmetric::{bad_target_mask, nan_error, reduction_factor, target_error};
+use super::common::{bad_target_mask, nan_error, reduction_factor, target_error};
 use super::options::{AslOptions, Reduction};
 use super::{mean_factor, LossOutput};
 

@@ -10,10 +10,12 @@
 mod asymmetric;
 mod asymmetric_kernel;
 mod asymmetric_tensor;
+mod common;
 mod options;
 mod partial;
 mod partial_kernel;
 mod partial_tensor;
+mod partial_weights;
 mod single_label;
 mod single_label_kernel;
 mod single_label_tensor;

@@ -10,18 +10,15 @@
 //! the loss and its gradient with those weights (`partial_kernel.rs`), and elsewhere
 //! libtorch ops do (`partial_tensor.rs`).
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
 use crate::tensor::{check_ternary, float_kind, has_nan, same_device, shape_str};
 
-use super::options::{PartialMode, PartialOptions};
+use super::options::PartialOptions;
 use super::{partial_kernel, partial_tensor, LossOutput};
 use crate::options::Schema;
-
-/// The lower clamp of the probabilities inside the logarithms (the official `eps`).
-pub(super) const EPS: f64 = 1e-8;
 
 fn check(
     logits: &Tensor,
@@ -76,86 +73,6 @@ pub fn partial_asymmetric_loss(
     }
 }
 
-/// How the selective mode finds the unannotated labels it leaves out. Both give the first
-/// `likelihood_topk * batch` of a stable ascending sort of their probability of absence, so
-/// ties go to the lower flat index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum TopK {
-    /// A stable sort of every unannotated label, on libtorch ops (any device).
-    Sort,
-    /// A selection in linear time in Rust (CPU tensors): the sort was most of the selective
-    /// loss's time at (128, 9605).
-    Select,
-}
-
-/// The per-element weights of the mode in `kind`, computed without gradient; `xs_neg` is
-/// the clipped probability of absence ([`probability_of_absence`]), which only the selective
-/// mode reads, and `top_k` how that mode ranks it.
-pub(super) fn weights(
-    targets: &Tensor,
-    kind: Kind,
-    xs_neg: impl FnOnce() -> Result<Tensor>,
-    priors: Option<&Tensor>,
-    o: &PartialOptions,
-    top_k: TopK,
-) -> Result<Tensor> {
-    let unann = targets.f_eq(-1.0)?;
-    let annotated = || unann.f_logical_not()?.f_to_kind(kind);
-    let ones = || Tensor::f_ones(targets.size(), (kind, targets.device()));
-    Ok(match o.mode {
-        PartialMode::Negative => ones()?,
-        PartialMode::Ignore => annotated()?,
-        PartialMode::IgnoreNormalizeClasses => {
-            let annotated = annotated()?;
-            let n = annotated
-                .f_sum_dim_intlist(1, true, kind)?
-                .f_add_scalar(1.0)?;
-            annotated.f_mul(&n.f_reciprocal()?.f_add_scalar(1.0)?)?
-        }
-        PartialMode::Selective => {
-            let xs_neg = xs_neg()?;
-            let mut w = ones()?;
-            if let (Some(p), true) = (priors, o.prior_threshold != 0.0) {
-                // Classes above the threshold lose their unannotated labels; annotated
-                // labels keep weight 1 (the official `+= annotated`, then `bool()`).
-                let frequent = p.f_gt(o.prior_threshold)?.f_unsqueeze(0)?;
-                w = w.f_masked_fill(&frequent.f_logical_and(&unann)?, 0.0)?;
-            }
-            // The unannotated labels least likely absent are left out.
-            let k = o.likelihood_topk * targets.size()[0];
-            match top_k {
-                _ if k == 0 => {}
-                TopK::Select if xs_neg.device() == Device::Cpu => {
-                    w = w.f_contiguous()?;
-                    partial_kernel::zero_least_absent(&w, &xs_neg, &unann, k as usize)?;
-                }
-                _ => {
-                    let flat_unann = unann.f_flatten(0, -1)?.f_nonzero()?.f_squeeze_dim(1)?;
-                    let k = k.min(flat_unann.size()[0]);
-                    let scores = xs_neg.f_flatten(0, -1)?.f_index_select(0, &flat_unann)?;
-                    let (_, order) = scores.f_sort_stable(true, 0, false)?;
-                    let drop = flat_unann.f_index_select(0, &order.f_narrow(0, 0, k)?)?;
-                    let flat = w.f_flatten(0, -1)?.f_index_fill(0, &drop, 0.0)?;
-                    w = flat.f_view_as(&xs_neg)?;
-                }
-            }
-            w
-        }
-    })
-}
-
-/// `(1 - p, min(1 - p + clip, 1))` for the probabilities `p`, as the official code computes
-/// them.
-pub(super) fn probability_of_absence(p: &Tensor, clip: f64) -> Result<(Tensor, Tensor)> {
-    let raw = p.f_neg()?.f_add_scalar(1.0)?;
-    let clipped = if clip > 0.0 {
-        raw.f_add_scalar(clip)?.f_clamp_max(1.0)?
-    } else {
-        raw.shallow_clone()
-    };
-    Ok((raw, clipped))
-}
-
 /// Class priors as CSL estimates them: the mean predicted probability of each class over
 /// `probabilities` [N, K].
 pub fn class_priors(probabilities: &Tensor) -> Result<Tensor> {
@@ -172,7 +89,8 @@ pub fn class_priors(probabilities: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::Backend;
+    use crate::loss::partial_weights::{probability_of_absence, weights, TopK};
+    use crate::loss::{Backend, PartialMode};
     use tch::Device;
 
     fn batch() -> (Tensor, Tensor) {

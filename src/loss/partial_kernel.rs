@@ -9,14 +9,12 @@
 
 use tch::{Kind, Tensor};
 
-use crate::bail;
 use crate::error::Result;
-use crate::tensor::{as_mut_slice, as_slice};
 
 use super::asymmetric::kernel_with_element_weights;
 use super::options::{AslOptions, Backend, Reduction};
 use super::options::{PartialMode, PartialOptions};
-use super::partial::{probability_of_absence, weights, TopK, EPS};
+use super::partial_weights::{probability_of_absence, weights, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient in the logits' dtype; CPU tensors only.
@@ -37,10 +35,11 @@ pub(super) fn run(
         // The official CSL loss holds the focal factor constant.
         disable_torch_grad_focal_loss: true,
         reduction: Reduction::Sum,
-        scale: 1.0,
         // Checked already, and more strictly ({1, 0, -1} only).
         validate: false,
         backend: Backend::Kernel,
+        // Scale 1 and the options CSL does not have.
+        ..AslOptions::default()
     };
     let pass = |t: &Tensor, opts: &AslOptions| {
         kernel_with_element_weights(logits, t, w.as_ref(), opts, need_grad)
@@ -122,51 +121,4 @@ fn element_weights(
         Some(w) => w.f_mul(&alpha)?,
         None => alpha,
     }))
-}
-
-/// Zeroes in `w` the weights of the `k` unannotated labels (`unann`, bool) with the lowest
-/// probability of absence `xs_neg`, ties to the lower flat index: the first `k` of the
-/// tensor path's stable ascending sort, found by `select_nth_unstable` in linear time.
-/// `w` is a contiguous CPU tensor of `xs_neg`'s shape and kind that nothing else views.
-pub(super) fn zero_least_absent(
-    w: &Tensor,
-    xs_neg: &Tensor,
-    unann: &Tensor,
-    k: usize,
-) -> Result<()> {
-    let xs = xs_neg.f_contiguous()?;
-    let unann = unann.f_contiguous()?;
-    let (kind, n) = (xs.f_kind()?, xs.numel());
-    let matched = w.f_kind()? == kind && unann.f_kind()? == Kind::Bool;
-    if !matched || w.numel() != n || unann.numel() != n || !w.is_contiguous() {
-        bail!("selective weights: tensors of mismatched kinds or shapes");
-    }
-    // SAFETY: contiguous CPU tensors of the matched element types, alive for the call (bool
-    // storage is one byte, 0 or 1), and `w` is the only view of its storage.
-    unsafe {
-        let unann = as_slice::<u8>(&unann);
-        match kind {
-            Kind::Float => zero_lowest(as_mut_slice::<f32>(w), as_slice::<f32>(&xs), unann, k),
-            Kind::Double => zero_lowest(as_mut_slice::<f64>(w), as_slice::<f64>(&xs), unann, k),
-            other => bail!("selective weights computed in {other:?}"),
-        }
-    }
-    Ok(())
-}
-
-fn zero_lowest<T: Copy + Default + Into<f64>>(w: &mut [T], xs: &[T], unann: &[u8], k: usize) {
-    // Adding 0.0 turns -0.0 into 0.0, which torch's sort ranks equal to it; `check` refused
-    // NaN logits, so `total_cmp` orders these keys as torch does.
-    let mut scored: Vec<(f64, usize)> = (0..xs.len())
-        .filter(|&i| unann[i] != 0)
-        .map(|i| (xs[i].into() + 0.0, i))
-        .collect();
-    let k = k.min(scored.len());
-    if k == 0 {
-        return;
-    }
-    scored.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    for &(_, i) in &scored[..k] {
-        w[i] = T::default();
-    }
 }

@@ -6,7 +6,7 @@ use tch::Tensor;
 use crate::error::Result;
 
 use super::options::PartialOptions;
-use super::partial::{probability_of_absence, weights, TopK, EPS};
+use super::partial_weights::{probability_of_absence, weights, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient (in the logits' dtype). The focal factor

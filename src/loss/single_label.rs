@@ -126,7 +126,7 @@ fn kernel_path(
         }
     });
     if opts.validate && stats.nan_logits > 0 {
-        return Err(super::asymmetric::nan_error(&x, stats.nan_logits)?);
+        return Err(super::common::nan_error(&x, stats.nan_logits)?);
     }
     let loss = match per_row {
         Some(mut l) if opts.scale != 1.0 => {

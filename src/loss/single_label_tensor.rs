@@ -4,7 +4,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
-use super::asymmetric::nan_error;
+use super::common::nan_error;
 use super::options::{Reduction, SingleLabelOptions};
 use super::{mean_factor, LossOutput};
 

@@ -361,7 +361,7 @@ impl NativePipeline {
 #[pyfunction]
 #[pyo3(signature = (*, path))]
 fn read_npy(py: Python<'_>, path: PathBuf) -> PyResult<PyTensor> {
-    py.allow_threads(move || guarded(|| Ok(PyTensor(crate::npy::read(&path)?))))
+    py.allow_threads(move || guarded(|| Ok(PyTensor(crate::data::npy::read(&path)?))))
 }
 
 /// Decodes a JPEG or PNG file to uint8 `[3, H, W]`, with the warning of a lenient decode.

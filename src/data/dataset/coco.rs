@@ -5,8 +5,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{read_text, under, Dataset, Source};
+use super::{under, Dataset, Source};
 use crate::bail;
+use crate::data::file::read_text;
 use crate::error::Result;
 
 #[derive(Deserialize)]

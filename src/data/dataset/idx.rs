@@ -18,7 +18,7 @@ pub const MAX_INFLATED: u64 = 1 << 30;
 
 /// Reads an IDX file of `u8` values; `.gz` files (by magic bytes) are inflated first.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let raw = super::read_file(path)?;
+    let raw = crate::data::file::read_file(path)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         let mut inflate = flate2::read::GzDecoder::new(&raw[..]).take(MAX_INFLATED + 1);

@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_text, under, Dataset, LabelTable, Source};
+use super::{under, Dataset, LabelTable, Source};
 use crate::bail;
+use crate::data::file::read_text;
 use crate::error::{Error, Result};
 
 /// One listed image: its path, its positive labels, its unknown labels, and its line.
@@ -24,7 +25,7 @@ fn split_names(field: &str, sep: char) -> Vec<String> {
 }
 
 fn read_csv(path: &Path, image_root: &Path, sep: char) -> Result<Vec<Entry>> {
-    let file = super::open_regular(path)?;
+    let file = crate::data::file::open_regular(path)?;
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let headers = rdr
         .headers()

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use super::{read_text, under, Dataset, LabelTable, Source};
+use super::{under, Dataset, LabelTable, Source};
 use crate::bail;
+use crate::data::file::read_text;
 use crate::error::Result;
 
 /// Reads the `Train` or `Test` split of the NUS-WIDE release under `root`:

@@ -8,7 +8,7 @@ use crate::bail;
 use crate::error::{Error, Result};
 
 fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>> {
-    let file = super::open_regular(path)?;
+    let file = crate::data::file::open_regular(path)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use super::{read_text, Dataset, LabelTable, Source};
+use super::{Dataset, LabelTable, Source};
 use crate::bail;
+use crate::data::file::read_text;
 use crate::error::Result;
 
 /// The 20 VOC classes in the standard (alphabetical) order.

@@ -18,7 +18,7 @@ const MAX_HEADER: usize = 65_536;
 
 /// Reads a `.npy` file ([`parse`]); errors name the file.
 pub fn read(path: &std::path::Path) -> Result<Tensor> {
-    let bytes = crate::data::dataset::read_file(path)?;
+    let bytes = super::file::read_file(path)?;
     parse(&bytes).map_err(|e| match e {
         crate::Error::Value(msg) => crate::Error::value(format!(
             "{}: not a readable .npy array: {msg}",
