@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check: the release files (.ci/release.sh, into target/dist); the lint gates
-# (rustfmt, clippy, no import circle inside a room (.ci/import_cycles.py), ruff, and mypy's stubtest holding python/q2l/_native.pyi to the built
-# module); the Rust core's unit tests (no Python) and the Python suite against torch 2.13.0
+# (rustfmt, clippy, no import circle inside a room (.ci/import_cycles.py), ruff, and mypy's
+# stubtest holding python/q2l/_native.pyi to the built module); the Rust core's unit tests (no Python) and the Python suite against torch 2.13.0
 # (.venv); the build and the loss/head/metrics/data tests against torch 2.11.0
 # (.ci/torch-variant.sh); then the release files installed from a local package index, with pip
 # and with uv, into fresh environments where the tests run against the installed wheel
@@ -21,8 +21,8 @@ step "lint: clippy" env LIBTORCH_USE_PYTORCH=1 cargo clippy --release --all-targ
 step "lint: ruff, stubtest, import circles" bash -c '
 set -euo pipefail
 python .ci/import_cycles.py
-ruff check python tests .ci
-ruff format --check python tests .ci
+ruff check python tests .ci notebooks/experiments
+ruff format --check python tests .ci notebooks/experiments
 python -m mypy.stubtest q2l._native --mypy-config-file pyproject.toml'
 # The unit-test binary has no RUNPATH (build.rs): it finds libtorch here.
 torch_lib=$(python -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")

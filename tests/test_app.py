@@ -333,7 +333,7 @@ def test_malicious_checkpoints_are_refused_everywhere(tmp_path, trained, capsys)
         err = capsys.readouterr().err
         assert "refusing to load" in err and "evil.pt" in err, (argv, err)
         assert not marker.exists()
-    from q2l.head import Query2Label, head_from_official
+    from q2l.models import Query2Label, head_from_official
 
     with pytest.raises(ValueError, match="refusing to load"):
         head_from_official(str(path))

@@ -1,12 +1,13 @@
 """torch.compile, torch.export, meta and fake tensors: the losses as custom operators, the
-head as plain PyTorch ops (q2l.head.functional), each against eager Rust."""
+head as plain PyTorch ops (q2l.heads.functional), each against eager Rust."""
 
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import q2l
-from q2l.head import Query2Label, Query2LabelHead, TinyBackbone, functional
+from q2l.heads import Query2LabelHead, functional
+from q2l.models import Query2Label, TinyBackbone
 
 TINY = dict(num_classes=6, in_channels=12, d_model=16, nhead=4, dim_feedforward=32, dropout=0.0)
 CONFIGS = [

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import q2l
-from q2l.head import (
+from q2l.heads import Query2LabelHead
+from q2l.models import (
     Query2Label,
-    Query2LabelHead,
     head_config_from_state_dict,
     head_from_official,
     split_official_state_dict,
@@ -296,3 +296,12 @@ def test_both_heads_refuse_num_groups_alike(bad):
             cls(**_SMALL, num_groups=bad)
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1]
+
+
+def test_the_old_import_path_names_the_same_objects():
+    import q2l.head
+
+    assert q2l.head.Query2LabelHead is q2l.heads.Query2LabelHead
+    assert q2l.head.Query2Label is q2l.models.Query2Label
+    assert q2l.head.functional is q2l.heads.functional
+    assert set(q2l.head.__all__) == {*q2l.heads.__all__, *q2l.models.__all__}

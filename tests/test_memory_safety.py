@@ -60,7 +60,7 @@ def test_resize_to_a_huge_size_is_an_error(tmp_path):
 
 
 def test_model_folder_with_a_huge_image_size_is_an_error(tmp_path):
-    from q2l.head import Query2Label
+    from q2l.models import Query2Label
 
     Query2Label("tiny", 3, d_model=16, dim_feedforward=32).save_pretrained(tmp_path / "m", img_size=64)
     config_path = tmp_path / "m" / "config.json"
@@ -68,7 +68,7 @@ def test_model_folder_with_a_huge_image_size_is_an_error(tmp_path):
     config["preprocessing"]["img_size"] = 1_000_000
     config_path.write_text(json.dumps(config))
     out = error_in_fresh_interpreter(
-        f"Query2Label.from_pretrained({str(tmp_path / 'm')!r})", "from q2l.head import Query2Label"
+        f"Query2Label.from_pretrained({str(tmp_path / 'm')!r})", "from q2l.models import Query2Label"
     )
     assert "preprocessing.img_size" in out and "1000000" in out and "config.json" in out, out
 
@@ -79,13 +79,13 @@ def test_a_npy_header_claiming_more_rows_than_the_file_holds_is_an_error(tmp_pat
         b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(16)
     )
     out = error_in_fresh_interpreter(
-        f"load_label_embeddings({str(tmp_path / 'e.npy')!r})", "from q2l.head import load_label_embeddings"
+        f"load_label_embeddings({str(tmp_path / 'e.npy')!r})", "from q2l.heads import load_label_embeddings"
     )
     assert "e.npy" in out and "100000000000" in out and "16 bytes" in out, out
 
 
 def test_a_billion_encoder_layers_is_an_error_before_anything_is_built(tmp_path):
-    from q2l.head import Query2Label
+    from q2l.models import Query2Label
 
     Query2Label("tiny", 3, d_model=16, dim_feedforward=32).save_pretrained(tmp_path / "m")
     config_path = tmp_path / "m" / "config.json"
@@ -96,7 +96,7 @@ def test_a_billion_encoder_layers_is_an_error_before_anything_is_built(tmp_path)
         f"""
         import torch, q2l
         from q2l import MLDecoderHead, Query2LabelHead
-        from q2l.head import Query2Label
+        from q2l.models import Query2Label
         for build in (
             lambda: Query2LabelHead(num_encoder_layers=10**9),
             lambda: MLDecoderHead(num_classes=80, num_layers=10**9),

@@ -14,7 +14,7 @@ from torch import nn
 
 import q2l
 from q2l.errors import InvalidArgumentError
-from q2l.head.ml_decoder import _torch_forward, duplicate_factor
+from q2l.heads.ml_decoder import _torch_forward, duplicate_factor
 
 
 class RefLayer(nn.Module):
@@ -299,7 +299,7 @@ def test_grouped_q2l_applies_the_official_group_fc(k, g):
     captured = {}
     head.decoder.norm.register_forward_hook(lambda m, i, o: captured.setdefault("h", o))
     with torch.no_grad():
-        q2l.head.functional.forward(head, x)  # the twin fills the hook
+        q2l.heads.functional.forward(head, x)  # the twin fills the hook
         h = captured["h"].expand(2, -1, -1)
         f = duplicate_factor(k, g)
         out = torch.zeros(2, g, f, dtype=torch.float64)
@@ -309,7 +309,7 @@ def test_grouped_q2l_applies_the_official_group_fc(k, g):
         assert torch.allclose(head(x), want, atol=1e-12)
         _, maps = head(x, return_attention=True)
         assert maps[0].shape == (2, k, 3, 3)  # label k shows its group's map
-        group_maps = q2l.head.functional.forward(head, x, return_attention=True)[1][0]
+        group_maps = q2l.heads.functional.forward(head, x, return_attention=True)[1][0]
         assert torch.allclose(maps[0][:, k - 1], group_maps[:, (k - 1) // f], atol=1e-12)
     assert head.query_embed.weight.shape == (g, 16)
 
@@ -324,7 +324,7 @@ def test_grouped_q2l_gradients_compile_and_config():
     assert torch.autograd.gradcheck(lambda x: head(x), (x,))
     rebuilt = q2l.Query2LabelHead(**head.config())
     assert rebuilt.num_groups == 4 and rebuilt.fc.weight.shape == (4, 16, 3)
-    config = q2l.head.head_config_from_state_dict(head.state_dict(), nhead=2)
+    config = q2l.models.head_config_from_state_dict(head.state_dict(), nhead=2)
     assert config["num_groups"] == 4 and config["num_classes"] == 10
     head.eval().float()
     compiled = torch.compile(head, fullgraph=True)
@@ -339,7 +339,7 @@ def test_label_embeddings_load_from_local_files(tmp_path):
     import numpy as np
     from safetensors.torch import save_file
 
-    from q2l.head import load_label_embeddings
+    from q2l.heads import load_label_embeddings
 
     emb = torch.randn(6, 300)
     np.save(tmp_path / "e.npy", emb.numpy())

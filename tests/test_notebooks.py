@@ -22,6 +22,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("Q2L_NOTEBOOK_SIZE", "small")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("Q2L_RESULTS", str(path.parent / "results"))
+    monkeypatch.setenv("Q2L_EXPERIMENTS", str(path.parent / "experiments"))
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
     client = nbclient.NotebookClient(

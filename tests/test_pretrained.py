@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from q2l.head import Query2Label, TinyBackbone
+from q2l.models import Query2Label, TinyBackbone
 
 
 def _model(**kw):

@@ -4,8 +4,10 @@ Public parts (each a drop-in for the usual PyTorch piece):
 
 * :mod:`q2l.loss` -- the asymmetric loss (:class:`AsymmetricLoss`) and its single-label
   variant, fused forward+backward kernels.
-* :mod:`q2l.head` -- the Query2Label head (:class:`Query2LabelHead`), full models
-  (:class:`Query2Label`) and official checkpoints.
+* :mod:`q2l.heads` -- the Query2Label head (:class:`Query2LabelHead`) and ML-Decoder
+  (:class:`MLDecoderHead`).
+* :mod:`q2l.models` -- full models (:class:`Query2Label`), backbones by name, model folders
+  and official checkpoints.
 * :mod:`q2l.metrics` -- mAP (every definition, named), threshold and top-k metrics, and a
   streaming accumulator.
 * :mod:`q2l.errors` -- the exceptions: every one is a :class:`Q2LError` and the built-in
@@ -22,7 +24,7 @@ check_torch_version(torch.__version__)
 
 from . import _native, data, errors, metrics
 from .errors import Q2LError
-from .head import MLDecoderHead, Query2Label, Query2LabelHead
+from .heads import MLDecoderHead, Query2LabelHead
 from .loss import (
     PRESETS,
     AsymmetricLoss,
@@ -31,6 +33,7 @@ from .loss import (
     asymmetric_loss,
     asymmetric_loss_single_label,
 )
+from .models import Query2Label
 
 __version__ = _native.__version__
 

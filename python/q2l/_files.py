@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidArgumentError, MissingFileError
@@ -74,3 +75,13 @@ def load_state_checked(model, state: Any, where: str) -> None:
                 f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects {list(expected[key].shape)}"
             )
     model.load_state_dict(state)
+
+
+def read_official_checkpoint(source: str | os.PathLike | Mapping) -> dict[str, Any]:
+    """The state dict of an official checkpoint file (or of an already loaded dict)."""
+    if isinstance(source, (str, os.PathLike)):
+        source = load_torch_file(source, "checkpoint")
+    if not isinstance(source, Mapping):
+        raise InvalidArgumentError(f"a checkpoint must hold a dict, got {type(source).__name__}")
+    state = source.get("state_dict", source.get("model", source))
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}

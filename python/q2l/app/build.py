@@ -9,8 +9,7 @@ from torch import nn
 
 from .. import data
 from ..errors import InvalidArgumentError
-from ..head import Query2Label
-from ..head.model import TinyBackbone  # noqa: F401  (its home before q2l.head)
+from ..models import Query2Label, TinyBackbone  # noqa: F401  (TinyBackbone: its home before q2l.models)
 from .config import TrainConfig
 
 

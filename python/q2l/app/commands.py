@@ -17,7 +17,7 @@ from torch import nn
 from .. import data
 from .._validate import float_arg
 from ..errors import InternalError, InvalidArgumentError
-from ..head import Query2Label
+from ..models import Query2Label
 from . import build, checkpoint, report
 from .config import TrainConfig
 

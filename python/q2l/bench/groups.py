@@ -12,7 +12,7 @@ paper's COCO configuration (d=2048, FFN 8192, 1 encoder and 2 decoder layers) wi
 import torch
 import torch.nn.functional as F
 
-from ..head import MLDecoderHead, Query2LabelHead
+from ..heads import MLDecoderHead, Query2LabelHead
 from ._measure import fmt_ms, interleaved_medians
 
 

@@ -4,7 +4,7 @@ COCO configuration (d=2048, FFN 8192, 4 heads, 1 encoder and 2 decoder layers, K
 float32, CPU. The reference runs the official computation (sequence-first
 ``nn.MultiheadAttention`` on the same modules, so the same weights); both are timed in
 this process, eager and under ``torch.compile`` (``--compile``: Inductor by default; q2l-rs
-compiles its plain-PyTorch twin, :mod:`q2l.head.functional`). Memory is the peak resident
+compiles its plain-PyTorch twin, :mod:`q2l.heads.functional`). Memory is the peak resident
 memory an eager training step adds beyond the parameters and their gradients: the bytes of
 activations autograd saves for backward.
 """
@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..head import Query2LabelHead
+from ..heads import Query2LabelHead
 from ._measure import fmt_ms, median_seconds, saved_activation_bytes, threads_line
 
 

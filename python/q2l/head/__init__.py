@@ -1,33 +1,10 @@
-"""The Query2Label head, ML-Decoder, full models on torchvision/timm backbones, model folders, official checkpoints."""
+"""The import path of the heads and models before they became :mod:`q2l.heads` and
+:mod:`q2l.models`; it names the same objects, so code written against it keeps working."""
 
-from .checkpoint import (
-    head_config_from_state_dict,
-    head_from_official,
-    read_official_checkpoint,
-    split_official_state_dict,
-    to_official_state_dict,
-)
-from .ml_decoder import MLDecoderHead, MLDecoderLayer, load_label_embeddings
-from .model import Query2Label, TinyBackbone, freeze_resnet_stem, frozen_batchnorm, timm_backbone, torchvision_backbone
-from .query2label import GroupFC, GroupWiseLinear, Query2LabelHead, TorchQuery2LabelHead
+from ..heads import *  # noqa: F403
+from ..heads import __all__ as _heads
+from ..heads import functional as functional
+from ..models import *  # noqa: F403
+from ..models import __all__ as _models
 
-__all__ = [
-    "GroupFC",
-    "GroupWiseLinear",
-    "MLDecoderHead",
-    "MLDecoderLayer",
-    "Query2Label",
-    "Query2LabelHead",
-    "TinyBackbone",
-    "TorchQuery2LabelHead",
-    "freeze_resnet_stem",
-    "frozen_batchnorm",
-    "head_config_from_state_dict",
-    "head_from_official",
-    "load_label_embeddings",
-    "read_official_checkpoint",
-    "split_official_state_dict",
-    "timm_backbone",
-    "to_official_state_dict",
-    "torchvision_backbone",
-]
+__all__ = sorted({*_heads, *_models, "functional"})

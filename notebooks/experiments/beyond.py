@@ -1,6 +1,6 @@
 """Beyond Query2Label on real Fashion-MNIST scenes: many labels, unseen labels, unannotated labels.
 
-``python -m q2l.experiments.beyond [--quick] [--parts groups zero_shot partial] [--out DIR]``
+``python notebooks/experiments/beyond.py [--quick] [--parts groups zero_shot partial] [--out DIR]``
 writes ``results.json`` and ``results.md`` for three questions:
 
 * ``groups``: scenes of 1-8 items in a 5x5 grid, labelled by class *and* cell (250 labels,
@@ -37,14 +37,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fashion import mobilenet_weights
 from torch import nn
 
-from .. import data
-from ..errors import MissingFileError
-from ..head import MLDecoderHead, Query2LabelHead, load_label_embeddings, torchvision_backbone
-from ..loss import AsymmetricLoss, PartialAsymmetricLoss, class_priors
-from ..metrics import average_precision
-from .fashion import mobilenet_weights
+from q2l import data
+from q2l.errors import MissingFileError
+from q2l.heads import MLDecoderHead, Query2LabelHead, load_label_embeddings
+from q2l.loss import AsymmetricLoss, PartialAsymmetricLoss, class_priors
+from q2l.metrics import average_precision
+from q2l.models import torchvision_backbone
 
 #: Classes kept out of the zero-shot part's training scenes: two with close relatives among
 #: the seen classes (footwear, tops) and one without.
@@ -290,7 +291,7 @@ def table(results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m q2l.experiments.beyond", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python notebooks/experiments/beyond.py", description=__doc__)
     parser.add_argument("--out", default="notebooks/results/beyond")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one seed (for tests)")
     parser.add_argument(

@@ -4,7 +4,7 @@
 checkpoints map key for key); its ``forward`` is one Rust call on libtorch ops, so autograd,
 AMP, ``.to()`` and optimizers work as for any module. Under ``torch.compile``, on the meta
 device and on fake tensors the same computation runs as plain PyTorch ops
-(:mod:`q2l.head.functional`), which those tools can trace.
+(:mod:`q2l.heads.functional`), which those tools can trace.
 """
 
 import copy
@@ -106,7 +106,7 @@ class EncoderLayer(nn.Module):
     """One encoder layer over the image tokens: self-attention, then the FFN.
 
     Its parameters are named as in the official model. Its ``forward`` is the plain-PyTorch
-    computation of :mod:`q2l.head.functional`, which tracing and export use; the head's
+    computation of :mod:`q2l.heads.functional`, which tracing and export use; the head's
     eager forward runs every layer in one Rust call instead.
 
     Args:
@@ -410,7 +410,7 @@ class Query2LabelHead(nn.Module):
 
 class TorchQuery2LabelHead(nn.Module):
     """The same computation as :class:`Query2LabelHead` in plain PyTorch ops (see
-    :mod:`q2l.head.functional`), in eval mode; obtained with ``head.export()``.
+    :mod:`q2l.heads.functional`), in eval mode; obtained with ``head.export()``.
     """
 
     def __init__(self, head: Query2LabelHead) -> None:

@@ -1,6 +1,6 @@
 """Query2Label on multi-label scenes of real Fashion-MNIST items, with an ImageNet MobileNetV2.
 
-``python -m q2l.experiments.fashion [--quick] [--out DIR]`` trains, with the same backbone,
+``python notebooks/experiments/fashion.py [--quick] [--out DIR]`` trains, with the same backbone,
 epochs and seeds (3 seeds), the Query2Label head against global average pooling + linear
 (the paper's baseline), the asymmetric loss against binary cross-entropy, and two input
 resolutions; it writes ``results.json``, ``results.md`` (mean and spread of mAP, CF1, OF1),
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import data
-from ..app import resolve
-from ..app.train import Trainer
-from ..errors import MissingFileError
+from q2l import data
+from q2l.app import resolve
+from q2l.app.train import Trainer
+from q2l.errors import MissingFileError
 
 RUNS = {
     "Q2L head + ASL, 112 px": dict(head="q2l", loss="query2label", img_size=112),
@@ -101,7 +101,7 @@ def attention_in_cells(model, val: data.Dataset, size: int, count: int) -> dict[
 def attention_figure(model, val: data.Dataset, path: Path, count: int = 3) -> None:
     import matplotlib
 
-    from ..app.report import attention_figure as draw
+    from q2l.app.report import attention_figure as draw
 
     matplotlib.use("Agg")
     from PIL import Image
@@ -147,7 +147,7 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m q2l.experiments.fashion", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python notebooks/experiments/fashion.py", description=__doc__)
     parser.add_argument("--out", default="notebooks/results/fashion")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one seed (for tests)")
     parser.add_argument("--seeds", type=int, default=3)

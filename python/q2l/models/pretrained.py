@@ -17,7 +17,7 @@ from torch import nn
 from .. import _native
 from .._files import load_state_checked
 from ..errors import InvalidArgumentError, MissingFileError, OutOfMemoryError
-from .query2label import Query2LabelHead
+from ..heads import Query2LabelHead
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -16,21 +16,11 @@ from collections.abc import Mapping
 import torch
 
 from .. import _native
-from .._files import load_torch_file
+from .._files import read_official_checkpoint
 from ..errors import InvalidArgumentError
-from .query2label import Query2LabelHead
+from ..heads import Query2LabelHead
 
 StateDict = dict[str, torch.Tensor]
-
-
-def read_official_checkpoint(source: str | os.PathLike | Mapping) -> StateDict:
-    """The state dict of an official checkpoint file (or of an already loaded dict)."""
-    if isinstance(source, (str, os.PathLike)):
-        source = load_torch_file(source, "checkpoint")
-    if not isinstance(source, Mapping):
-        raise InvalidArgumentError(f"a checkpoint must hold a dict, got {type(source).__name__}")
-    state = source.get("state_dict", source.get("model", source))
-    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def split_official_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[StateDict, StateDict]:

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _native
+from .._files import read_official_checkpoint
 from .._tracing import needs_torch_ops
 from .._validate import check_buildable, heads_divide, num_groups_arg, positive_int, rate, transformer_parameters
 from ..errors import InvalidArgumentError, MissingFileError
 from . import functional
-from .checkpoint import read_official_checkpoint
 from .query2label import check_features, duplicate_factor
 
 

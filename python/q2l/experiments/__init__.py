@@ -1,1 +1,0 @@
-"""Reproducible experiments on real data (``python -m q2l.experiments.fashion``)."""
