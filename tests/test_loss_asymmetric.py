@@ -1,5 +1,6 @@
 """The asymmetric loss: parity with the official formula, gradients, dtypes, bad input."""
 
+import inspect
 import math
 from importlib import metadata
 
@@ -63,9 +64,12 @@ def test_presets_match_the_official_formula_in_float32(preset, shape, device):
 
 
 def _official_kwargs(preset):
-    # The preset's math; which backend runs it and whether values are validated are not
-    # part of a reference.
-    return {k: v for k, v in PRESETS[preset].items() if k not in ("backend", "validate")}
+    # The preset's options that the reference formula takes, and any other it sets to a
+    # value of its own (the reference then refuses it, loudly); the backend, validation and
+    # options left at their defaults are not part of a reference.
+    taken = set(inspect.signature(asl_reference).parameters) | {"disable_torch_grad_focal_loss"}
+    defaults = q2l.loss.asymmetric.DEFAULTS
+    return {k: v for k, v in PRESETS[preset].items() if k in taken or v != defaults[k]}
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -428,3 +432,24 @@ def test_package_metadata():
     # One version: Cargo.toml's, which maturin writes into the package metadata.
     assert q2l.__version__ == metadata.version("q2l-rs")
     assert q2l._native.simd_level() in {"avx512", "avx2", "baseline"}
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+@pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
+def test_label_smoothing_equals_the_loss_of_smoothed_targets(smoothing, reduction, device):
+    x, y = _data((9, 13), device, dtype=torch.float64, partial=True)
+    # The reference: annotated targets y become y (1 - s) + s / 2, -1 stays unannotated.
+    smoothed = torch.where(y == -1, y, y * (1 - smoothing) + smoothing / 2)
+    ref_loss, ref_grad = _reference_and_grad(x, smoothed, reduction=reduction)
+    for backend in _backends(device):
+        loss, grad = _ours_and_grad(x, y, backend, reduction=reduction, label_smoothing=smoothing)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_label_smoothing_keeps_invalid_targets_invalid():
+    x, y = torch.randn(2, 3), torch.tensor([[1.0, 0.0, -0.5], [1.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match="the first is -0.5 at index"):
+        asymmetric_loss(x, y, label_smoothing=0.9)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        AsymmetricLoss(label_smoothing=1.0)

@@ -40,6 +40,13 @@ pub fn asymmetric_loss(
     let device = logits.device();
     same_device(targets, "targets", logits, "logits")?;
     let compute = compute_kind(kind);
+    let smoothed;
+    let targets = if opts.label_smoothing > 0.0 {
+        smoothed = smooth(targets, opts.label_smoothing, compute)?;
+        &smoothed
+    } else {
+        targets
+    };
     let num_classes = *shape.last().unwrap_or(&1);
     let weight = match class_weight {
         Some(w) => Some(class_weights(
@@ -79,6 +86,15 @@ pub fn asymmetric_loss(
             rows,
         )
     }
+}
+
+/// `y (1 - s) + s / 2` where `y` is in [0, 1], in `kind`; -1 (not annotated) and invalid
+/// values are kept as they are, so validation still sees the value the caller gave.
+fn smooth(targets: &Tensor, s: f64, kind: Kind) -> Result<Tensor> {
+    let y = targets.f_to_kind(kind)?;
+    let label = y.f_ge(0.0)?.f_logical_and(&y.f_le(1.0)?)?;
+    let smoothed = y.f_mul_scalar(1.0 - s)?.f_add_scalar(s / 2.0)?;
+    Ok(smoothed.f_where_self(&label, &y)?)
 }
 
 /// The fused kernel on CPU tensors with one weight per element: `element_weight` has the

@@ -63,6 +63,9 @@ crate::options! {
         eps: f64 = 1e-8,
         /// Stop the gradient through the focal weight, as the official flag of that name does.
         disable_torch_grad_focal_loss: bool = false,
+        /// Label smoothing s in [0, 1): annotated targets y become y (1 - s) + s / 2, so hard
+        /// labels pull towards 1 - s / 2 and s / 2 (timm's BinaryCrossEntropy smoothing).
+        label_smoothing: f64 = 0.0,
         /// "sum" (official), "mean" (over annotated elements), "batchmean" (sum divided by
         /// the rows) or "none".
         reduction: Reduction = Reduction::Sum,
@@ -81,7 +84,8 @@ impl Checked for AslOptions {
         at_least("gamma_pos", self.gamma_pos, 0.0)?;
         at_least("gamma_neg", self.gamma_neg, 0.0)?;
         in_range("clip", self.clip, 0.0, 1.0, false)?;
-        in_range("eps", self.eps, 0.0, 1.0, false)
+        in_range("eps", self.eps, 0.0, 1.0, false)?;
+        in_range("label_smoothing", self.label_smoothing, 0.0, 1.0, false)
     }
 }
 
