@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds q2l against a second PyTorch, torch 2.11.0 with tch/torch-sys/pyo3-tch 0.24, from
+# Builds q2l against a second PyTorch, torch 2.11.0 with tch/torch-sys 0.24, from
 # the same source, and runs the loss, head, metrics and data tests there.
 #
-# Two tch versions cannot share one Cargo graph (both link `torch`), so this copies the
-# sources to target/torch-2.11.0/tree/ with a manifest that pins tch 0.24 and enables the
-# feature `torch-2-11`, builds a wheel from it into target/torch-2.11.0/wheels/ (libtorch
-# not bundled: it comes from the installed torch) and installs it into .venv-torch2.11.0.
+# Two tch versions cannot share one Cargo graph (both link `torch`), so the variant has its
+# own manifests, .ci/torch-2.11.0/{Cargo,pyproject}.toml (tch 0.24, the feature `torch-2-11`,
+# the torch pin), checked to differ from the project's in nothing else
+# (.ci/variant_manifest.py). This copies the sources with them to target/torch-2.11.0/tree/,
+# builds a wheel into target/torch-2.11.0/wheels/ (libtorch not bundled: it comes from the
+# installed torch) and installs it into .venv-torch2.11.0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch=${Q2L_TORCH_VARIANT:-2.11.0}
-tch=0.24.0
 venv=.venv-torch$torch
 dir=target/torch-$torch
 python=${PYTHON:-python3}
@@ -26,8 +27,8 @@ rm -rf "$tree"
 mkdir -p "$tree"
 cp -r src python build.rs README.md LICENSE "$tree/"
 find "$tree/python" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
-sed -e "s/\"=0.26.0\"/\"=$tch\"/g" -e 's|^default = \[\]|default = ["torch-2-11"]|' Cargo.toml > "$tree/Cargo.toml"
-sed -e "s/\"torch==2.13.0\"/\"torch==$torch\"/" pyproject.toml > "$tree/pyproject.toml"
+python .ci/variant_manifest.py ".ci/torch-$torch"
+cp ".ci/torch-$torch/Cargo.toml" ".ci/torch-$torch/pyproject.toml" "$tree/"
 export LIBTORCH_USE_PYTORCH=1 CARGO_TARGET_DIR="$PWD/$dir/cargo"
 rm -rf "$dir/wheels"
 maturin build --release -q --auditwheel skip -m "$tree/Cargo.toml" -o "$dir/wheels"
