@@ -89,7 +89,7 @@ def documented(
     """
 
     def wrap(fn: _F) -> _F:
-        target = fn.__init__ if isinstance(fn, type) else fn  # type: ignore[misc]
+        target: Any = fn.__init__ if isinstance(fn, type) else fn  # type: ignore[misc]
         sig = inspect.signature(target)
         given = {**options.defaults, **(defaults or {})}
         params: list[inspect.Parameter] = []

@@ -9,7 +9,7 @@ from torch import nn
 
 from .. import data
 from ..errors import InvalidArgumentError
-from ..models import Query2Label, TinyBackbone  # noqa: F401  (TinyBackbone: its home before q2l.models)
+from ..models import Query2Label, TinyBackbone, backbone_features  # noqa: F401  (TinyBackbone: an old home)
 from .config import TrainConfig
 
 
@@ -56,6 +56,8 @@ def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Da
         return data.Dataset.fashion_mnist_scenes(
             "train" if train else "test", n=n, size=cfg.img_size, seed=cfg.seed, root=root or data.FASHION_MNIST_ROOT
         )
+    if root is None:  # refused by config.validate already; the readers below need a folder
+        raise InvalidArgumentError(f"--root is needed for dataset {cfg.dataset!r}")
     if cfg.dataset == "coco":
         name = _split(cfg.train_split, "train2014") if train else _split(cfg.val_split, "val2014")
         return data.Dataset.coco(root / "annotations" / f"instances_{name}.json", root / name)
@@ -98,18 +100,19 @@ class LinearBaseline(nn.Module):
         self.channels_last = q2l.channels_last
         self.fc = nn.Linear(q2l.head.in_channels, num_classes)
 
-    # The same feature extraction as Query2Label's (dicts, lists, channels-last).
-    _features = Query2Label._features
-
-    def forward(self, images: torch.Tensor, return_attention: bool = False):
+    def forward(self, images: torch.Tensor, return_attention: bool = False) -> torch.Tensor:
         if return_attention:
             raise InvalidArgumentError("the linear baseline has no attention maps")
-        return self.fc(self._features(images).mean((2, 3)))
+        return self.fc(backbone_features(self.backbone, images, self.channels_last).mean((2, 3)))
 
 
 def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     """Backbone (``tiny``, a torchvision name, or ``timm:<name>``) plus the configured head."""
-    head = dict(
+    full = Query2Label(
+        cfg.backbone,
+        num_classes,
+        weights=cfg.weights,
+        freeze_stem=cfg.freeze_stem,
         d_model=cfg.d_model,
         nhead=cfg.nhead,
         num_encoder_layers=cfg.enc_layers,
@@ -119,7 +122,6 @@ def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         pre_norm=cfg.pre_norm,
         num_groups=cfg.num_groups,
     )
-    full = Query2Label(cfg.backbone, num_classes, weights=cfg.weights, freeze_stem=cfg.freeze_stem, **head)
     return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from .. import data
 from .._validate import float_arg
 from ..errors import InternalError, InvalidArgumentError
-from ..models import Query2Label
+from ..models import Query2Label, backbone_features
 from . import build, checkpoint, report
 from .config import TrainConfig
 
@@ -191,7 +191,7 @@ def visualize(path: str, images: Sequence[str], output: str, labels: int = 4, wh
 class ExportedModel(nn.Module):
     """Backbone + the pure-PyTorch twin of the head: what goes into ONNX."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.backbone = model.backbone
         self.head = (
@@ -201,10 +201,8 @@ class ExportedModel(nn.Module):
         )
         self.channels_last = model.channels_last
 
-    _features = Query2Label._features
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self._features(images))
+        return self.head(backbone_features(self.backbone, images, self.channels_last))
 
 
 def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str = "onnx") -> dict[str, Any]:

@@ -54,7 +54,7 @@ def attention_figure(
     scores: torch.Tensor,
     classes: Sequence[str],
     path: Path,
-    targets: torch.Tensor = None,
+    targets: torch.Tensor | None = None,
     max_labels: int = 4,
 ) -> list[int]:
     """Saves the image next to each top label's attention map overlaid on it.

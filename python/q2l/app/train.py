@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,7 @@ class Trainer:
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         if cfg.partial_labels is not None:
             self.criterion = PartialAsymmetricLoss(cfg.partial_labels)
         else:

@@ -102,7 +102,7 @@ def write_scenes(folder: Path, n: int) -> tuple[list, torch.Tensor, str]:
     paths = []
     for i in range(n):
         img, _ = src[i]
-        im = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((640, 480), Image.BILINEAR)
+        im = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((640, 480), Image.Resampling.BILINEAR)
         p = folder / f"{i:05d}.jpg"
         im.save(p, quality=90)
         paths.append(str(p))
@@ -225,8 +225,8 @@ def _bench_set(name, paths, targets, classes, folder, recipes, opts) -> None:
             del loader
         for output in ("float32", "uint8"):
             tf = data.transforms.Compose(our_tf.ops, output=output)
-            loader = data.Loader(ours_ds, tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
-            found.append(_rate(loader, device, epochs))
+            ours_loader = data.Loader(ours_ds, tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
+            found.append(_rate(ours_loader, device, epochs))
         official, tensor, ours, ours_u8 = found
         print(
             f"{recipe:<46} {official:9.0f} {tensor:9.0f} {ours:7.0f} {ours_u8:7.0f}"

@@ -9,6 +9,8 @@ their ratios survive a machine whose speed drifts. The grouped Query2Label head 
 paper's COCO configuration (d=2048, FFN 8192, 1 encoder and 2 decoder layers) with G queries.
 """
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +18,7 @@ from ..heads import MLDecoderHead, Query2LabelHead
 from ._measure import fmt_ms, interleaved_medians
 
 
-def official_ml_decoder_forward(head: MLDecoderHead, features: torch.Tensor) -> torch.Tensor:
+def official_ml_decoder_forward(head: Any, features: torch.Tensor) -> torch.Tensor:
     """The official ``MLDecoder.forward`` on ``head``'s modules (fixed group queries)."""
     tokens = features.flatten(2).transpose(1, 2) if features.dim() == 4 else features
     memory = F.relu(head.decoder.embed_standart(tokens)).transpose(0, 1)  # [T, B, E]
@@ -61,8 +63,8 @@ def main(quick: bool = False, device: str = "cpu") -> int:
     torch.manual_seed(0)
     if quick:
         sizes, batch, side, channels = [8, 30], 2, 4, 32
-        ml_kwargs = dict(in_channels=channels, d_model=32, dim_feedforward=64)
-        q2l_kwargs = dict(in_channels=channels, d_model=32, dim_feedforward=64)
+        ml_kwargs: dict[str, Any] = dict(in_channels=channels, d_model=32, dim_feedforward=64)
+        q2l_kwargs: dict[str, Any] = dict(in_channels=channels, d_model=32, dim_feedforward=64)
         min_time = 0.05
     else:
         sizes, batch, side, channels = [80, 1000, 9605], 8, 14, 2048

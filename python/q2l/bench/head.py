@@ -9,7 +9,9 @@ memory an eager training step adds beyond the parameters and their gradients: th
 activations autograd saves for backward.
 """
 
+import functools
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +33,7 @@ def official_pe(h: int, w: int, d: int, temperature: float) -> torch.Tensor:
     return torch.cat((py, px), dim=3).flatten(1, 2).transpose(0, 1)
 
 
-def official_forward(head: Query2LabelHead, features: torch.Tensor) -> torch.Tensor:
+def official_forward(head: Any, features: torch.Tensor) -> torch.Tensor:
     """The official Transformer + GroupWiseLinear, sequence-first, on ``head``'s modules."""
     x = head.input_proj(features) if head.input_proj is not None else features
     b, d, h, w = x.shape
@@ -70,8 +72,8 @@ def main(quick: bool = False, device: str = "cpu", compile_backend: str = "induc
     head = head.to(dev)
     min_time = 0.05 if quick else 2.0
     compiled = compile_backend != "none"
-    ours_c = torch.compile(head, backend=compile_backend) if compiled else None
-    ref_c = torch.compile(official_forward, backend=compile_backend) if compiled else None
+    ours_c: Any = torch.compile(head, backend=compile_backend) if compiled else None
+    ref_c: Any = torch.compile(official_forward, backend=compile_backend) if compiled else None
     print(f"Query2Label head, float32, {dev}.", threads_line(), f"torch.compile backend: {compile_backend}.")
     n_params = sum(p.numel() for p in head.parameters())
     print(f"{n_params / 1e6:.1f} M parameters; times are medians in ms; c: compiled.\n")
@@ -85,10 +87,8 @@ def main(quick: bool = False, device: str = "cpu", compile_backend: str = "induc
         head.eval()
         with torch.no_grad():
             torch.testing.assert_close(head(x), official_forward(head, x), rtol=1e-4, atol=1e-4)
-            inference = [
-                median_seconds(lambda f=f: f(head, x), min_time, min_runs=3, device=dev)
-                for f in (lambda m, t: m(t), official_forward)
-            ]
+            eager: list[Any] = [lambda m, t: m(t), official_forward]
+            inference = [median_seconds(functools.partial(f, head, x), min_time, min_runs=3, device=dev) for f in eager]
             if compiled:
                 torch.testing.assert_close(ours_c(x), head(x), rtol=1e-4, atol=1e-4)
                 inference += [
@@ -107,7 +107,7 @@ def main(quick: bool = False, device: str = "cpu", compile_backend: str = "induc
         params = list(head.parameters())
         m_ours = saved_activation_bytes(lambda: head(x).square().mean(), params)
         m_ref = saved_activation_bytes(lambda: official_forward(head, x).square().mean(), params)
-        fns = [lambda m, t: m(t), official_forward]
+        fns: list[Any] = [lambda m, t: m(t), official_forward]
         if compiled:
             fns += [lambda m, t: ours_c(t), ref_c]
         training = [median_seconds(step(f), min_time, min_runs=3, device=dev) for f in fns]

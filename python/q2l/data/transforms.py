@@ -40,7 +40,8 @@ def _pair(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
 def _rgb(name: str, fill) -> tuple[int, int, int]:
     if not isinstance(fill, (tuple, list)) or len(fill) != 3:
         raise InvalidArgumentError(f"{name} must be an RGB triple of ints in [0, 255], got {fill!r}")
-    return tuple(int_arg(f"{name}[{i}]", v, minimum=0, maximum=255) for i, v in enumerate(fill))
+    r, g, b = (int_arg(f"{name}[{i}]", v, minimum=0, maximum=255) for i, v in enumerate(fill))
+    return r, g, b
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ class Compose:
         self.ops = list(ops)
         if output not in ("float32", "uint8"):
             raise InvalidArgumentError(f"output must be 'float32' or 'uint8', got {output!r}")
+        mean: Sequence[float]
+        std: Sequence[float]
         if normalize == "imagenet":
             mean, std = IMAGENET_MEAN, IMAGENET_STD
         elif normalize is None:
@@ -180,7 +183,8 @@ class Compose:
                     raise InvalidArgumentError(
                         f"normalize: {name} must be 3 numbers (one per RGB channel), got {triple!r}"
                     )
-        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        self.mean = (float(mean[0]), float(mean[1]), float(mean[2]))
+        self.std = (float(std[0]), float(std[1]), float(std[2]))
         self.output = output
         for op in self.ops:
             if not isinstance(op, Operation):

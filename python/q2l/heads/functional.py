@@ -18,7 +18,7 @@ so the two agree exactly only without dropout.
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ def residual(x: torch.Tensor, norm: nn.LayerNorm, cfg: LayerConfig, branch: Call
     return norm(x + drop(branch(x), cfg))
 
 
-def ffn(x: torch.Tensor, layer: nn.Module, cfg: LayerConfig) -> torch.Tensor:
+def ffn(x: torch.Tensor, layer: Any, cfg: LayerConfig) -> torch.Tensor:
     """``linear2(dropout(relu(linear1(x))))`` on ``layer``'s two linear layers."""
     return layer.linear2(drop(F.relu(layer.linear1(x)), cfg))
 
@@ -132,7 +132,7 @@ def group_fc(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch
 
 
 def forward(
-    head: nn.Module, features: torch.Tensor, training: bool = False, return_attention: bool = False
+    head: Any, features: torch.Tensor, training: bool = False, return_attention: bool = False
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits ``[B, K]`` of a :class:`~q2l.Query2LabelHead` and, with ``return_attention``,
     each decoder layer's head-averaged cross-attention ``[B, K, H, W]``."""

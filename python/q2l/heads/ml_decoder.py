@@ -10,6 +10,7 @@ the meta device and on fake tensors the same computation runs as plain PyTorch o
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,10 @@ class _MLDecoderStack(nn.Module):
         self.embed_standart = embed_standart
         self.query_embed = query_embed
 
+    # Set by MLDecoderHead, under the official names.
+    duplicate_pooling: nn.Parameter
+    duplicate_pooling_bias: nn.Parameter
+
 
 class MLDecoderHead(nn.Module):
     """ML-Decoder on a backbone's feature map or token sequence.
@@ -99,6 +104,9 @@ class MLDecoderHead(nn.Module):
         - output: ``(B, K)`` logits.
     """
 
+    decoder: _MLDecoderStack
+    wordvec_proj: nn.Linear | None
+
     def __init__(
         self,
         num_classes: int | None = None,
@@ -113,30 +121,31 @@ class MLDecoderHead(nn.Module):
         embedding_dim: int = 300,
     ) -> None:
         super().__init__()
-        sizes = [("in_channels", in_channels), ("d_model", d_model), ("nhead", nhead)]
-        sizes += [("num_layers", num_layers), ("dim_feedforward", dim_feedforward)]
-        sizes += [("embedding_dim", embedding_dim)] if zsl else [("num_classes", num_classes)]
-        for name, value in sizes:
+        for name, value in [("in_channels", in_channels), ("d_model", d_model), ("nhead", nhead)]:
             positive_int(name, value)
+        positive_int("num_layers", num_layers)
+        positive_int("dim_feedforward", dim_feedforward)
+        self.zsl = bool(zsl)
+        # A zero-shot head has as many labels as embeddings given to forward.
+        classes = 0 if self.zsl else positive_int("num_classes", num_classes)
+        if self.zsl:
+            positive_int("embedding_dim", embedding_dim)
         heads_divide(d_model, nhead)
         dropout = rate("dropout", dropout)
-        self.zsl = bool(zsl)
-        if not self.zsl:
-            # The official default: one group per label up to 100.
-            num_groups = num_groups_arg(num_groups, num_classes) or min(100, num_classes)
-        labels = 0 if self.zsl else num_classes + num_groups * d_model
+        # The official default: one group per label up to 100.
+        groups = 0 if self.zsl else num_groups_arg(num_groups, classes) or min(100, classes)
         check_buildable(
             "MLDecoderHead",
             in_channels * d_model
             + (embedding_dim * d_model if self.zsl else 0)
-            + labels
-            + d_model * (num_classes if not self.zsl else 1)
+            + (0 if self.zsl else classes + groups * d_model)
+            + d_model * (1 if self.zsl else classes)
             + transformer_parameters(d_model, dim_feedforward, num_layers, attentions=1),
             dict(in_channels=in_channels, d_model=d_model, num_layers=num_layers, dim_feedforward=dim_feedforward)
-            | ({"embedding_dim": embedding_dim} if self.zsl else {"num_classes": num_classes}),
+            | ({"embedding_dim": embedding_dim} if self.zsl else {"num_classes": classes}),
         )
-        self.num_classes = None if self.zsl else num_classes
-        self.num_groups = None if self.zsl else num_groups
+        self.num_classes = None if self.zsl else classes
+        self.num_groups = None if self.zsl else groups
         self.in_channels = in_channels
         self.d_model = d_model
         self.nhead = nhead
@@ -145,7 +154,7 @@ class MLDecoderHead(nn.Module):
         self.embedding_dim = embedding_dim if self.zsl else None
         query_embed = None
         if not self.zsl:
-            query_embed = nn.Embedding(num_groups, d_model)
+            query_embed = nn.Embedding(groups, d_model)
             query_embed.requires_grad_(False)  # fixed queries, as in the official module
         self.decoder = _MLDecoderStack(
             [MLDecoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_layers)],
@@ -157,8 +166,8 @@ class MLDecoderHead(nn.Module):
             pooling = torch.empty(d_model, 1)
             bias = torch.empty(1)
         else:
-            pooling = torch.empty(num_groups, d_model, duplicate_factor(num_classes, num_groups))
-            bias = torch.empty(num_classes)
+            pooling = torch.empty(groups, d_model, duplicate_factor(classes, groups))
+            bias = torch.empty(classes)
         self.decoder.duplicate_pooling = nn.Parameter(pooling)
         self.decoder.duplicate_pooling_bias = nn.Parameter(bias)
         nn.init.xavier_normal_(self.decoder.duplicate_pooling)
@@ -283,6 +292,7 @@ def load_label_embeddings(path: str | os.PathLike) -> torch.Tensor:
         raise InvalidArgumentError(f"{name!r}: label embeddings must be a .npy, .pt, .pth or .safetensors file")
     if not os.path.isfile(name):
         raise MissingFileError(f"no label embeddings at {name!r}")
+    value: Any
     if ext == ".npy":
         # Read in Rust: the header's shape must match the bytes that follow it, so a crafted
         # header cannot ask for more memory than the file holds.
@@ -317,9 +327,11 @@ def _torch_forward(
     src = features.flatten(2).transpose(1, 2) if features.dim() == 4 else features
     memory = F.relu(head.decoder.embed_standart(src))
     if head.zsl:
+        assert label_embeddings is not None  # forward checked it
         proj = head.wordvec_proj
         queries = F.relu(proj(label_embeddings) if proj is not None else label_embeddings)
     else:
+        assert head.decoder.query_embed is not None
         queries = head.decoder.query_embed.weight
     cfg = functional.LayerConfig(head.nhead, False, head.dropout, training)
     tgt = queries[None]

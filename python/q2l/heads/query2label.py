@@ -194,6 +194,9 @@ class DecoderLayer(nn.Module):
 class _Stack(nn.Module):
     """Layers and an optional final LayerNorm, under the official names ``layers`` and ``norm``."""
 
+    layers: nn.ModuleList
+    norm: nn.LayerNorm
+
     def __init__(self, layers: list[nn.Module], norm: nn.LayerNorm | None) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
@@ -237,6 +240,12 @@ class Query2LabelHead(nn.Module):
           per decoder layer) of head-averaged cross-attention maps ``(B, K, H, W)``; with
           groups, each label's map is its group's.
     """
+
+    input_proj: nn.Conv2d | None
+    query_embed: nn.Embedding
+    encoder: "_Stack"
+    decoder: "_Stack"
+    fc: nn.Module
 
     def __init__(
         self,
@@ -389,7 +398,9 @@ class Query2LabelHead(nn.Module):
         group ``k // ceil(K / G)``."""
         if self.num_groups is None:
             return maps
-        group = torch.arange(self.num_classes, device=self.fc.bias.device) // self.fc.weight.shape[2]
+        fc = self.fc
+        assert isinstance(fc, GroupFC)
+        group = torch.arange(self.num_classes, device=fc.bias.device) // fc.weight.shape[2]
         return [m.index_select(1, group) for m in maps]
 
     def extra_repr(self) -> str:

@@ -3,7 +3,7 @@ by name, model folders (``save_pretrained`` / ``from_pretrained``) and the offic
 Query2Label checkpoints mapped to the head and back."""
 
 from .backbones import TinyBackbone, freeze_resnet_stem, frozen_batchnorm, timm_backbone, torchvision_backbone
-from .model import Query2Label
+from .model import Query2Label, backbone_features
 from .official import (
     head_config_from_state_dict,
     head_from_official,
@@ -15,6 +15,7 @@ from .official import (
 __all__ = [
     "Query2Label",
     "TinyBackbone",
+    "backbone_features",
     "freeze_resnet_stem",
     "frozen_batchnorm",
     "head_config_from_state_dict",

@@ -19,6 +19,19 @@ from .backbones import (
 )
 
 
+def backbone_features(backbone: nn.Module, images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """The feature map ``[B, C, H, W]`` of ``backbone`` on ``images``: the last of a dict or
+    list it returns, and channels moved first for a channels-last backbone."""
+    out = backbone(images)
+    if isinstance(out, dict):
+        out = list(out.values())[-1]
+    elif isinstance(out, (list, tuple)):
+        out = out[-1]
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        raise InvalidArgumentError("the backbone must return a 4-D feature map (or a dict/list ending with one)")
+    return out.permute(0, 3, 1, 2) if channels_last else out
+
+
 class Query2Label(nn.Module):
     """Backbone + :class:`Query2LabelHead`.
 
@@ -86,14 +99,7 @@ class Query2Label(nn.Module):
         self.head = Query2LabelHead(num_classes=num_classes, **head_kwargs)
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(images)
-        if isinstance(out, dict):
-            out = list(out.values())[-1]
-        elif isinstance(out, (list, tuple)):
-            out = out[-1]
-        if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            raise InvalidArgumentError("the backbone must return a 4-D feature map (or a dict/list ending with one)")
-        return out.permute(0, 3, 1, 2) if self.channels_last else out
+        return backbone_features(self.backbone, images, self.channels_last)
 
     def _probe_channels(self) -> int:
         was_training = self.backbone.training

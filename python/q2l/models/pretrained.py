@@ -36,7 +36,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_pretrained(
-    model: nn.Module,
+    model: Any,
     directory: str | os.PathLike,
     *,
     classes: list[str] | None = None,
