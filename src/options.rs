@@ -76,31 +76,26 @@ impl OptionType for f64 {
     }
 }
 
-impl OptionType for i64 {
-    const KIND: Kind = Kind::Int;
-    fn to_value(&self) -> Value {
-        Value::Int(*self)
-    }
-    fn from_value(name: &str, value: Value) -> Result<Self> {
-        match value {
-            Value::Int(i) => Ok(i),
-            other => Err(wrong_type(name, "an integer", &other)),
+/// `OptionType` for a type that one `Value` variant holds exactly.
+macro_rules! exact_option {
+    ($ty:ty, $variant:ident, $kind:ident, $want:literal) => {
+        impl OptionType for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn to_value(&self) -> Value {
+                Value::$variant(*self)
+            }
+            fn from_value(name: &str, value: Value) -> Result<Self> {
+                match value {
+                    Value::$variant(v) => Ok(v),
+                    other => Err(wrong_type(name, $want, &other)),
+                }
+            }
         }
-    }
+    };
 }
 
-impl OptionType for bool {
-    const KIND: Kind = Kind::Bool;
-    fn to_value(&self) -> Value {
-        Value::Bool(*self)
-    }
-    fn from_value(name: &str, value: Value) -> Result<Self> {
-        match value {
-            Value::Bool(b) => Ok(b),
-            other => Err(wrong_type(name, "a bool", &other)),
-        }
-    }
-}
+exact_option!(i64, Int, Int, "an integer");
+exact_option!(bool, Bool, Bool, "a bool");
 
 /// A struct of options declared with [`options!`].
 pub trait Schema: Default + Clone {

@@ -12,45 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
+import tiny_run
 from q2l import data
 from q2l.app import PAPER, TrainConfig, commands, resolve
 from q2l.app import checkpoint as ckpt_io
 from q2l.app.cli import main
 from q2l.app.train import Trainer, TrainingError
 
-TINY = dict(
-    train_size=64,
-    val_size=32,
-    img_size=32,
-    epochs=2,
-    batch_size=16,
-    d_model=32,
-    dim_feedforward=64,
-    attention_images=1,
-    workers=1,
-)
-
-
-TINY_FLAGS = [
-    "--train-size",
-    "64",
-    "--val-size",
-    "32",
-    "--img-size",
-    "32",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "16",
-    "--d-model",
-    "32",
-    "--dim-feedforward",
-    "64",
-    "--workers",
-    "1",
-    "--attention-images",
-    "0",
-]
+# One epoch, attention figures on: the in-process runs' configuration.
+TINY = {**tiny_run.TINY, "epochs": 2, "attention_images": 1}
+TINY_FLAGS = tiny_run.flags({**tiny_run.TINY, "epochs": 1})
 
 
 def tiny(tmp_path, name="run", **kw):
@@ -250,24 +221,7 @@ def test_a_killed_run_loses_nothing_written_before(tmp_path):
         "train",
         "--output",
         str(out),
-        "--epochs",
-        "40",
-        "--train-size",
-        "64",
-        "--val-size",
-        "32",
-        "--img-size",
-        "32",
-        "--batch-size",
-        "16",
-        "--d-model",
-        "32",
-        "--dim-feedforward",
-        "64",
-        "--workers",
-        "1",
-        "--attention-images",
-        "0",
+        *tiny_run.flags({**tiny_run.TINY, "epochs": 40}),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "metrics.jsonl"

@@ -8,6 +8,8 @@ import socket
 import torch
 import torch.multiprocessing as mp
 
+import tiny_run
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -16,18 +18,7 @@ def _free_port() -> int:
 
 
 # 45 validation images: uneven over 2 ranks, so the padding must be left out.
-CONFIG = dict(
-    train_size=96,
-    val_size=45,
-    img_size=32,
-    epochs=1,
-    batch_size=8,
-    d_model=32,
-    dim_feedforward=64,
-    attention_images=0,
-    workers=1,
-    device="cpu",
-)
+CONFIG = {**tiny_run.TINY, "train_size": 96, "val_size": 45, "epochs": 1, "batch_size": 8, "device": "cpu"}
 
 
 def _worker(rank: int, port: int, out: str) -> None:

@@ -9,42 +9,14 @@ import time
 
 import torch
 
+import tiny_run
 from q2l.app import checkpoint as ckpt_io
 from q2l.app import resolve
 from q2l.app.train import Trainer
 
-FLAGS = [
-    "--train-size",
-    "64",
-    "--val-size",
-    "32",
-    "--img-size",
-    "32",
-    "--batch-size",
-    "16",
-    "--d-model",
-    "32",
-    "--dim-feedforward",
-    "64",
-    "--workers",
-    "1",
-    "--attention-images",
-    "0",
-    "--seed",
-    "3",
-]
+CONFIG = {**tiny_run.TINY, "seed": 3}
+FLAGS = tiny_run.flags(CONFIG)
 EPOCHS = 4
-CONFIG = dict(
-    train_size=64,
-    val_size=32,
-    img_size=32,
-    batch_size=16,
-    d_model=32,
-    dim_feedforward=64,
-    workers=1,
-    attention_images=0,
-    seed=3,
-)
 
 
 def _train(out, epochs=EPOCHS, resume=False, **popen):

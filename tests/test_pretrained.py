@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import tiny_run
 from q2l.models import Query2Label, TinyBackbone
 
 
@@ -165,19 +166,14 @@ def test_train_with_a_timm_backbone(tmp_path):
     from q2l.app.train import Trainer
 
     cfg = resolve(
-        dict(
-            train_size=16,
-            val_size=32,
-            img_size=32,
-            epochs=1,
-            batch_size=8,
-            d_model=32,
-            dim_feedforward=64,
-            attention_images=0,
-            workers=1,
-            backbone="timm:resnet18",
-            output=str(tmp_path / "run"),
-        )
+        {
+            **tiny_run.TINY,
+            "train_size": 16,
+            "epochs": 1,
+            "batch_size": 8,
+            "backbone": "timm:resnet18",
+            "output": str(tmp_path / "run"),
+        }
     )
     trainer = Trainer(cfg, quiet=True)
     trainer.fit()

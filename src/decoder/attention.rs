@@ -91,7 +91,10 @@ fn fused_attention(
 /// keys from `key_in` [B, T, d] (memory + pos), values from `memory` [B, T, d].
 ///
 /// Returns the output [B, K, d] and, when asked, the head-averaged attention (before
-/// dropout) [B, K, T].
+/// dropout) [B, K, T]. With few queries for the width ([`reassociation_pays`]), or maps asked
+/// for, the keys' projection is reassociated into the queries (`(q W_k) k^T`, never
+/// projecting the memory); otherwise keys and values are projected and libtorch's fused
+/// attention runs.
 #[allow(clippy::too_many_arguments)]
 pub fn cross_attention(
     query: &Tensor,
@@ -105,13 +108,21 @@ pub fn cross_attention(
 ) -> Result<(Tensor, Option<Tensor>)> {
     let qs = query.size();
     let (bq, k, d) = (qs[0], qs[1], qs[2]);
+    let ws = split(w.in_w, &[d, d, d])?;
+    let bs = split(w.in_b, &[d, d, d])?;
+    if !want_weights && !reassociation_pays(k, heads, d) {
+        // The usual way: keys and values projected, then libtorch's fused attention.
+        let q = linear(query, &ws[0], Some(&bs[0]))?;
+        let keys = linear(key_in, &ws[1], Some(&bs[1]))?;
+        let values = linear(memory, &ws[2], Some(&bs[2]))?;
+        let out = fused_attention(&q, &keys, &values, w, heads, dropout, train)?;
+        return Ok((out, None));
+    }
     let ms = memory.size();
     let (b, t) = (ms[0], ms[1]);
     let dh = d / heads;
     let scale = 1.0 / (dh as f64).sqrt();
     // The key bias adds q.b_k to every score of a query: softmax ignores it.
-    let ws = split(w.in_w, &[d, d, d])?;
-    let bs = split(w.in_b, &[d, d, d])?;
     let q = linear(query, &ws[0], Some(&bs[0]))?.f_mul_scalar(scale)?;
     let q = q.f_view([bq * k, heads, dh])?.f_transpose(0, 1)?; // [H, Bq*K, dh]
     let wk = ws[1].f_view([heads, dh, d])?;
@@ -162,29 +173,6 @@ pub fn cross_attention(
     Ok((linear(&o, w.out_w, Some(w.out_b))?, weights))
 }
 
-/// Cross-attention computed the usual way: keys projected from `key_in` and values from
-/// `memory` (both [B, T, d]), queries from `query` [Bq, K, d], then libtorch's fused
-/// attention. It wins over [`cross_attention`]'s reassociation when there are many queries
-/// for the width (see [`reassociation_pays`]); it returns no attention maps.
-#[allow(clippy::too_many_arguments)]
-fn cross_attention_projected(
-    query: &Tensor,
-    key_in: &Tensor,
-    memory: &Tensor,
-    w: &MhaWeights,
-    heads: i64,
-    dropout: f64,
-    train: bool,
-) -> Result<Tensor> {
-    let d = memory.size()[2];
-    let ws = split(w.in_w, &[d, d, d])?;
-    let bs = split(w.in_b, &[d, d, d])?;
-    let q = linear(query, &ws[0], Some(&bs[0]))?;
-    let k = linear(key_in, &ws[1], Some(&bs[1]))?;
-    let v = linear(memory, &ws[2], Some(&bs[2]))?;
-    fused_attention(&q, &k, &v, w, heads, dropout, train)
-}
-
 /// Whether [`cross_attention`]'s reassociation is faster than projecting the memory. It
 /// does `2 * heads * K * T * d` multiply-adds against about `2 * T * d^2`, but as batched
 /// matmuls that run at about half the throughput of the projections' one large matmul
@@ -192,36 +180,4 @@ fn cross_attention_projected(
 /// the factor 2.
 fn reassociation_pays(queries: i64, heads: i64, d: i64) -> bool {
     2 * heads * queries <= d
-}
-
-/// Cross-attention of `query` [Bq, K, d] over image tokens (keys from `key_in`, values from
-/// `memory`, both [B, T, d]) by whichever of [`cross_attention`] and
-/// [`cross_attention_projected`] is faster for the shape (maps asked for: the first, which
-/// alone gives them). Returns the output [B, K, d] and, when asked, the maps [B, K, T].
-#[allow(clippy::too_many_arguments)]
-pub fn attend(
-    query: &Tensor,
-    key_in: &Tensor,
-    memory: &Tensor,
-    w: &MhaWeights,
-    heads: i64,
-    dropout: f64,
-    train: bool,
-    want_weights: bool,
-) -> Result<(Tensor, Option<Tensor>)> {
-    let size = query.size();
-    if want_weights || reassociation_pays(size[1], heads, size[2]) {
-        return cross_attention(
-            query,
-            key_in,
-            memory,
-            w,
-            heads,
-            dropout,
-            train,
-            want_weights,
-        );
-    }
-    let out = cross_attention_projected(query, key_in, memory, w, heads, dropout, train)?;
-    Ok((out, None))
 }

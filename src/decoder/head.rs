@@ -13,7 +13,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::tensor::{float_kind, shape_str};
 
-use super::attention::{attend, linear, self_attention, MhaWeights};
+use super::attention::{cross_attention, linear, self_attention, MhaWeights};
 use super::config::HeadConfig;
 use super::dropout::dropout;
 use super::lookup::{Affine, Ffn};
@@ -189,7 +189,7 @@ fn decode(
         }
         tgt = residual(&tgt, &layer.norm2, cfg, train, |x| {
             let q = x.f_add(&query_pos)?;
-            let (a, weights) = attend(
+            let (a, weights) = cross_attention(
                 &q,
                 &key_in,
                 memory,

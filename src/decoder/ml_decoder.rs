@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use tch::Tensor;
 
-use super::attention::{attend, linear, MhaWeights};
+use super::attention::{cross_attention, linear, MhaWeights};
 use super::config::MlDecoderConfig;
 use super::dropout::dropout;
 use super::group_fc::Classifier;
@@ -187,7 +187,8 @@ pub fn ml_decoder_forward(
         };
         tgt = norm(&tgt, &layer.norm1, e)?;
         let mha = &layer.multihead_attn;
-        let (attended, _) = attend(&tgt, &memory, &memory, mha, cfg.nhead, p, train, false)?;
+        let (attended, _) =
+            cross_attention(&tgt, &memory, &memory, mha, cfg.nhead, p, train, false)?;
         tgt = norm(&tgt.f_add(&dropout(&attended, p, train)?)?, &layer.norm2, e)?;
         let branch = ffn(&tgt, &layer.ffn, p, train)?;
         tgt = norm(&tgt.f_add(&dropout(&branch, p, train)?)?, &layer.norm3, e)?;

@@ -12,7 +12,7 @@ use crate::tensor::{
 
 use super::asymmetric_kernel::{self, Stats};
 use super::asymmetric_tensor;
-use super::common::{nan_error, reduction_factor, target_error};
+use super::common::{kernel_loss, kinds, nan_error, reduction_factor, rows, target_error, Inputs};
 use super::options::{AslOptions, Reduction};
 use super::{compute_kind, LossOutput};
 
@@ -58,33 +58,15 @@ pub fn asymmetric_loss(
         )?),
         None => None,
     };
-    let use_kernel = opts.backend.uses_kernel(device)?;
-    let rows = if num_classes == 0 {
-        0
-    } else {
-        logits.numel() as i64 / num_classes
+    let inputs = Inputs {
+        logits,
+        targets,
+        extra: weight.as_ref(),
     };
-    if use_kernel {
-        kernel_path(
-            logits,
-            targets,
-            weight.as_ref(),
-            opts,
-            need_grad,
-            kind,
-            compute,
-            rows,
-        )
+    if opts.backend.uses_kernel(device)? {
+        kernel_path(inputs, opts, need_grad)
     } else {
-        asymmetric_tensor::run(
-            logits,
-            targets,
-            weight.as_ref(),
-            opts,
-            need_grad,
-            compute,
-            rows,
-        )
+        asymmetric_tensor::run(inputs, opts, need_grad)
     }
 }
 
@@ -97,20 +79,17 @@ fn smooth(targets: &Tensor, s: f64, kind: Kind) -> Result<Tensor> {
     Ok(smoothed.f_where_self(&label, &y)?)
 }
 
-/// The fused kernel on CPU tensors with one weight per element: `element_weight` has the
+/// The fused kernel on CPU tensors with one weight per element: `inputs.extra` has the
 /// logits' shape and the compute kind (float64 for float64 logits, else float32). The
 /// building block of the partial-label loss; nothing is validated here.
 pub(super) fn kernel_with_element_weights(
-    logits: &Tensor,
-    targets: &Tensor,
-    element_weight: Option<&Tensor>,
+    inputs: Inputs,
     opts: &AslOptions,
     need_grad: bool,
 ) -> Result<LossOutput> {
-    let kind = logits.f_kind()?;
-    let compute = compute_kind(kind);
+    let (logits, targets, element_weight) = inputs.parts();
+    let compute = compute_kind(logits.f_kind()?);
     let shape = logits.size();
-    let rows = shape.first().copied().unwrap_or(1);
     // The kernel indexes weights by flat position modulo their length: per element here.
     let weight = element_weight
         .map(|w| w.f_detach()?.f_to_kind(compute)?.f_contiguous())
@@ -124,16 +103,12 @@ pub(super) fn kernel_with_element_weights(
             );
         }
     }
-    kernel_path(
+    let inputs = Inputs {
         logits,
         targets,
-        weight.as_ref(),
-        opts,
-        need_grad,
-        kind,
-        compute,
-        rows,
-    )
+        extra: weight.as_ref(),
+    };
+    kernel_path(inputs, opts, need_grad)
 }
 
 fn class_weights(
@@ -165,16 +140,10 @@ fn class_weights(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn kernel_path(
-    logits: &Tensor,
-    targets: &Tensor,
-    weight: Option<&Tensor>,
-    opts: &AslOptions,
-    need_grad: bool,
-    kind: Kind,
-    compute: Kind,
-    rows: i64,
-) -> Result<LossOutput> {
+fn kernel_path(inputs: Inputs, opts: &AslOptions, need_grad: bool) -> Result<LossOutput> {
+    let (logits, targets, weight) = inputs.parts();
+    let (kind, compute) = kinds(logits)?;
+    let rows = rows(logits);
     let x = logits.f_detach()?.f_contiguous()?;
     let y = targets.f_detach()?.f_contiguous()?;
     let shape = x.size();
@@ -232,14 +201,7 @@ fn kernel_path(
     } else {
         factor
     };
-    let loss = match per_element {
-        Some(mut l) if opts.scale != 1.0 => {
-            let _ = l.f_mul_scalar_(opts.scale)?;
-            l
-        }
-        Some(l) => l,
-        None => Tensor::f_scalar_tensor(stats.sum * factor, (compute, Device::Cpu))?,
-    };
+    let loss = kernel_loss(per_element, opts.scale, stats.sum, factor, compute)?;
     Ok(LossOutput { loss, grad })
 }
 

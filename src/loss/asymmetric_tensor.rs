@@ -7,22 +7,16 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
-use super::common::{bad_target_mask, nan_error, reduction_factor, target_error};
+use super::common::{
+    bad_target_mask, kinds, nan_error, reduction_factor, rows, target_error, tensor_loss, Inputs,
+};
 use super::options::{AslOptions, Reduction};
 use super::{mean_factor, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run(
-    logits: &Tensor,
-    targets: &Tensor,
-    weight: Option<&Tensor>,
-    opts: &AslOptions,
-    need_grad: bool,
-    compute: Kind,
-    rows: i64,
-) -> Result<LossOutput> {
-    tch::no_grad(|| run_no_grad(logits, targets, weight, opts, need_grad, compute, rows))
+pub(super) fn run(inputs: Inputs, opts: &AslOptions, need_grad: bool) -> Result<LossOutput> {
+    tch::no_grad(|| run_no_grad(inputs, opts, need_grad))
 }
 
 /// The reduction factor as a 0-dim tensor; `Mean` counts annotated targets on the device.
@@ -95,16 +89,10 @@ fn negative_terms(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_no_grad(
-    logits: &Tensor,
-    targets: &Tensor,
-    weight: Option<&Tensor>,
-    opts: &AslOptions,
-    need_grad: bool,
-    compute: Kind,
-    rows: i64,
-) -> Result<LossOutput> {
+fn run_no_grad(inputs: Inputs, opts: &AslOptions, need_grad: bool) -> Result<LossOutput> {
+    let (logits, targets, weight) = inputs.parts();
+    let (_, compute) = kinds(logits)?;
+    let rows = rows(logits);
     let x = logits.f_detach()?.f_to_kind(compute)?;
     let y = targets.f_detach()?.f_to_kind(compute)?;
     if opts.validate {
@@ -159,9 +147,6 @@ fn run_no_grad(
     } else {
         None
     };
-    let loss = match opts.reduction {
-        Reduction::None => loss.f_mul_scalar(opts.scale)?,
-        _ => loss.f_sum(compute)?.f_mul(&factor)?,
-    };
+    let loss = tensor_loss(&loss, opts.reduction, opts.scale, &factor, compute)?;
     Ok(LossOutput { loss, grad })
 }

@@ -1,11 +1,12 @@
 //! What the asymmetric loss's two backends share: the reduction's factor and the errors
 //! that name the first bad logit or target.
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::tensor::{first_true, unravel};
 
+use super::compute_kind;
 use super::options::Reduction;
 
 /// The factor by which the reduction and the loss scale multiply the loss sum.
@@ -54,4 +55,68 @@ pub(super) fn target_error(y: &Tensor, count: u64) -> Result<Error> {
         "targets must be 1 (present), 0 (absent), -1 (not annotated) or a soft label in [0, 1]; \
          found {count} invalid value(s), the first is {value} at index {idx:?}"
     )))
+}
+
+/// The tensors of one loss call: logits `(*, C)`, targets of their shape, and the loss's
+/// optional third tensor (the asymmetric loss's weights per class or per element, the
+/// partial-label loss's class priors `[C]`).
+#[derive(Clone, Copy)]
+pub(super) struct Inputs<'a> {
+    pub logits: &'a Tensor,
+    pub targets: &'a Tensor,
+    pub extra: Option<&'a Tensor>,
+}
+
+impl<'a> Inputs<'a> {
+    /// The logits, the targets and the third tensor.
+    pub fn parts(self) -> (&'a Tensor, &'a Tensor, Option<&'a Tensor>) {
+        (self.logits, self.targets, self.extra)
+    }
+}
+
+/// The rows of `logits` `(*, C)`: its elements over the classes (0 without classes).
+pub(super) fn rows(logits: &Tensor) -> i64 {
+    match logits.size().last() {
+        Some(&c) if c > 0 => logits.numel() as i64 / c,
+        _ => 0,
+    }
+}
+
+/// The kind of `logits` and the kind the losses compute in for it.
+pub(super) fn kinds(logits: &Tensor) -> Result<(Kind, Kind)> {
+    let kind = logits.f_kind()?;
+    Ok((kind, compute_kind(kind)))
+}
+
+/// A fused kernel's loss: the unreduced losses it wrote times `scale`, else its reduced sum
+/// times `factor` as a 0-dim CPU tensor of kind `compute`.
+pub(super) fn kernel_loss(
+    unreduced: Option<Tensor>,
+    scale: f64,
+    sum: f64,
+    factor: f64,
+    compute: Kind,
+) -> Result<Tensor> {
+    Ok(match unreduced {
+        Some(mut l) if scale != 1.0 => {
+            let _ = l.f_mul_scalar_(scale)?;
+            l
+        }
+        Some(l) => l,
+        None => Tensor::f_scalar_tensor(sum * factor, (compute, Device::Cpu))?,
+    })
+}
+
+/// A tensor path's loss: `loss` times `scale` unreduced, else its sum times `factor`.
+pub(super) fn tensor_loss(
+    loss: &Tensor,
+    reduction: Reduction,
+    scale: f64,
+    factor: &Tensor,
+    compute: Kind,
+) -> Result<Tensor> {
+    Ok(match reduction {
+        Reduction::None => loss.f_mul_scalar(scale)?,
+        _ => loss.f_sum(compute)?.f_mul(factor)?,
+    })
 }

@@ -16,6 +16,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::tensor::{check_ternary, float_kind, has_nan, same_device, shape_str};
 
+use super::common::Inputs;
 use super::options::PartialOptions;
 use super::{partial_kernel, partial_tensor, LossOutput};
 use crate::options::Schema;
@@ -66,10 +67,15 @@ pub fn partial_asymmetric_loss(
     need_grad: bool,
 ) -> Result<LossOutput> {
     check(logits, targets, priors, o)?;
+    let inputs = Inputs {
+        logits,
+        targets,
+        extra: priors,
+    };
     if o.backend.uses_kernel(logits.device())? {
-        partial_kernel::run(logits, targets, priors, o, need_grad)
+        partial_kernel::run(inputs, o, need_grad)
     } else {
-        partial_tensor::run(logits, targets, priors, o, need_grad)
+        partial_tensor::run(inputs, o, need_grad)
     }
 }
 

@@ -12,21 +12,17 @@ use tch::{Kind, Tensor};
 use crate::error::Result;
 
 use super::asymmetric::kernel_with_element_weights;
+use super::common::Inputs;
 use super::options::{AslOptions, Backend, Reduction};
 use super::options::{PartialMode, PartialOptions};
 use super::partial_weights::{probability_of_absence, weights, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient in the logits' dtype; CPU tensors only.
-pub(super) fn run(
-    logits: &Tensor,
-    targets: &Tensor,
-    priors: Option<&Tensor>,
-    o: &PartialOptions,
-    need_grad: bool,
-) -> Result<LossOutput> {
+pub(super) fn run(inputs: Inputs, o: &PartialOptions, need_grad: bool) -> Result<LossOutput> {
+    let (logits, targets, _) = inputs.parts();
     let kind = compute_kind(logits.f_kind()?);
-    let w = tch::no_grad(|| element_weights(logits, targets, priors, o, kind))?;
+    let w = tch::no_grad(|| element_weights(inputs, o, kind))?;
     let annotated = AslOptions {
         gamma_pos: o.gamma_pos,
         gamma_neg: o.gamma_neg,
@@ -42,7 +38,12 @@ pub(super) fn run(
         ..AslOptions::default()
     };
     let pass = |t: &Tensor, opts: &AslOptions| {
-        kernel_with_element_weights(logits, t, w.as_ref(), opts, need_grad)
+        let inputs = Inputs {
+            logits,
+            targets: t,
+            extra: w.as_ref(),
+        };
+        kernel_with_element_weights(inputs, opts, need_grad)
     };
     let unannotated_count = matches!(o.mode, PartialMode::Negative | PartialMode::Selective);
     if !unannotated_count {
@@ -83,13 +84,8 @@ pub(super) fn run(
 }
 
 /// The mode's weights times each element's alpha, or `None` where every weight is 1.
-fn element_weights(
-    logits: &Tensor,
-    targets: &Tensor,
-    priors: Option<&Tensor>,
-    o: &PartialOptions,
-    kind: Kind,
-) -> Result<Option<Tensor>> {
+fn element_weights(inputs: Inputs, o: &PartialOptions, kind: Kind) -> Result<Option<Tensor>> {
+    let (logits, targets, priors) = inputs.parts();
     let mode_weights = match o.mode {
         // All ones, and the kernel leaves out the unannotated labels `ignore` weights 0.
         PartialMode::Negative | PartialMode::Ignore => None,

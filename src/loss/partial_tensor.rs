@@ -1,33 +1,21 @@
 //! CSL's partial-label loss as libtorch ops with the analytic gradient: every mode, on any
 //! device (the fused path, `partial_kernel.rs`, serves CPU tensors).
 
-use tch::Tensor;
-
 use crate::error::Result;
 
+use super::common::Inputs;
 use super::options::PartialOptions;
 use super::partial_weights::{probability_of_absence, weights, TopK, EPS};
 use super::{compute_kind, LossOutput};
 
 /// The loss and, with `need_grad`, its gradient (in the logits' dtype). The focal factor
 /// and the weights are constants of the gradient, as in the official code.
-pub(super) fn run(
-    logits: &Tensor,
-    targets: &Tensor,
-    priors: Option<&Tensor>,
-    o: &PartialOptions,
-    need_grad: bool,
-) -> Result<LossOutput> {
-    tch::no_grad(|| run_no_grad(logits, targets, priors, o, need_grad))
+pub(super) fn run(inputs: Inputs, o: &PartialOptions, need_grad: bool) -> Result<LossOutput> {
+    tch::no_grad(|| run_no_grad(inputs, o, need_grad))
 }
 
-fn run_no_grad(
-    logits: &Tensor,
-    targets: &Tensor,
-    priors: Option<&Tensor>,
-    o: &PartialOptions,
-    need_grad: bool,
-) -> Result<LossOutput> {
+fn run_no_grad(inputs: Inputs, o: &PartialOptions, need_grad: bool) -> Result<LossOutput> {
+    let (logits, targets, priors) = inputs.parts();
     let kind = compute_kind(logits.f_kind()?);
     let x = logits.f_detach()?.f_to_kind(kind)?;
     let t = targets.f_to_kind(kind)?;

@@ -128,14 +128,7 @@ fn kernel_path(
     if opts.validate && stats.nan_logits > 0 {
         return Err(super::common::nan_error(&x, stats.nan_logits)?);
     }
-    let loss = match per_row {
-        Some(mut l) if opts.scale != 1.0 => {
-            let _ = l.f_mul_scalar_(opts.scale)?;
-            l
-        }
-        Some(l) => l,
-        None => Tensor::f_scalar_tensor(stats.sum * factor, (compute, Device::Cpu))?,
-    };
+    let loss = super::common::kernel_loss(per_row, opts.scale, stats.sum, factor, compute)?;
     Ok(LossOutput { loss, grad })
 }
 

@@ -4,7 +4,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
-use super::common::nan_error;
+use super::common::{nan_error, tensor_loss};
 use super::options::{Reduction, SingleLabelOptions};
 use super::{mean_factor, LossOutput};
 
@@ -76,10 +76,7 @@ pub(super) fn run(
         } else {
             None
         };
-        let loss = match opts.reduction {
-            Reduction::None => row_loss.f_mul_scalar(opts.scale)?,
-            _ => row_loss.f_sum(compute)?.f_mul(&factor)?,
-        };
+        let loss = tensor_loss(&row_loss, opts.reduction, opts.scale, &factor, compute)?;
         Ok(LossOutput { loss, grad })
     })
 }

@@ -4,31 +4,29 @@ import argparse
 import sys
 
 
+def _device_and_compile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--compile",
+        dest="compile_backend",
+        default="inductor",
+        help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)",
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m q2l.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     loss = sub.add_parser("loss", help="asymmetric and partial-label losses, forward+backward, against plain PyTorch")
     loss.add_argument("--quick", action="store_true", help="small shapes and short timings (for tests)")
     loss.add_argument("--preset", default="all", help="query2label, asl or all")
-    loss.add_argument("--device", default="cpu", help="cpu or cuda")
-    loss.add_argument(
-        "--compile",
-        dest="compile_backend",
-        default="inductor",
-        help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)",
-    )
+    _device_and_compile(loss)
     head = sub.add_parser(
         "head",
         help="Query2Label head, then group decoding (ML-Decoder, K up to 9,605), against the official computations",
     )
     head.add_argument("--quick", action="store_true", help="a tiny head (for tests)")
-    head.add_argument("--device", default="cpu", help="cpu or cuda")
-    head.add_argument(
-        "--compile",
-        dest="compile_backend",
-        default="inductor",
-        help="torch.compile backend of the compiled columns (inductor, aot_eager, ...; none: skip)",
-    )
+    _device_and_compile(head)
     metrics = sub.add_parser("metrics", help="mAP against scikit-learn, torchmetrics and numpy")
     metrics.add_argument("--quick", action="store_true", help="one small shape (for tests)")
     metrics.add_argument("--device", default="cpu", help="cpu, or cuda for inputs on the GPU")

@@ -45,51 +45,46 @@ def _rgb(name: str, fill) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True)
-class Resize:
-    """Squash to ``size`` (an int for square, or ``(height, width)``), PIL bilinear + antialias."""
+class _Sized:
+    """An operation with an output ``size``: an int for square, or ``(height, width)``."""
 
     size: int | tuple[int, int]
 
     def __post_init__(self) -> None:
-        _pair(self.size, "Resize.size")
+        _pair(self.size, f"{type(self).__name__}.size")
 
 
 @dataclass(frozen=True)
-class RandomResizedCrop:
+class Resize(_Sized):
+    """Squash to ``size`` (an int for square, or ``(height, width)``), PIL bilinear + antialias."""
+
+
+@dataclass(frozen=True)
+class RandomResizedCrop(_Sized):
     """torchvision's ``RandomResizedCrop``: a crop of area fraction ``scale`` and aspect ``ratio``."""
 
-    size: int | tuple[int, int]
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
-    def __post_init__(self) -> None:
-        _pair(self.size, "RandomResizedCrop.size")
-
 
 @dataclass(frozen=True)
-class MultiScaleCrop:
+class MultiScaleCrop(_Sized):
     """ML-GCN's multi-scale crop: crop sides of ``scales`` x the shorter image side (the width
     and height scale indices at most ``max_distort`` apart), at one of 13 fixed positions
     (``fix_crop``) or anywhere, then resized to ``size``."""
 
-    size: int | tuple[int, int]
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     max_distort: int = 1
     fix_crop: bool = True
 
     def __post_init__(self) -> None:
-        _pair(self.size, "MultiScaleCrop.size")
+        super().__post_init__()
         int_arg("MultiScaleCrop.max_distort", self.max_distort, minimum=0)
 
 
 @dataclass(frozen=True)
-class CenterCrop:
+class CenterCrop(_Sized):
     """The central window of ``size`` (after a resize that makes the image at least as large)."""
-
-    size: int | tuple[int, int]
-
-    def __post_init__(self) -> None:
-        _pair(self.size, "CenterCrop.size")
 
 
 @dataclass(frozen=True)

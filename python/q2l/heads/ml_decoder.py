@@ -22,10 +22,10 @@ from .._tracing import needs_torch_ops
 from .._validate import check_buildable, heads_divide, num_groups_arg, positive_int, rate, transformer_parameters
 from ..errors import InvalidArgumentError, MissingFileError
 from . import functional
-from .query2label import check_features, duplicate_factor
+from .query2label import CrossAttentionLayer, check_features, duplicate_factor
 
 
-class MLDecoderLayer(nn.Module):
+class MLDecoderLayer(CrossAttentionLayer):
     """ML-Decoder's decoder layer (the official ``TransformerDecoderLayerOptimal``): the
     self-attention of a Transformer decoder layer is removed and ``tgt + dropout(tgt)``
     kept in its place, then cross-attention over the image tokens, then the FFN, each
@@ -45,11 +45,7 @@ class MLDecoderLayer(nn.Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.add_cross_attention_and_ffn(d_model, nhead, dim_feedforward, dropout)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, cfg: functional.LayerConfig) -> torch.Tensor:
         if cfg.training and cfg.dropout > 0:

@@ -102,6 +102,26 @@ class GroupFC(nn.Module):
         return functional.group_fc(h, self.weight, self.bias)
 
 
+class CrossAttentionLayer(nn.Module):
+    """What a decoder layer of either head has: cross-attention (``multihead_attn``), the FFN
+    (``linear1``, ``linear2``) and their norms (``norm2``, ``norm3``), under the official
+    names. A subclass makes its own modules first, then calls :meth:`add_cross_attention_and_ffn`,
+    so that a seed gives the official initial weights."""
+
+    multihead_attn: nn.MultiheadAttention
+    linear1: nn.Linear
+    linear2: nn.Linear
+    norm2: nn.LayerNorm
+    norm3: nn.LayerNorm
+
+    def add_cross_attention_and_ffn(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
+        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+
 class EncoderLayer(nn.Module):
     """One encoder layer over the image tokens: self-attention, then the FFN.
 
@@ -136,7 +156,7 @@ class EncoderLayer(nn.Module):
         return functional.residual(x, self.norm2, cfg, lambda t: functional.ffn(t, self, cfg))
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(CrossAttentionLayer):
     """One decoder layer of the label queries: optional self-attention among them, then
     cross-attention over the image tokens, then the FFN.
 
@@ -157,11 +177,7 @@ class DecoderLayer(nn.Module):
         if self_attn:
             self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
             self.norm1 = nn.LayerNorm(d_model)
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.add_cross_attention_and_ffn(d_model, nhead, dim_feedforward, dropout)
 
     def forward(
         self,

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..heads import Query2LabelHead
+from . import pretrained
 from .backbones import (
     _RESNETS,
     TinyBackbone,
@@ -133,49 +134,6 @@ class Query2Label(nn.Module):
             "head": self.head.config(),
         }
 
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike,
-        *,
-        classes: list[str] | None = None,
-        img_size: int | None = None,
-        mean=None,
-        std=None,
-    ) -> None:
-        """Writes ``config.json`` and ``model.safetensors`` into ``directory``, the layout of a
-        Hugging Face hub model folder (nothing is uploaded or downloaded).
-
-        Args:
-            directory: Created if missing; both files are replaced atomically.
-            classes: Label names, in logit order (``len == num_classes``).
-            img_size: Input side the model was trained at (preprocessing).
-            mean: Normalisation mean (default ImageNet's, when ``img_size`` is given).
-            std: Normalisation std (default ImageNet's).
-        """
-        from .pretrained import save_pretrained
-
-        save_pretrained(self, directory, classes=classes, img_size=img_size, mean=mean, std=std)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        directory: str | os.PathLike,
-        *,
-        backbone: nn.Module | None = None,
-        map_location: str | torch.device = "cpu",
-    ) -> "Query2Label":
-        """Rebuilds a model written by :meth:`save_pretrained`, with identical outputs.
-
-        Args:
-            directory: A folder with ``config.json`` and ``model.safetensors``.
-            backbone: The backbone module, required when the model was saved with a backbone
-                given as a module (its config says ``"backbone": null``).
-            map_location: Device the weights are loaded to.
-
-        Returns:
-            The model in eval mode, with ``classes`` and ``preprocessing`` attributes from
-            the config (``None`` where it has none).
-        """
-        from .pretrained import from_pretrained
-
-        return from_pretrained(cls, directory, backbone=backbone, map_location=map_location)
+    # Model folders (q2l/models/pretrained.py): the functions are the methods.
+    save_pretrained = pretrained.save_pretrained
+    from_pretrained = classmethod(pretrained.from_pretrained)

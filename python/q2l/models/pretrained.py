@@ -44,7 +44,16 @@ def save_pretrained(
     mean=None,
     std=None,
 ) -> None:
-    """See :meth:`q2l.Query2Label.save_pretrained`."""
+    """Writes ``config.json`` and ``model.safetensors`` into ``directory``, the layout of a
+    Hugging Face hub model folder (nothing is uploaded or downloaded).
+
+    Args:
+        directory: Created if missing; both files are replaced atomically.
+        classes: Label names, in logit order (``len == num_classes``).
+        img_size: Input side the model was trained at (preprocessing).
+        mean: Normalisation mean (default ImageNet's, when ``img_size`` is given).
+        std: Normalisation std (default ImageNet's).
+    """
     from safetensors.torch import save_file
 
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -159,9 +168,24 @@ def load_weights(model: nn.Module, path: Path, map_location) -> None:
 
 
 def from_pretrained(
-    cls, directory: str | os.PathLike, *, backbone: nn.Module | None = None, map_location: str | torch.device = "cpu"
-):
-    """See :meth:`q2l.Query2Label.from_pretrained`."""
+    cls: Any,
+    directory: str | os.PathLike,
+    *,
+    backbone: nn.Module | None = None,
+    map_location: str | torch.device = "cpu",
+) -> Any:
+    """Rebuilds a model written by :meth:`save_pretrained`, with identical outputs.
+
+    Args:
+        directory: A folder with ``config.json`` and ``model.safetensors``.
+        backbone: The backbone module, required when the model was saved with a backbone
+            given as a module (its config says ``"backbone": null``).
+        map_location: Device the weights are loaded to.
+
+    Returns:
+        The model in eval mode, with ``classes`` and ``preprocessing`` attributes from
+        the config (``None`` where it has none).
+    """
     config = read_config(directory)
     where = os.fspath(Path(directory) / CONFIG_NAME)
     name = config["backbone"]
