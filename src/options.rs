@@ -46,7 +46,8 @@ pub trait OptionType: Sized {
     fn from_value(name: &str, value: Value) -> Result<Self>;
 }
 
-fn wrong_type(name: &str, want: &str, got: &Value) -> Error {
+/// The error for `got`, of the wrong type, given for the option `name` that takes `want`.
+pub fn wrong_type(name: &str, want: &str, got: &Value) -> Error {
     let got = match got {
         Value::Bool(b) => format!("the bool {}", if *b { "True" } else { "False" }),
         Value::Int(i) => format!("the int {i}"),
@@ -190,9 +191,11 @@ macro_rules! choices {
             fn from_value(name: &str, value: $crate::options::Value) -> $crate::error::Result<Self> {
                 match value {
                     $crate::options::Value::Str(s) => s.parse(),
-                            _ => Err($crate::error::Error::Type(format!(
-                        "{name} must be one of {:?}, got {value:?}", Self::NAMES
-                    ))),
+                    other => {
+                        let names: Vec<_> = Self::NAMES.iter().map(|n| format!("'{n}'")).collect();
+                        let want = format!("one of {}", names.join(", "));
+                        Err($crate::options::wrong_type(name, &want, &other))
+                    }
                 }
             }
         }
@@ -352,6 +355,8 @@ mod tests {
         assert!(err(&[("rate", Value::Float(f64::NAN))]).contains("finite"));
         assert!(err(&[("rate", Value::Float(1.0))]).contains("rate must be in [0, 1)"));
         assert!(err(&[("colour", Value::Int(1))]).contains("unknown option 'colour' of Demo"));
+        assert!(err(&[("color", Value::Int(1))])
+            .contains("color must be one of 'red', 'dark_blue', got the int 1"));
         assert!(err(&[("color", Value::Str("green".into()))])
             .contains("color must be one of 'red', 'dark_blue', got 'green'"));
     }

@@ -13,6 +13,11 @@ _OPS = {
     "asymmetric_loss": (q2l.asymmetric_loss, q2l.AsymmetricLoss),
     "asymmetric_loss_single_label": (q2l.asymmetric_loss_single_label, q2l.AsymmetricLossSingleLabel),
     "partial_asymmetric_loss": (q2l.loss.partial_asymmetric_loss, q2l.loss.PartialAsymmetricLoss),
+    "average_precision": (
+        q2l.metrics.average_precision,
+        q2l.metrics.mean_average_precision,
+        q2l.metrics.MultilabelMetrics,
+    ),
 }
 
 

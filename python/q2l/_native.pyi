@@ -18,9 +18,7 @@ import torch
 from .data.transforms import Operation
 
 __all__ = [
-    "AP_DEFINITIONS",
     "DEFAULT_MAX_PIXELS",
-    "EMPTY_POLICIES",
     "FASHION_CLASSES",
     "SCENE_CLASSES",
     "TORCH_VERSION",
@@ -45,7 +43,6 @@ __all__ = [
     "dataset_voc",
     "decode_image",
     "head_forward",
-    "mean_average_precision",
     "ml_decoder_forward",
     "option_schema",
     "partial_asymmetric_loss",
@@ -120,18 +117,11 @@ def asymmetric_loss_single_label(
 
 # Metrics -----------------------------------------------------------------------------------
 
-AP_DEFINITIONS: list[str]
-EMPTY_POLICIES: list[str]
-
-def average_precision(*, scores: torch.Tensor, targets: torch.Tensor, definition: str, empty: str) -> list[float]:
-    """Per-class AP of ``scores`` [N, C] against ``targets`` [N, C] (1, 0, -1 ignored); a
-    class without a positive gets NaN (``empty`` "nan" or "skip") or 0 ("zero")."""
-
-def mean_average_precision(
-    *, scores: torch.Tensor, targets: torch.Tensor, definition: str, empty: str
-) -> tuple[list[float], float]:
-    """The per-class APs (as :func:`average_precision`) and their mean; with "skip" the mean
-    leaves classes without positives out, and no such class at all is an error."""
+def average_precision(*, scores: torch.Tensor, targets: torch.Tensor, options: _Options) -> tuple[list[float], float]:
+    """Per-class AP of ``scores`` [N, C] against ``targets`` [N, C] (1, 0, -1 ignored), a
+    class without a positive given NaN (``empty`` "nan" or "skip") or 0 ("zero"), and their
+    mean; with "skip" the mean leaves such classes out, and no class with a positive is an
+    error."""
 
 def threshold_summary(
     *,

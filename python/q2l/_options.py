@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 from torch import nn
 
 from . import _native
+from .errors import InvalidTypeError
 
 _KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
@@ -112,10 +113,12 @@ def documented(
 def bind_positional(names: tuple[str, ...], args: tuple[Any, ...], given: dict[str, Any], owner: str) -> dict[str, Any]:
     """``given`` with ``args`` set to ``names`` in order (an official positional signature)."""
     if len(args) > len(names):
-        raise TypeError(f"{owner} takes at most {len(names)} positional options ({', '.join(names)}), got {len(args)}")
+        raise InvalidTypeError(
+            f"{owner} takes at most {len(names)} positional options ({', '.join(names)}), got {len(args)}"
+        )
     for name, value in zip(names, args, strict=False):
         if name in given:
-            raise TypeError(f"{owner} got {name} both as a positional and as a keyword argument")
+            raise InvalidTypeError(f"{owner} got {name} both as a positional and as a keyword argument")
         given[name] = value
     return given
 

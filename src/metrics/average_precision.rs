@@ -35,6 +35,24 @@ crate::choices! {
     }
 }
 
+crate::options! {
+    /// Options of the average precision: which one, and what a class without positives gets.
+    pub struct ApOptions {
+        /// "voc" (Query2Label), "noninterpolated" (ASL, ML-Decoder, mmpretrain) or "step"
+        /// (scikit-learn, torchmetrics).
+        definition: ApDefinition = ApDefinition::Voc,
+        /// What a class without any positive gets: "nan" (Query2Label's code), "zero" (ASL's)
+        /// or "skip" (NaN, and left out of the mean).
+        empty: EmptyPolicy = EmptyPolicy::Nan,
+    }
+}
+
+impl crate::options::Checked for ApOptions {
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
 impl EmptyPolicy {
     /// The per-class APs with a class without positives (`None`) as NaN or 0.
     pub fn fill(self, aps: &[Option<f64>]) -> Vec<f64> {

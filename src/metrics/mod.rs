@@ -7,5 +7,5 @@ mod columns;
 mod sort;
 mod threshold;
 
-pub use average_precision::{average_precision, ranked_ap, ApDefinition, EmptyPolicy};
+pub use average_precision::{average_precision, ranked_ap, ApDefinition, ApOptions, EmptyPolicy};
 pub use threshold::{best_f1_thresholds, counts, Counts, Decision, Summary};

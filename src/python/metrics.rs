@@ -5,38 +5,23 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors::guarded;
-use crate::metrics::{self, ApDefinition, Decision, EmptyPolicy};
+use super::options::Opts;
+use crate::metrics::{self, ApOptions, Decision};
 
-/// Per-class average precision, a class without positives filled as `empty` says.
+/// The per-class APs, a class without positives filled as `options.empty` says, and their
+/// mean under the same policy.
 #[pyfunction]
-#[pyo3(signature = (*, scores, targets, definition, empty))]
+#[pyo3(signature = (*, scores, targets, options))]
 fn average_precision(
     py: Python<'_>,
     scores: PyTensor,
     targets: PyTensor,
-    definition: &str,
-    empty: &str,
-) -> PyResult<Vec<f64>> {
-    let (def, empty): (ApDefinition, EmptyPolicy) = (definition.parse()?, empty.parse()?);
-    let (s, t) = (scores.0, targets.0);
-    let aps = py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))?;
-    Ok(empty.fill(&aps))
-}
-
-/// The per-class APs (as `average_precision`) and their mean under `empty`.
-#[pyfunction]
-#[pyo3(signature = (*, scores, targets, definition, empty))]
-fn mean_average_precision(
-    py: Python<'_>,
-    scores: PyTensor,
-    targets: PyTensor,
-    definition: &str,
-    empty: &str,
+    options: Opts<ApOptions>,
 ) -> PyResult<(Vec<f64>, f64)> {
-    let (def, empty): (ApDefinition, EmptyPolicy) = (definition.parse()?, empty.parse()?);
-    let (s, t) = (scores.0, targets.0);
+    let (s, t, o) = (scores.0, targets.0, options.0);
+    let def = o.definition;
     let aps = py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))?;
-    Ok((empty.fill(&aps), empty.mean(&aps)?))
+    Ok((o.empty.fill(&aps), o.empty.mean(&aps)?))
 }
 
 /// Threshold or top-k summary: a dict of CP, CR, CF1, OP, OR, OF1 and per-class lists.
@@ -89,9 +74,6 @@ fn best_f1_thresholds(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(average_precision, m)?)?;
-    m.add_function(wrap_pyfunction!(mean_average_precision, m)?)?;
-    m.add("AP_DEFINITIONS", ApDefinition::NAMES)?;
-    m.add("EMPTY_POLICIES", EmptyPolicy::NAMES)?;
     m.add_function(wrap_pyfunction!(threshold_summary, m)?)?;
     m.add_function(wrap_pyfunction!(best_f1_thresholds, m)?)?;
     Ok(())

@@ -12,6 +12,7 @@ use pyo3::IntoPyObjectExt;
 
 use crate::error::Error;
 use crate::loss::{AslOptions, PartialOptions, SingleLabelOptions};
+use crate::metrics::ApOptions;
 use crate::options::{self, Kind, Schema, Value};
 
 /// Options of type `T` given from Python as a dict of name to value.
@@ -120,6 +121,11 @@ static SCHEMAS: &[(&str, Describe, Resolve)] = &[
         "partial_asymmetric_loss",
         describe::<PartialOptions>,
         resolve::<PartialOptions>,
+    ),
+    (
+        "average_precision",
+        describe::<ApOptions>,
+        resolve::<ApOptions>,
     ),
 ];
 

@@ -1,12 +1,14 @@
 """A streaming accumulator: ``update`` per batch, ``compute`` at the end, across ranks."""
 
+from typing import Any
+
 import torch
 
+from .._options import bind_positional, documented
 from .._validate import float_arg, int_arg
 from ..errors import InvalidArgumentError
 from .functional import (
-    DEFINITIONS,
-    EMPTY_POLICIES,
+    OPTIONS,
     ArrayLike,
     as_tensor,
     average_precision_and_mean,
@@ -77,6 +79,7 @@ def _gather_rows(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=False)]).cpu()
 
 
+@documented(OPTIONS, ("definition", "empty"))
 class MultilabelMetrics:
     """Accumulates scores and targets batch by batch and computes every metric at the end.
 
@@ -86,8 +89,7 @@ class MultilabelMetrics:
     must call it), so each rank returns the metrics of the whole evaluation set.
 
     Args:
-        definition: AP definition, see :mod:`q2l.metrics.functional`.
-        empty: Policy for classes without positives (``"nan"``, ``"zero"``, ``"skip"``).
+        {options}
         threshold: Threshold for CP/CR/CF1/OP/OR/OF1 (scores as given: use 0.0 for logits).
         k: k of the top-k metrics.
 
@@ -99,14 +101,11 @@ class MultilabelMetrics:
         >>> report["mAP"], report["OF1"], report["top3"]["CF1"]
     """
 
-    def __init__(self, definition: str = "voc", empty: str = "nan", threshold: float = 0.5, k: int = 3) -> None:
-        # Checked here, not at compute() after a whole evaluation; the lists come from Rust.
-        if definition not in DEFINITIONS:
-            raise InvalidArgumentError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
-        if empty not in EMPTY_POLICIES:
-            raise InvalidArgumentError(f"empty must be one of {EMPTY_POLICIES}, got {empty!r}")
-        self.definition = definition
-        self.empty = empty
+    def __init__(self, *args: Any, threshold: float = 0.5, k: int = 3, **options: Any) -> None:
+        # Checked here (by Rust), not at compute() after a whole evaluation.
+        self.options = OPTIONS.resolve(bind_positional(("definition", "empty"), args, options, "MultilabelMetrics"))
+        self.definition: str = self.options["definition"]
+        self.empty: str = self.options["empty"]
         self.threshold = float_arg("threshold", threshold)
         self.k = int_arg("k", k, minimum=1)
         self.reset()
@@ -171,7 +170,7 @@ class MultilabelMetrics:
             raise InvalidArgumentError(f"targets must be 1, 0 or -1 (ignored); {where} held another value")
         scores = _gather_rows(self._scores.view())
         targets = _gather_rows(self._targets.view())
-        aps, mean = average_precision_and_mean(scores, targets, definition=self.definition, empty=self.empty)
+        aps, mean = average_precision_and_mean(scores, targets, **self.options)
         report: dict[str, object] = {
             "mAP": mean,
             "AP": aps,

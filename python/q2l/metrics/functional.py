@@ -22,18 +22,24 @@ reference codes use numpy's unstable argsort, so their tie order is arbitrary).
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .. import _native
+from .._options import Options, documented
 from ..errors import InvalidArgumentError, InvalidTypeError
 
 ArrayLike = np.ndarray | torch.Tensor
 
-#: The AP definitions and the policies for classes without positives (defined in Rust).
-DEFINITIONS: tuple[str, ...] = tuple(_native.AP_DEFINITIONS)
-EMPTY_POLICIES: tuple[str, ...] = tuple(_native.EMPTY_POLICIES)
+#: The options of the average precision, declared once in Rust (``ApOptions`` in
+#: ``src/metrics/average_precision.rs``).
+OPTIONS = Options("average_precision")
+
+#: The AP definitions and the policies for classes without positives.
+DEFINITIONS: tuple[str, ...] = OPTIONS.choices("definition")
+EMPTY_POLICIES: tuple[str, ...] = OPTIONS.choices("empty")
 
 
 def as_tensor(a: ArrayLike, name: str) -> torch.Tensor:
@@ -62,54 +68,44 @@ def _scores_and_targets(scores: ArrayLike, targets: ArrayLike):
     return s.cpu(), t.cpu()
 
 
-def average_precision(
-    scores: ArrayLike, targets: ArrayLike, *, definition: str = "voc", empty: str = "nan"
-) -> torch.Tensor:
+@documented(OPTIONS)
+def average_precision(scores: ArrayLike, targets: ArrayLike, **options: Any) -> torch.Tensor:
     """Average precision of each class.
 
     Args:
         scores: ``[N, C]`` scores.
         targets: ``[N, C]`` targets in {1, 0, -1}.
-        definition: ``"voc"``, ``"noninterpolated"`` or ``"step"`` (see the module docs).
-        empty: What a class without any positive gets: ``"nan"`` (Query2Label's code),
-            ``"zero"`` (ASL's) or ``"skip"`` (NaN here, and left out of the mean by
-            :func:`mean_average_precision`).
+        {options}
 
     Returns:
         float64 tensor ``[C]`` of APs in [0, 1].
     """
-    s, t = _scores_and_targets(scores, targets)
-    aps = _native.average_precision(scores=s, targets=t, definition=_name(definition), empty=_name(empty))
-    return torch.tensor(aps, dtype=torch.float64)
+    return average_precision_and_mean(scores, targets, **options)[0]
 
 
-def mean_average_precision(
-    scores: ArrayLike, targets: ArrayLike, *, definition: str = "voc", empty: str = "nan"
-) -> float:
+@documented(OPTIONS)
+def mean_average_precision(scores: ArrayLike, targets: ArrayLike, **options: Any) -> float:
     """The mean of :func:`average_precision` over classes, in [0, 1] (papers print x100).
 
     With ``empty="nan"`` a class without positives makes the mean NaN, as in the official
     Query2Label code; ``"zero"`` counts such classes as 0; ``"skip"`` leaves them out, and
     raises ``ValueError`` when no class has a positive (there is no mean to report).
     :class:`~q2l.metrics.MultilabelMetrics` follows the same rules.
+
+    Args:
+        scores: ``[N, C]`` scores.
+        targets: ``[N, C]`` targets in {1, 0, -1}.
+        {options}
     """
-    return average_precision_and_mean(scores, targets, definition=definition, empty=empty)[1]
+    return average_precision_and_mean(scores, targets, **options)[1]
 
 
-def average_precision_and_mean(
-    scores: ArrayLike, targets: ArrayLike, *, definition: str = "voc", empty: str = "nan"
-) -> tuple[torch.Tensor, float]:
+@documented(OPTIONS)
+def average_precision_and_mean(scores: ArrayLike, targets: ArrayLike, **options: Any) -> tuple[torch.Tensor, float]:
     """:func:`average_precision` and :func:`mean_average_precision` from one ranking."""
     s, t = _scores_and_targets(scores, targets)
-    aps, mean = _native.mean_average_precision(scores=s, targets=t, definition=_name(definition), empty=_name(empty))
+    aps, mean = _native.average_precision(scores=s, targets=t, options=options)
     return torch.tensor(aps, dtype=torch.float64), mean
-
-
-def _name(value: str) -> str:
-    # The core names the valid choices; only the type is checked here.
-    if not isinstance(value, str):
-        raise InvalidTypeError(f"expected a name (str), got {type(value).__name__} {value!r}")
-    return value
 
 
 def threshold_metrics(
