@@ -21,6 +21,7 @@ step "lint: clippy" env LIBTORCH_USE_PYTORCH=1 cargo clippy --release --all-targ
 step "lint: import circles, ruff, mypy, stubtest" bash -c '
 set -euo pipefail
 python .ci/import_cycles.py
+python .ci/variant_manifest.py .ci/torch-2.11.0
 mypy
 ruff check python tests .ci notebooks/experiments
 ruff format --check python tests .ci notebooks/experiments
