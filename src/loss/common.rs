@@ -1,5 +1,6 @@
-//! What the asymmetric loss's two backends share: the reduction's factor and the errors
-//! that name the first bad logit or target.
+//! What the losses' fronts and backends share: their inputs, their kinds and rows, the
+//! reduction's factor, the scaled or reduced loss, and the errors that name the first bad
+//! logit or target.
 
 use tch::{Device, Kind, Tensor};
 
