@@ -1,9 +1,10 @@
 //! q2l: Query2Label for PyTorch, in Rust.
 //!
-//! The core is free of Python: every public function takes `tch` tensors and returns
-//! `Result<_, Error>`. The `python` feature adds the `q2l._native` extension module,
+//! The core is free of Python: its public functions take `tch` tensors or `ndarray` views
+//! (`array`) and return `Result<_, Error>`. The `python` feature adds the `q2l._native` extension module,
 //! a thin layer of `#[pyfunction]` shims over this core.
 
+pub mod array;
 pub mod data;
 pub mod decoder;
 pub mod error;

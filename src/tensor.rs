@@ -62,6 +62,21 @@ macro_rules! plain_element {
 }
 plain_element!(u8, i8, i16, i32, i64, f32, f64);
 
+impl Element for bool {
+    #[inline(always)]
+    fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s as u8 as f32;
+        }
+    }
+    #[inline(always)]
+    fn to_f64_slice(src: &[Self], dst: &mut [f64]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s as u8 as f64;
+        }
+    }
+}
+
 macro_rules! half_element {
     ($($t:ty),*) => {$(
         impl Element for $t {
@@ -284,7 +299,8 @@ pub fn unravel(mut flat: usize, shape: &[i64]) -> Vec<usize> {
 }
 
 /// Checks that every target is 1 (present), 0 (absent) or -1 (ignored), naming the first
-/// that is not: the one check of ternary targets, for metrics and in-memory datasets.
+/// that is not: the check of ternary target tensors on any device (the losses'); host
+/// arrays have [`crate::array::Matrix::ternary`].
 pub fn check_ternary(targets: &Tensor) -> Result<()> {
     let first = if in_blocks(targets)? {
         first_non_ternary_cpu(targets)?
@@ -307,10 +323,14 @@ pub fn check_ternary(targets: &Tensor) -> Result<()> {
         .f_flatten(0, -1)?
         .f_to_kind(Kind::Double)?
         .f_double_value(&[first as i64])?;
-    crate::bail!(
-        "targets must be 1, 0 or -1 (ignored); found {value} at index {:?}",
-        unravel(first, &targets.size())
-    )
+    Err(ternary_error(value, &unravel(first, &targets.size())))
+}
+
+/// The error for a target `value` outside {1, 0, -1} at index `at`.
+pub fn ternary_error(value: f64, at: &[usize]) -> crate::Error {
+    crate::Error::value(format!(
+        "targets must be 1, 0 or -1 (ignored); found {value} at index {at:?}"
+    ))
 }
 
 /// The flat index of the first target of a CPU tensor outside {1, 0, -1}: one pass in

@@ -259,6 +259,26 @@ def test_from_arrays():
         ds[5]
 
 
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda a: a[::-1],  # negative strides, which torch.from_numpy refuses
+        lambda a: a[:, ::-1, ::2] if a.ndim == 4 else a[:, ::-1],
+        np.asfortranarray,
+        lambda a: a.astype(a.dtype.newbyteorder(">")) if a.dtype.itemsize > 1 else a,
+    ],
+)
+def test_from_arrays_reads_any_strides(view):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (4, 9, 8, 3), dtype=np.uint8)
+    targets = rng.integers(-1, 2, (4, 3))
+    ours = Dataset.from_arrays(view(images), view(targets), ["a", "b", "c"])
+    dense = [np.ascontiguousarray(view(a)) for a in (images, targets)]
+    copied = Dataset.from_arrays(*dense, ["a", "b", "c"])
+    for i in range(4):
+        assert all(torch.equal(x, y) for x, y in zip(ours[i], copied[i], strict=True))
+
+
 def test_generated_scenes_are_deterministic_and_labelled():
     a = Dataset.scenes(n=20, size=48, seed=1)
     b = Dataset.scenes(n=20, size=48, seed=1)

@@ -240,13 +240,43 @@ def test_hypothesis_step_ap_matches_sklearn(n, c, seed, ties):
         (np.zeros((0, 4)), np.zeros((0, 4)), {}, "empty"),
         (np.array([[0.1, np.nan]]), np.array([[1, 0]]), {}, r"NaN, the first at index \[0, 1\]"),
         (np.zeros((2, 2)), np.array([[1, 2], [0, 1]]), {}, r"found 2 at index \[0, 1\]"),
-        (np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), {}, "scores must be a floating tensor"),
+        (np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), {}, "scores must be floating point"),
         (np.zeros((2, 2)), np.zeros((2, 2)), {"definition": "11point"}, "definition must be"),
     ],
 )
 def test_bad_input_raises_value_errors(scores, targets, kwargs, match):
     with pytest.raises(ValueError, match=match):
         average_precision(scores, targets, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda a: a[::-1],  # negative strides: read in place, where torch.from_numpy refuses
+        lambda a: a[::2, ::-1],
+        np.asfortranarray,
+        lambda a: a.astype(a.dtype.newbyteorder(">")),  # copied once to native byte order
+    ],
+)
+def test_numpy_arrays_of_any_layout_match_contiguous_copies(view):
+    s, t = _data(40, 6, seed=3, partial=True)
+    vs, vt = view(s), view(t)
+    cs, ct = np.ascontiguousarray(vs), np.ascontiguousarray(vt)
+    assert torch.equal(average_precision(vs, vt, definition="step"), average_precision(cs, ct, definition="step"))
+    assert threshold_metrics(vs, vt) == threshold_metrics(cs, ct)
+    assert all(torch.equal(a, b) for a, b in zip(best_f1_thresholds(vs, vt), best_f1_thresholds(cs, ct), strict=True))
+    metrics = MultilabelMetrics()
+    metrics.update(vs, vt)
+    assert metrics.compute()["mAP"] == mean_average_precision(cs, ct)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("target_dtype", [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64, np.float32])
+def test_numpy_dtypes_match_float64(dtype, target_dtype):
+    s, t = _data(30, 5, seed=4)
+    s = s.astype(dtype)
+    expected = average_precision(torch.from_numpy(s.astype(np.float64)), torch.from_numpy(t.astype(np.float64)))
+    torch.testing.assert_close(average_precision(s, t.astype(target_dtype)), expected)
 
 
 def test_bad_threshold_and_k():

@@ -13,9 +13,14 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal, final
 
+import numpy as np
 import torch
 
 from .data.transforms import Operation
+
+#: Where the core reads values on the CPU: numpy arrays in place (any strides), tensors
+#: from host copies (none for contiguous CPU tensors).
+_Array = np.ndarray | torch.Tensor
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -117,7 +122,7 @@ def asymmetric_loss_single_label(
 
 # Metrics -----------------------------------------------------------------------------------
 
-def average_precision(*, scores: torch.Tensor, targets: torch.Tensor, options: _Options) -> tuple[list[float], float]:
+def average_precision(*, scores: _Array, targets: _Array, options: _Options) -> tuple[list[float], float]:
     """Per-class AP of ``scores`` [N, C] against ``targets`` [N, C] (1, 0, -1 ignored), a
     class without a positive given NaN (``empty`` "nan" or "skip") or 0 ("zero"), and their
     mean; with "skip" the mean leaves such classes out, and no class with a positive is an
@@ -125,15 +130,15 @@ def average_precision(*, scores: torch.Tensor, targets: torch.Tensor, options: _
 
 def threshold_summary(
     *,
-    scores: torch.Tensor,
-    targets: torch.Tensor,
+    scores: _Array,
+    targets: _Array,
     thresholds: list[float] | None = None,
     k: int | None = None,
 ) -> dict[str, Any]:
     """CP, CR, CF1, OP, OR, OF1 and per-class precision/recall/f1/tp/fp/fn/support, with
     predictions ``score >= threshold`` (one or one per class) or the top ``k`` per sample."""
 
-def best_f1_thresholds(*, scores: torch.Tensor, targets: torch.Tensor) -> tuple[list[float], list[float]]:
+def best_f1_thresholds(*, scores: _Array, targets: _Array) -> tuple[list[float], list[float]]:
     """Per-class thresholds maximising F1, and those F1 values."""
 
 # Head --------------------------------------------------------------------------------------
@@ -205,7 +210,7 @@ def dataset_voc(*, root: str, split: str, difficult: str) -> NativeDataset: ...
 def dataset_nus_wide(*, root: str, split: str, image_dir: str) -> NativeDataset: ...
 def dataset_open_images(*, labels_csv: str, image_dir: str, classes_csv: str | None = None) -> NativeDataset: ...
 def dataset_list(*, path: str, image_root: str, classes: list[str] | None = None, sep: str = ";") -> NativeDataset: ...
-def dataset_memory(*, images: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> NativeDataset: ...
+def dataset_memory(*, images: _Array, targets: _Array, classes: list[str]) -> NativeDataset: ...
 def dataset_scenes(
     *, n: int, size: int, seed: int, split: str, min_objects: int, max_objects: int
 ) -> NativeDataset: ...

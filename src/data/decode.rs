@@ -278,7 +278,7 @@ fn decode_jpeg(
             hull.y - covered.y,
             hull.width,
             hull.height,
-        )
+        )?
     };
     let (hx, hy) = (hull.x as f64, hull.y as f64);
     let inside = [edges[0] - hx, edges[1] - hy, edges[2] - hx, edges[3] - hy];

@@ -1,5 +1,7 @@
 //! The decoded image every stage of the pipeline works on.
 
+use ndarray::{s, ArrayView3};
+
 use crate::error::{Error, Result};
 
 /// The bytes of a `width x height` RGB image, or an [`Error::Memory`] where that overflows.
@@ -69,18 +71,28 @@ impl Image {
         self.data[i..i + 3].copy_from_slice(&rgb);
     }
 
-    /// The `w x h` window whose top-left corner is `(x, y)`; it must lie inside.
-    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Image {
+    /// The pixels as an `H x W x 3` array view.
+    pub fn view(&self) -> Result<ArrayView3<'_, u8>> {
+        ArrayView3::from_shape((self.height, self.width, 3), &self.data)
+            .map_err(|e| Error::Internal(format!("a {}x{} image: {e}", self.width, self.height)))
+    }
+
+    /// The `w x h` window whose top-left corner is `(x, y)`: a slice of [`Image::view`],
+    /// copied. A window that does not lie inside is an error.
+    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Result<Image> {
+        if x.saturating_add(w) > self.width || y.saturating_add(h) > self.height {
+            return Err(Error::Internal(format!(
+                "a {w}x{h} window at ({x}, {y}) outside a {}x{} image",
+                self.width, self.height
+            )));
+        }
+        let window = self.view()?.slice_move(s![y..y + h, x..x + w, ..]);
         let mut data = Vec::with_capacity(w * h * 3);
-        for row in y..y + h {
-            let start = (row * self.width + x) * 3;
-            data.extend_from_slice(&self.data[start..start + w * 3]);
+        // Each row of the window is adjacent in memory: copied a row at a time.
+        for row in window.outer_iter() {
+            data.extend_from_slice(row.to_slice().unwrap_or_default());
         }
-        Image {
-            width: w,
-            height: h,
-            data,
-        }
+        Ok(Image::from_rgb(w, h, data))
     }
 
     /// Mirrors left and right in place.

@@ -207,7 +207,7 @@ impl Window {
         if (self.x, self.y, self.width, self.height) == (0, 0, img.width, img.height) {
             resize(img, self.out_width, self.out_height)
         } else {
-            let crop = img.crop(self.x, self.y, self.width, self.height);
+            let crop = img.crop(self.x, self.y, self.width, self.height)?;
             resize(&crop, self.out_width, self.out_height)
         }
     }
@@ -283,7 +283,7 @@ mod tests {
         let whole = resize_box(&img, [0.0, 0.0, 30.0, 20.0], 11, 7).unwrap();
         assert_eq!(whole, resize(&img, 11, 7).unwrap());
         // Inside a crop, a box on the crop's own edges is the crop's resize.
-        let crop = img.crop(4, 3, 20, 12);
+        let crop = img.crop(4, 3, 20, 12).unwrap();
         let window = Window {
             x: 4,
             y: 3,

@@ -1,12 +1,11 @@
 //! Average precision per class, under the three definitions the field reports.
 
-use tch::Tensor;
-
 use crate::bail;
 use crate::error::Result;
 
 use super::columns::for_each_class;
 use super::sort::Ranked;
+use crate::array::Inputs;
 
 crate::choices! {
     /// Which average precision.
@@ -127,12 +126,8 @@ pub fn ranked_ap(r: &Ranked, def: ApDefinition) -> Option<f64> {
 
 /// Per-class AP of `scores` [N, C] against `targets` [N, C] (1, 0, or -1 to ignore);
 /// `None` for classes without a positive.
-pub fn average_precision(
-    scores: &Tensor,
-    targets: &Tensor,
-    def: ApDefinition,
-) -> Result<Vec<Option<f64>>> {
-    for_each_class(scores, targets, |r| ranked_ap(r, def))
+pub fn average_precision(inputs: &Inputs<'_>, def: ApDefinition) -> Result<Vec<Option<f64>>> {
+    for_each_class(inputs, |r| ranked_ap(r, def))
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
 //! Checked access to a score matrix and its targets, class by class.
 
 use half::{bf16, f16, slice::HalfFloatSliceExt};
-use tch::{Device, Tensor};
+use ndarray::{s, ArrayView2};
 
-use crate::bail;
 use crate::error::Result;
 use crate::parallel::map_chunks;
-use crate::tensor::{
-    as_slice, check_targets, check_ternary, first_true, float_kind, same_device, shape_str,
-    unravel, with_target_kind, Element,
-};
+use crate::tensor::Element;
+
+use crate::array::{row_slice, with_matrix, with_scores, Inputs, Matrix};
 
 use super::sort::{key_f32, key_f64, Ranked};
 
@@ -81,100 +79,25 @@ impl Score for f64 {
     }
 }
 
-/// Scores [N, C] and targets [N, C], checked, contiguous and on the CPU.
-pub struct Checked {
-    pub scores: Tensor,
-    pub targets: Tensor,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-/// The shape of a checked input, shareable across threads (tensors are not `Sync`).
-#[derive(Clone, Copy)]
-pub struct Dims {
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl Checked {
-    /// Its shape.
-    pub fn dims(&self) -> Dims {
-        Dims {
-            rows: self.rows,
-            cols: self.cols,
-        }
-    }
-}
-
-/// Checks shapes, dtypes and devices; moves both to contiguous CPU tensors.
-pub fn check(scores: &Tensor, targets: &Tensor) -> Result<Checked> {
-    float_kind(scores, "scores")?;
-    let shape = scores.size();
-    if shape.len() != 2 {
-        bail!(
-            "scores must have shape [num_samples, num_classes], got {}",
-            shape_str(&shape)
-        );
-    }
-    check_targets(targets, &shape, "scores")?;
-    same_device(targets, "targets", scores, "scores")?;
-    if shape[0] == 0 || shape[1] == 0 {
-        bail!(
-            "scores and targets are empty (shape {}): there is nothing to evaluate",
-            shape_str(&shape)
-        );
-    }
-    let scores = scores
-        .f_detach()?
-        .f_to_device(Device::Cpu)?
-        .f_contiguous()?;
-    let targets = targets
-        .f_detach()?
-        .f_to_device(Device::Cpu)?
-        .f_contiguous()?;
-    Ok(Checked {
-        scores,
-        targets,
-        rows: shape[0] as usize,
-        cols: shape[1] as usize,
-    })
-}
-
-/// The error for NaN scores, naming the first.
-fn nan_error(scores: &Tensor) -> Result<crate::Error> {
-    let first = first_true(&scores.f_isnan()?)?;
-    Ok(crate::Error::value(format!(
-        "scores contain NaN, the first at index {:?}",
-        unravel(first, &scores.size())
-    )))
-}
-
-/// Ranks every class of a checked input and maps `f` over them, in class order.
+/// Ranks every class of checked inputs and maps `f` over them, in class order.
 ///
 /// Samples whose target is -1 are left out of their class.
-pub fn map_classes<T, F>(c: &Checked, f: F) -> Result<Vec<T>>
+pub fn map_classes<T, F>(inputs: &Inputs<'_>, f: F) -> Result<Vec<T>>
 where
     T: Send,
     F: Fn(&Ranked, &dyn Fn(u64) -> f64) -> T + Sync,
 {
-    let kind = c.scores.f_kind()?;
-    let tkind = c.targets.f_kind()?;
-    let groups = c.cols.div_ceil(GROUP);
-    let parts = crate::tensor::with_float_kind!(kind, X => with_target_kind!(tkind, Y => {
-        // SAFETY: contiguous CPU tensors of these element types, alive for the call.
-        let (x, y) = unsafe { (as_slice::<X>(&c.scores), as_slice::<Y>(&c.targets)) };
-        let d = c.dims();
-        map_chunks(groups, c.rows * c.cols >= 1 << 16, |g| gather_group::<X, Y, T, F>(x, y, d, g, &f))
+    let groups = inputs.cols.div_ceil(GROUP);
+    let big = inputs.rows * inputs.cols >= 1 << 16;
+    let parts = with_scores!(inputs.scores, x: X => with_matrix!(inputs.targets, y: Y => {
+        map_chunks(groups, big, |g| gather_group::<X, Y, T, F>(x, y, g, &f))
     }));
-    let mut out = Vec::with_capacity(c.cols);
+    let mut out = Vec::with_capacity(inputs.cols);
     for part in parts {
         match part {
             GroupResult::Ok(v) => out.extend(v),
-            GroupResult::Nan => return Err(nan_error(&c.scores)?),
-            GroupResult::BadTarget => {
-                check_ternary(&c.targets)?;
-                bail!("targets hold a value other than 1, 0 and -1")
-            }
+            GroupResult::Nan => return Err(inputs.nan_error()),
+            GroupResult::BadTarget => return Err(inputs.target_error()),
         }
     }
     Ok(out)
@@ -187,29 +110,30 @@ enum GroupResult<T> {
 }
 
 fn gather_group<X: Score, Y: Element, T, F>(
-    x: &[X],
-    y: &[Y],
-    c: Dims,
+    x: ArrayView2<'_, X>,
+    y: ArrayView2<'_, Y>,
     g: usize,
     f: &F,
 ) -> GroupResult<T>
 where
     F: Fn(&Ranked, &dyn Fn(u64) -> f64) -> T,
 {
+    let (rows, cols) = x.dim();
     let c0 = g * GROUP;
-    let width = GROUP.min(c.cols - c0);
+    let width = GROUP.min(cols - c0);
     let mut ranked: Vec<Ranked> = (0..width).map(|_| Ranked::default()).collect();
     for r in ranked.iter_mut() {
-        r.keys.reserve(c.rows);
-        r.labels.reserve(c.rows);
+        r.keys.reserve(rows);
+        r.labels.reserve(rows);
     }
     let (mut keys, mut labels) = ([0u64; GROUP], [0f64; GROUP]);
-    for i in 0..c.rows {
-        let at = i * c.cols + c0;
-        if X::keys(&x[at..at + width], &mut keys[..width]) {
+    let (mut xbuf, mut ybuf) = (Vec::new(), Vec::new());
+    let block = s![.., c0..c0 + width];
+    for (xr, yr) in x.slice(block).rows().into_iter().zip(y.slice(block).rows()) {
+        if X::keys(row_slice(xr, &mut xbuf), &mut keys[..width]) {
             return GroupResult::Nan;
         }
-        Y::to_f64_slice(&y[at..at + width], &mut labels[..width]);
+        Y::to_f64_slice(row_slice(yr, &mut ybuf), &mut labels[..width]);
         for j in 0..width {
             let l = labels[j];
             if l == 1.0 || l == 0.0 {
@@ -231,12 +155,10 @@ where
     )
 }
 
-/// Checks the inputs, ranks every class and maps `f` over them.
+/// Ranks every class of checked inputs and maps `f` over them.
 pub fn for_each_class<T: Send>(
-    scores: &Tensor,
-    targets: &Tensor,
+    inputs: &Inputs<'_>,
     f: impl Fn(&Ranked) -> T + Sync,
 ) -> Result<Vec<T>> {
-    let c = check(scores, targets)?;
-    map_classes(&c, |r, _| f(r))
+    map_classes(inputs, |r, _| f(r))
 }

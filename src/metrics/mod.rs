@@ -1,6 +1,7 @@
 //! Multi-label metrics: average precision under each named definition, threshold and
-//! top-k metrics, and per-class threshold search. Inputs are score and target tensors
-//! [N, C] (targets 1, 0, or -1 for "ignore"); work runs on CPU threads.
+//! top-k metrics, and per-class threshold search. Inputs are score and target matrices
+//! [N, C] (targets 1, 0, or -1 for "ignore"), views of host tensors or numpy arrays; work
+//! runs on CPU threads.
 
 mod average_precision;
 mod columns;

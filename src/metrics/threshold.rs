@@ -1,14 +1,15 @@
 //! Threshold and top-k metrics: per-class counts, the CP/CR/CF1/OP/OR/OF1 summary, and a
 //! per-class threshold search that maximises F1.
 
-use tch::Tensor;
+use ndarray::{s, ArrayView2};
 
 use crate::bail;
 use crate::error::Result;
 use crate::parallel::map_chunks;
-use crate::tensor::{as_slice, with_float_kind, with_target_kind, Element};
+use crate::tensor::Element;
 
-use super::columns::{check, map_classes, Dims};
+use super::columns::map_classes;
+use crate::array::{row_slice, with_matrix, with_scores, Inputs, Matrix};
 
 /// Rows per parallel task.
 const ROWS: usize = 2048;
@@ -109,8 +110,7 @@ impl Counts {
 }
 
 /// Per-class counts of `scores` [N, C] against `targets` [N, C] under `decision`.
-pub fn counts(scores: &Tensor, targets: &Tensor, decision: &Decision) -> Result<Counts> {
-    let c = check(scores, targets)?;
+pub fn counts(c: &Inputs<'_>, decision: &Decision) -> Result<Counts> {
     match decision {
         Decision::Threshold(t) if t.len() != 1 && t.len() != c.cols => {
             bail!(
@@ -127,14 +127,10 @@ pub fn counts(scores: &Tensor, targets: &Tensor, decision: &Decision) -> Result<
         }
         _ => {}
     }
-    let kind = c.scores.f_kind()?;
-    let tkind = c.targets.f_kind()?;
     let chunks = c.rows.div_ceil(ROWS);
-    let parts = with_float_kind!(kind, X => with_target_kind!(tkind, Y => {
-        // SAFETY: contiguous CPU tensors of these element types, alive for the call.
-        let (x, y) = unsafe { (as_slice::<X>(&c.scores), as_slice::<Y>(&c.targets)) };
-        let d = c.dims();
-        map_chunks(chunks, c.rows * c.cols >= 1 << 16, |k| count_rows::<X, Y>(x, y, d, k, decision))
+    let big = c.rows * c.cols >= 1 << 16;
+    let parts = with_scores!(c.scores, x: X => with_matrix!(c.targets, y: Y => {
+        map_chunks(chunks, big, |k| count_rows::<X, Y>(x, y, k, decision))
     }));
     let mut total = Counts::zeros(c.cols);
     for part in parts {
@@ -142,7 +138,7 @@ pub fn counts(scores: &Tensor, targets: &Tensor, decision: &Decision) -> Result<
             Some(p) => total = total.add(&p),
             None => {
                 // Re-run the checks that name the culprit.
-                map_classes(&c, |_, _| ())?;
+                map_classes(c, |_, _| ())?;
                 bail!("invalid scores or targets");
             }
         }
@@ -151,33 +147,34 @@ pub fn counts(scores: &Tensor, targets: &Tensor, decision: &Decision) -> Result<
 }
 
 fn count_rows<X: Element, Y: Element>(
-    x: &[X],
-    y: &[Y],
-    c: Dims,
+    x: ArrayView2<'_, X>,
+    y: ArrayView2<'_, Y>,
     k: usize,
     d: &Decision,
 ) -> Option<Counts> {
-    let mut out = Counts::zeros(c.cols);
-    let (mut s, mut t) = (vec![0f64; c.cols], vec![0f64; c.cols]);
-    let mut pred = vec![false; c.cols];
-    let mut order: Vec<usize> = (0..c.cols).collect();
-    for i in k * ROWS..((k + 1) * ROWS).min(c.rows) {
-        let row = i * c.cols..(i + 1) * c.cols;
-        X::to_f64_slice(&x[row.clone()], &mut s);
-        Y::to_f64_slice(&y[row], &mut t);
+    let (rows, cols) = x.dim();
+    let mut out = Counts::zeros(cols);
+    let (mut s, mut t) = (vec![0f64; cols], vec![0f64; cols]);
+    let mut pred = vec![false; cols];
+    let mut order: Vec<usize> = (0..cols).collect();
+    let (mut xbuf, mut ybuf) = (Vec::new(), Vec::new());
+    let block = s![k * ROWS..((k + 1) * ROWS).min(rows), ..];
+    for (xr, yr) in x.slice(block).rows().into_iter().zip(y.slice(block).rows()) {
+        X::to_f64_slice(row_slice(xr, &mut xbuf), &mut s);
+        Y::to_f64_slice(row_slice(yr, &mut ybuf), &mut t);
         if s.iter().any(|v| v.is_nan()) {
             return None;
         }
         match d {
             Decision::Threshold(th) => {
-                for j in 0..c.cols {
+                for j in 0..cols {
                     pred[j] = s[j] >= th[if th.len() == 1 { 0 } else { j }];
                 }
             }
             Decision::TopK(kk) => {
                 order.iter_mut().enumerate().for_each(|(j, o)| *o = j);
                 let by_score = |a: &usize, b: &usize| s[*b].total_cmp(&s[*a]).then(a.cmp(b));
-                if *kk < c.cols {
+                if *kk < cols {
                     order.select_nth_unstable_by(*kk - 1, by_score);
                 }
                 pred.iter_mut().for_each(|p| *p = false);
@@ -186,7 +183,7 @@ fn count_rows<X: Element, Y: Element>(
                 }
             }
         }
-        for j in 0..c.cols {
+        for j in 0..cols {
             let (positive, predicted) = match t[j] {
                 1.0 => (true, pred[j]),
                 0.0 => (false, pred[j]),
@@ -204,9 +201,8 @@ fn count_rows<X: Element, Y: Element>(
 
 /// For each class, the threshold (predict `score >= threshold`) that maximises F1 on
 /// these scores, and that F1. A class without positives gets `+inf` and F1 0.
-pub fn best_f1_thresholds(scores: &Tensor, targets: &Tensor) -> Result<Vec<(f64, f64)>> {
-    let c = check(scores, targets)?;
-    map_classes(&c, |r, from_key| {
+pub fn best_f1_thresholds(inputs: &Inputs<'_>) -> Result<Vec<(f64, f64)>> {
+    map_classes(inputs, |r, from_key| {
         let n = r.labels.len();
         let positives = r.labels.iter().map(|&l| l as u64).sum::<u64>();
         if positives == 0 {
@@ -230,19 +226,25 @@ pub fn best_f1_thresholds(scores: &Tensor, targets: &Tensor) -> Result<Vec<(f64,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::{array, Array2};
 
-    fn inputs() -> (Tensor, Tensor) {
-        let scores = Tensor::from_slice(&[0.9f32, 0.1, 0.8, 0.7, 0.2, 0.6]).view([3, 2]);
-        let targets = Tensor::from_slice(&[1f32, 0., 0., 1., 1., -1.]).view([3, 2]);
+    fn arrays() -> (Array2<f32>, Array2<f32>) {
+        let scores = array![[0.9f32, 0.1], [0.8, 0.7], [0.2, 0.6]];
+        let targets = array![[1f32, 0.], [0., 1.], [1., -1.]];
         (scores, targets)
+    }
+
+    fn inputs<'a>(a: &'a (Array2<f32>, Array2<f32>)) -> Inputs<'a> {
+        Inputs::new(Matrix::F32(a.0.view()), Matrix::F32(a.1.view())).unwrap()
     }
 
     #[test]
     fn threshold_counts_by_hand() {
         // Class 0 predicts rows 0 and 1 (targets 1, 0) and misses row 2: tp 1, fp 1, fn 1.
         // Class 1 predicts rows 1 and 2; row 2 is ignored (-1): tp 1, fp 0, fn 0.
-        let (s, t) = inputs();
-        let sum = counts(&s, &t, &Decision::Threshold(vec![0.5]))
+        let a = arrays();
+        let i = inputs(&a);
+        let sum = counts(&i, &Decision::Threshold(vec![0.5]))
             .unwrap()
             .summarize();
         assert_eq!(
@@ -261,22 +263,24 @@ mod tests {
     #[test]
     fn top_k_and_per_class_thresholds() {
         // Top 1: row 0 -> class 0 (tp), row 1 -> class 0 (fp), row 2 -> class 1 (ignored).
-        let (s, t) = inputs();
-        let c = counts(&s, &t, &Decision::TopK(1)).unwrap();
+        let a = arrays();
+        let i = inputs(&a);
+        let c = counts(&i, &Decision::TopK(1)).unwrap();
         assert_eq!(
             (c.tp.clone(), c.fp.clone(), c.fn_.clone()),
             (vec![1, 0], vec![1, 0], vec![1, 1])
         );
         // A threshold per class: class 1 at 0.75 no longer predicts row 1.
-        let c = counts(&s, &t, &Decision::Threshold(vec![0.5, 0.75])).unwrap();
+        let c = counts(&i, &Decision::Threshold(vec![0.5, 0.75])).unwrap();
         assert_eq!((c.tp[1], c.fn_[1]), (0, 1));
-        assert!(counts(&s, &t, &Decision::Threshold(vec![0.5, 0.5, 0.5])).is_err());
+        assert!(counts(&i, &Decision::Threshold(vec![0.5, 0.5, 0.5])).is_err());
     }
 
     #[test]
     fn best_thresholds_reach_the_best_f1() {
-        let (s, t) = inputs();
-        let best = best_f1_thresholds(&s, &t).unwrap();
+        let a = arrays();
+        let i = inputs(&a);
+        let best = best_f1_thresholds(&i).unwrap();
         // Class 0: predicting rows 0 and 2 only is impossible (0.2 < 0.8), so the best is
         // threshold 0.2 (all three: tp 2, fp 1, F1 0.8). Class 1: 0.7 alone, F1 1.
         assert!((best[0].1 - 0.8).abs() < 1e-12, "{best:?}");

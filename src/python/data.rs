@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::array::array_arg;
 use super::tensor::PyTensor;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
@@ -184,13 +185,16 @@ fn dataset_list(
 #[pyfunction]
 #[pyo3(signature = (*, images, targets, classes))]
 fn dataset_memory(
-    py: Python<'_>,
-    images: PyTensor,
-    targets: PyTensor,
+    images: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
     classes: Vec<String>,
 ) -> PyResult<NativeDataset> {
-    let (images, targets) = (images.0, targets.0);
-    py.allow_threads(move || guarded(|| wrap(dataset::from_tensors(&images, &targets, classes))))
+    let (i, t) = (array_arg(images, "images")?, array_arg(targets, "targets")?);
+    let (i, t) = (i.bytes("images")?, t.matrix("targets")?);
+    let d = images
+        .py()
+        .allow_threads(move || guarded(|| wrap(dataset::from_arrays(i, t, classes))))?;
+    Ok(d)
 }
 
 #[pyfunction]

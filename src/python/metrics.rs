@@ -1,26 +1,38 @@
 //! Shims for `crate::metrics`.
 
-use super::tensor::PyTensor;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::array::array_arg;
 use super::errors::guarded;
 use super::options::Opts;
+use crate::array::Inputs;
 use crate::metrics::{self, ApOptions, Decision};
+
+/// Runs `f` without the GIL on the checked views of two array arguments.
+fn with_inputs<T: Send>(
+    scores: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
+    f: impl FnOnce(&Inputs<'_>) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    let (s, t) = (array_arg(scores, "scores")?, array_arg(targets, "targets")?);
+    let inputs = Inputs::new(s.matrix("scores")?, t.matrix("targets")?)?;
+    scores.py().allow_threads(move || guarded(|| f(&inputs)))
+}
 
 /// The per-class APs, a class without positives filled as `options.empty` says, and their
 /// mean under the same policy.
 #[pyfunction]
 #[pyo3(signature = (*, scores, targets, options))]
 fn average_precision(
-    py: Python<'_>,
-    scores: PyTensor,
-    targets: PyTensor,
+    scores: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
     options: Opts<ApOptions>,
 ) -> PyResult<(Vec<f64>, f64)> {
-    let (s, t, o) = (scores.0, targets.0, options.0);
-    let def = o.definition;
-    let aps = py.allow_threads(move || guarded(|| metrics::average_precision(&s, &t, def)))?;
+    let o = options.0;
+    let aps = with_inputs(scores, targets, |i| {
+        metrics::average_precision(i, o.definition)
+    })?;
     Ok((o.empty.fill(&aps), o.empty.mean(&aps)?))
 }
 
@@ -29,8 +41,8 @@ fn average_precision(
 #[pyo3(signature = (*, scores, targets, thresholds=None, k=None))]
 fn threshold_summary<'py>(
     py: Python<'py>,
-    scores: PyTensor,
-    targets: PyTensor,
+    scores: &Bound<'py, PyAny>,
+    targets: &Bound<'py, PyAny>,
     thresholds: Option<Vec<f64>>,
     k: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -39,9 +51,9 @@ fn threshold_summary<'py>(
         (None, Some(k)) => Decision::TopK(k),
         _ => return Err(crate::Error::value("give exactly one of thresholds and k").into()),
     };
-    let (s, t) = (scores.0, targets.0);
-    let sum =
-        py.allow_threads(move || guarded(|| Ok(metrics::counts(&s, &t, &decision)?.summarize())))?;
+    let sum = with_inputs(scores, targets, |i| {
+        Ok(metrics::counts(i, &decision)?.summarize())
+    })?;
     let d = PyDict::new(py);
     d.set_item("CP", sum.cp)?;
     d.set_item("CR", sum.cr)?;
@@ -63,12 +75,10 @@ fn threshold_summary<'py>(
 #[pyfunction]
 #[pyo3(signature = (*, scores, targets))]
 fn best_f1_thresholds(
-    py: Python<'_>,
-    scores: PyTensor,
-    targets: PyTensor,
+    scores: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
 ) -> PyResult<(Vec<f64>, Vec<f64>)> {
-    let (s, t) = (scores.0, targets.0);
-    let pairs = py.allow_threads(move || guarded(|| metrics::best_f1_thresholds(&s, &t)))?;
+    let pairs = with_inputs(scores, targets, metrics::best_f1_thresholds)?;
     Ok(pairs.into_iter().unzip())
 }
 

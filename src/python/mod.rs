@@ -6,6 +6,7 @@
 //! [`errors::guarded`] turns a panic into `q2l.errors.InternalError` so that none reaches the
 //! interpreter.
 
+mod array;
 mod data;
 mod decoder;
 mod errors;

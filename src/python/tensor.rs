@@ -41,9 +41,14 @@ fn tensor_base(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     TENSOR_BASE.import(py, "torch._C", "TensorBase")
 }
 
+/// Whether `ob` is a `torch.Tensor` (as torch's `THPVariable_Check` decides).
+pub fn is_tensor(ob: &Bound<'_, PyAny>) -> PyResult<bool> {
+    ob.is_instance(tensor_base(ob.py())?)
+}
+
 impl<'py> FromPyObject<'py> for PyTensor {
     fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if !ob.is_instance(tensor_base(ob.py())?)? {
+        if !is_tensor(ob)? {
             return Err(PyTypeError::new_err(format!(
                 "expected a torch.Tensor, got {}",
                 ob.get_type()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 import torch
 
 from .. import _native
@@ -139,10 +140,9 @@ class Dataset:
     @classmethod
     def from_arrays(cls, images, targets, classes: Sequence[str]) -> Dataset:
         """In-memory images: uint8 ``[N, H, W]`` or ``[N, H, W, 3]`` (numpy or torch) and ``[N, C]`` targets."""
-        images = torch.as_tensor(images)
-        targets = torch.as_tensor(targets)
-        if images.dtype != torch.uint8:
-            raise InvalidArgumentError(f"images must be uint8, got {images.dtype}")
+        # numpy arrays are read in place (any strides) and tensors from the CPU; anything
+        # else (nested lists) becomes a numpy array first.
+        images, targets = (a if isinstance(a, (np.ndarray, torch.Tensor)) else np.asarray(a) for a in (images, targets))
         return cls(
             _native.dataset_memory(images=images, targets=targets, classes=list(classes)),
             f"arrays {tuple(images.shape)}",

@@ -1,7 +1,8 @@
 """Multi-label metrics as functions of a whole score matrix.
 
 Every function takes ``scores`` and ``targets`` of shape ``[num_samples, num_classes]`` as
-numpy arrays or torch tensors (CPU or CUDA; contiguous CPU inputs are read without a copy).
+numpy arrays (read in place, any strides) or torch tensors (CPU or CUDA; contiguous CPU
+tensors are read without a copy).
 Scores may be logits or probabilities in float16/32/64 (ranking metrics do not care;
 threshold metrics compare against the scores as given). Targets are 1 (present), 0
 (absent) or -1 (ignored: difficult or unannotated), in any integer or floating dtype.
@@ -43,29 +44,28 @@ EMPTY_POLICIES: tuple[str, ...] = OPTIONS.choices("empty")
 
 
 def as_tensor(a: ArrayLike, name: str) -> torch.Tensor:
-    """A torch view of ``a`` (no copy for numpy arrays of a torch dtype)."""
+    """A torch tensor of ``a``: a view of a numpy array of a torch dtype (a copy where its
+    strides are negative or its byte order foreign, which torch cannot view)."""
     if isinstance(a, torch.Tensor):
         return a.detach()
     if isinstance(a, np.ndarray):
         if a.dtype == np.bool_ or a.dtype.kind in "iuf":
+            if not a.dtype.isnative or min(a.strides, default=0) < 0:
+                a = a.astype(a.dtype.newbyteorder("="))
             return torch.from_numpy(a)
         raise InvalidArgumentError(f"{name} must hold numbers, got a numpy array of dtype {a.dtype}")
     raise InvalidTypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(a).__name__}")
 
 
-def _scores_and_targets(scores: ArrayLike, targets: ArrayLike):
-    s = as_tensor(scores, "scores")
-    t = as_tensor(targets, "targets")
-    if s.device != t.device:
+def _same_device(scores: ArrayLike, targets: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
+    """``scores`` and ``targets``, refused when they are tensors on two devices. Rust reads
+    them: numpy arrays in place (any strides), tensors from host copies, and it names a
+    wrong type, dtype or shape."""
+    if isinstance(scores, torch.Tensor) and isinstance(targets, torch.Tensor) and scores.device != targets.device:
         raise InvalidArgumentError(
-            f"scores are on {s.device} but targets are on {t.device}; move both to the same device"
+            f"scores are on {scores.device} but targets are on {targets.device}; move both to the same device"
         )
-    if s.device.type == "meta":
-        raise InvalidArgumentError(
-            "scores is a meta tensor (shape and dtype, no data): metrics read values; pass cpu or cuda tensors"
-        )
-    # Ranking runs on the CPU: one device-to-host copy for CUDA inputs.
-    return s.cpu(), t.cpu()
+    return scores, targets
 
 
 @documented(OPTIONS)
@@ -103,7 +103,7 @@ def mean_average_precision(scores: ArrayLike, targets: ArrayLike, **options: Any
 @documented(OPTIONS)
 def average_precision_and_mean(scores: ArrayLike, targets: ArrayLike, **options: Any) -> tuple[torch.Tensor, float]:
     """:func:`average_precision` and :func:`mean_average_precision` from one ranking."""
-    s, t = _scores_and_targets(scores, targets)
+    s, t = _same_device(scores, targets)
     aps, mean = _native.average_precision(scores=s, targets=t, options=options)
     return torch.tensor(aps, dtype=torch.float64), mean
 
@@ -125,7 +125,7 @@ def threshold_metrics(
         ``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``, ``support``. A 0/0
         ratio counts as 0.
     """
-    s, t = _scores_and_targets(scores, targets)
+    s, t = _same_device(scores, targets)
     if isinstance(threshold, (int, float)):
         thresholds = [float(threshold)]
     else:
@@ -136,7 +136,7 @@ def threshold_metrics(
 def topk_metrics(scores: ArrayLike, targets: ArrayLike, k: int = 3) -> dict[str, object]:
     """The metrics of :func:`threshold_metrics` when each sample predicts its ``k``
     highest-scoring classes (k=3 in the literature; ties go to the lower class index)."""
-    s, t = _scores_and_targets(scores, targets)
+    s, t = _same_device(scores, targets)
     if isinstance(k, bool) or not isinstance(k, int):
         raise InvalidTypeError(f"k must be an int, got {type(k).__name__}")
     if k < 1:
@@ -151,6 +151,6 @@ def best_f1_thresholds(scores: ArrayLike, targets: ArrayLike):
         ``(thresholds, f1)``: float64 tensors ``[C]``; predict ``score >= threshold``.
         A class without positives gets ``+inf`` (never predicted) and F1 0.
     """
-    s, t = _scores_and_targets(scores, targets)
+    s, t = _same_device(scores, targets)
     th, f1 = _native.best_f1_thresholds(scores=s, targets=t)
     return torch.tensor(th, dtype=torch.float64), torch.tensor(f1, dtype=torch.float64)

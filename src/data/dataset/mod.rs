@@ -19,11 +19,11 @@ use std::sync::Arc;
 use super::decode::{read_image, read_image_window, DecodeOptions, Decoded};
 use super::image::Image;
 use super::resize::Window;
-use tch::{Device, Kind, Tensor};
 
+use crate::array::Matrix;
 use crate::bail;
 use crate::error::Result;
-use crate::tensor::{check_ternary, shape_str};
+use ndarray::ArrayViewD;
 
 /// A generated sample's labelled boxes: `(class, [x0, y0, x1, y1])` in pixels.
 pub type Boxes = Vec<(usize, [f32; 4])>;
@@ -295,48 +295,41 @@ pub fn from_memory(
     )
 }
 
-/// An in-memory dataset from tensors: uint8 images `[N, H, W]` or `[N, H, W, C]` (any
-/// device) and `[N, C]` targets of 1, 0 and -1 in any dtype.
-pub fn from_tensors(images: &Tensor, targets: &Tensor, classes: Vec<String>) -> Result<Dataset> {
-    let s = images.size();
-    if images.kind() != Kind::Uint8 || !(s.len() == 3 || s.len() == 4) {
-        bail!(
-            "images must be uint8 [N, H, W] or [N, H, W, C], got {} {}",
-            crate::tensor::kind_name(images.kind()),
-            shape_str(&s)
-        );
+/// An in-memory dataset from uint8 images `[N, H, W]` or `[N, H, W, C]` (any strides) and
+/// `[N, C]` targets of 1, 0 and -1 in any element type.
+pub fn from_arrays(
+    images: ArrayViewD<'_, u8>,
+    targets: Matrix<'_>,
+    classes: Vec<String>,
+) -> Result<Dataset> {
+    let s = images.shape();
+    if !(s.len() == 3 || s.len() == 4) {
+        bail!("images must be uint8 [N, H, W] or [N, H, W, C], got shape {s:?}");
     }
-    let ts = targets.size();
-    if ts.len() != 2 || ts[0] != s[0] || ts[1] as usize != classes.len() {
+    let (n, c) = targets.dim();
+    if n != s[0] || c != classes.len() {
         bail!(
-            "targets must be [N, C] = [{}, {}], got {}",
+            "targets must be [N, C] = [{}, {}], got [{n}, {c}]",
             s[0],
-            classes.len(),
-            shape_str(&ts)
+            classes.len()
         );
     }
-    crate::tensor::check_has_data(images, "images")?;
-    crate::tensor::check_has_data(targets, "targets")?;
-    check_ternary(targets)?;
-    let pixels = host_vec::<u8>(images)?;
-    let labels = host_vec::<i8>(&targets.f_to_kind(Kind::Int8)?)?;
-    let dims = |i: usize| s.get(i).map_or(1, |&d| d as usize);
-    let shape = [
-        dims(0),
-        dims(1),
-        dims(2),
-        if s.len() == 4 { dims(3) } else { 1 },
-    ];
-    from_memory(pixels, shape, labels, classes)
-}
-
-/// The elements of `t` (of element type `E`) copied to a host vector.
-fn host_vec<E: tch::kind::Element + Default + Clone>(t: &Tensor) -> Result<Vec<E>> {
-    let t = t.f_to_device(Device::Cpu)?.f_contiguous()?;
-    let mut v = vec![E::default(); t.numel()];
-    let n = v.len();
-    t.f_copy_data(&mut v, n)?;
-    Ok(v)
+    let labels = targets.ternary()?;
+    let mut pixels = Vec::new();
+    pixels
+        .try_reserve_exact(images.len())
+        .map_err(|_| crate::Error::Memory(format!("a copy of images {s:?}")))?;
+    match images.as_slice() {
+        Some(p) => pixels.extend_from_slice(p),
+        None => pixels.extend(images.iter().copied()),
+    }
+    let dims = |i: usize| s.get(i).copied().unwrap_or(1);
+    from_memory(
+        pixels,
+        [dims(0), dims(1), dims(2), dims(3)],
+        labels,
+        classes,
+    )
 }
 
 /// Joins `rel` under `root` unless it is absolute.
@@ -392,24 +385,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn from_tensors_checks_and_converts() {
-        let images = Tensor::zeros([2, 4, 5], (Kind::Uint8, Device::Cpu));
-        let targets = Tensor::from_slice(&[1f32, 0., -1., 1.]).view([2, 2]);
-        let d = from_tensors(&images, &targets, vec!["a".into(), "b".into()]).unwrap();
+    fn from_arrays_checks_and_converts() {
+        let images = ndarray::Array3::<u8>::zeros((2, 4, 5)).into_dyn();
+        let targets = ndarray::array![[1f32, 0.], [-1., 1.]];
+        let two = || vec!["a".to_string(), "b".to_string()];
+        let d = from_arrays(images.view(), Matrix::F32(targets.view()), two()).unwrap();
         assert_eq!(
             (d.len(), d.target(0), d.target(1)),
             (2, &[1i8, 0][..], &[-1i8, 1][..])
         );
         assert_eq!(d.load(1).unwrap().image.width, 5);
-        let soft = Tensor::from_slice(&[1f32, 0.5, 0., 0.]).view([2, 2]);
-        let err = from_tensors(&images, &soft, vec!["a".into(), "b".into()])
+        // Reversed rows (a negative stride) are read in their logical order.
+        let flipped = targets.slice(ndarray::s![..;-1, ..]);
+        let d = from_arrays(images.view(), Matrix::F32(flipped), two()).unwrap();
+        assert_eq!(d.target(0), &[-1i8, 1][..]);
+        let soft = ndarray::array![[1f32, 0.5], [0., 0.]];
+        let err = from_arrays(images.view(), Matrix::F32(soft.view()), two())
             .err()
             .unwrap();
         assert!(
             err.to_string().contains("found 0.5 at index [0, 1]"),
             "{err}"
         );
-        let err = from_tensors(&images, &targets, vec!["a".into()])
+        let err = from_arrays(images.view(), Matrix::F32(targets.view()), vec!["a".into()])
             .err()
             .unwrap();
         assert!(

@@ -232,7 +232,7 @@ impl Op {
                 // torchvision's rounding of the top-left corner.
                 let x = ((img.width - width) as f64 / 2.0).round() as usize;
                 let y = ((img.height - height) as f64 / 2.0).round() as usize;
-                img.crop(x, y, width, height)
+                img.crop(x, y, width, height)?
             }
             Op::HorizontalFlip(op) => {
                 let mut img = img;
