@@ -288,6 +288,16 @@ pub fn in_range(name: &str, value: f64, lo: f64, hi: f64, closed: bool) -> Resul
     Ok(())
 }
 
+/// Refuses `value` of option `name` unless it is at least 1 (a size).
+pub fn positive(name: &str, value: i64) -> Result<()> {
+    if value < 1 {
+        return Err(Error::value(format!(
+            "{name} must be a positive int, got {value}"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses `value` of option `name` unless it is at least `lo`.
 pub fn at_least<T: PartialOrd + std::fmt::Display>(name: &str, value: T, lo: T) -> Result<()> {
     if value < lo {

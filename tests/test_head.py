@@ -1,7 +1,9 @@
 """The Query2Label head: parity with the official architecture, gradients, checkpoints,
 export, bad input."""
 
+import inspect
 import io
+import sys
 
 import pytest
 import torch
@@ -88,15 +90,7 @@ def test_gradcheck_float64():
         out, _ = _native.head_forward(
             features=x.detach(),
             params=params,
-            d_model=16,
-            nhead=4,
-            num_encoder_layers=1,
-            num_decoder_layers=2,
-            dropout=0.0,
-            pre_norm=False,
-            keep_first_self_attn=False,
-            keep_other_self_attn=False,
-            temperature=10000.0,
+            config={"d_model": 16, "nhead": 4, "dropout": 0.0},
             train=False,
             return_attention=False,
         )
@@ -279,13 +273,27 @@ _SMALL = dict(num_classes=6, in_channels=8, d_model=8, nhead=2, dim_feedforward=
 @pytest.mark.parametrize("name", ["num_classes", "in_channels", "d_model", "nhead", "dim_feedforward", "dropout"])
 @pytest.mark.parametrize("bad", [True, -1, 2.5, None, "4"])
 def test_both_heads_refuse_a_shared_argument_alike(name, bad):
-    # One validator per argument (q2l/_validate.py), so the two heads cannot disagree.
+    # One validator per argument (the configs' Rust checks for the architecture options,
+    # q2l/_validate.py for the Python-only sizes), so the two heads cannot disagree.
     errors = []
     for cls in (Query2LabelHead, q2l.MLDecoderHead):
         with pytest.raises(q2l.Q2LError) as info:
             cls(**{**_SMALL, name: bad})
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("cls", [Query2LabelHead, q2l.MLDecoderHead])
+def test_head_options_come_from_the_rust_declaration(cls):
+    module = sys.modules[cls.__module__]
+    params = inspect.signature(cls).parameters
+    for name, default in module.OPTIONS.defaults.items():
+        assert params[name].default == default, name
+        assert f"{name}: " in (cls.__doc__ or ""), name
+    head = cls(**_SMALL, dropout=0.0)
+    head.nhead = 3  # options are read at each forward, and checked there by Rust
+    with pytest.raises(ValueError, match=r"d_model \(8\) must be .*divisible by nhead \(3\)"):
+        head(torch.randn(1, 8, 2, 2))
 
 
 @pytest.mark.parametrize("bad", [True, 0, 7, 2.0])

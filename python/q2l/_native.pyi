@@ -147,15 +147,7 @@ def head_forward(
     *,
     features: torch.Tensor,
     params: dict[str, torch.Tensor],
-    d_model: int,
-    nhead: int,
-    num_encoder_layers: int,
-    num_decoder_layers: int,
-    dropout: float,
-    pre_norm: bool,
-    keep_first_self_attn: bool,
-    keep_other_self_attn: bool,
-    temperature: float,
+    config: _Options,
     train: bool,
     return_attention: bool,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -169,8 +161,7 @@ def ml_decoder_forward(
     features: torch.Tensor,
     params: dict[str, torch.Tensor],
     label_embeddings: torch.Tensor | None,
-    nhead: int,
-    dropout: float,
+    config: _Options,
     train: bool,
 ) -> torch.Tensor:
     """The ML-Decoder forward on named parameters (the official ``MLDecoder``'s names):

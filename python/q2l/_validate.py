@@ -50,14 +50,6 @@ def positive_int(name: str, value: Any) -> int:
     return value
 
 
-def rate(name: str, value: Any) -> float:
-    """``value`` as a float in [0, 1) (a dropout rate)."""
-    v = float_arg(name, value)
-    if not 0.0 <= v < 1.0:
-        raise InvalidArgumentError(f"{name} must be in [0, 1), got {v}")
-    return v
-
-
 def num_groups_arg(num_groups: Any, num_classes: int) -> int | None:
     """``num_groups`` as ``None`` or an int in [1, num_classes] (group queries of a head)."""
     if num_groups is None:
@@ -67,14 +59,6 @@ def num_groups_arg(num_groups: Any, num_classes: int) -> int | None:
             f"num_groups must be None or an int in [1, num_classes={num_classes}], got {num_groups!r}"
         )
     return num_groups
-
-
-def heads_divide(d_model: int, nhead: int, even: bool = False) -> None:
-    """Refuses a width ``d_model`` that ``nhead`` attention heads (and, with ``even``, the sine
-    encoding's two halves) do not divide."""
-    if d_model % nhead or (even and d_model % 2):
-        what = "even and divisible" if even else "divisible"
-        raise InvalidArgumentError(f"d_model ({d_model}) must be {what} by nhead ({nhead})")
 
 
 def machine_memory() -> int:

@@ -19,6 +19,7 @@ use super::dropout::dropout;
 use super::lookup::{Affine, Ffn};
 use super::position::sine_encoding;
 use super::weights::HeadWeights;
+use crate::options::Checked;
 
 /// What a forward returns.
 pub struct HeadOutput {
@@ -86,16 +87,7 @@ fn check_input(x: &Tensor, cfg: &HeadConfig) -> Result<(i64, i64, i64, i64)> {
     if b == 0 || h == 0 || w == 0 {
         bail!("features must be non-empty, got shape {}", shape_str(&size));
     }
-    if cfg.d_model <= 0 || cfg.nhead <= 0 || cfg.d_model % cfg.nhead != 0 || cfg.d_model % 2 != 0 {
-        bail!(
-            "d_model ({}) must be positive, even and divisible by nhead ({})",
-            cfg.d_model,
-            cfg.nhead
-        );
-    }
-    if cfg.num_encoder_layers < 0 || cfg.num_decoder_layers < 1 {
-        bail!("need num_encoder_layers >= 0 and num_decoder_layers >= 1");
-    }
+    cfg.check()?;
     Ok((b, c, h, w))
 }
 
@@ -251,10 +243,7 @@ mod tests {
             num_encoder_layers: 0,
             num_decoder_layers: 1,
             dropout: 0.0,
-            pre_norm: false,
-            keep_first_self_attn: false,
-            keep_other_self_attn: false,
-            temperature: 10000.0,
+            ..HeadConfig::default()
         };
         (p, cfg)
     }

@@ -19,6 +19,7 @@ use super::head::{ffn, norm};
 use super::lookup::{Affine, Ffn, Lookup};
 use crate::bail;
 use crate::error::Result;
+use crate::options::Checked;
 use crate::tensor::{float_kind, same_device, shape_str};
 
 /// One `TransformerDecoderLayerOptimal`.
@@ -157,10 +158,11 @@ pub fn ml_decoder_forward(
     let (b, c) = (size[0], size[2]);
     let w = Weights::resolve(params, c, label_embeddings, features)?;
     let e = w.embed_standart.weight.size()[0];
-    if cfg.nhead <= 0 || e % cfg.nhead != 0 {
+    cfg.check()?;
+    if e != cfg.d_model {
         bail!(
-            "the decoder width ({e}) must be divisible by nhead ({})",
-            cfg.nhead
+            "the weights are of a decoder of width {e}, the config says d_model {}",
+            cfg.d_model
         );
     }
     let memory = linear(&src, w.embed_standart.weight, Some(w.embed_standart.bias))?.f_relu()?;

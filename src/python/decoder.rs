@@ -6,44 +6,21 @@ use super::tensor::PyTensor;
 use pyo3::prelude::*;
 
 use super::errors::guarded;
+use super::options::Opts;
 use crate::decoder::{self, HeadConfig, MlDecoderConfig};
 
 /// The Query2Label head forward: (logits [B, K], attention maps per decoder layer).
 #[pyfunction]
-#[pyo3(signature = (
-    *, features, params, d_model, nhead, num_encoder_layers, num_decoder_layers, dropout,
-    pre_norm, keep_first_self_attn, keep_other_self_attn, temperature, train, return_attention
-))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (*, features, params, config, train, return_attention))]
 fn head_forward(
     py: Python<'_>,
     features: PyTensor,
     params: HashMap<String, PyTensor>,
-    d_model: i64,
-    nhead: i64,
-    num_encoder_layers: i64,
-    num_decoder_layers: i64,
-    dropout: f64,
-    pre_norm: bool,
-    keep_first_self_attn: bool,
-    keep_other_self_attn: bool,
-    temperature: f64,
+    config: Opts<HeadConfig>,
     train: bool,
     return_attention: bool,
 ) -> PyResult<(PyTensor, Vec<PyTensor>)> {
-    let cfg = HeadConfig {
-        d_model,
-        nhead,
-        num_encoder_layers,
-        num_decoder_layers,
-        dropout,
-        pre_norm,
-        keep_first_self_attn,
-        keep_other_self_attn,
-        temperature,
-    };
-    let params: HashMap<String, tch::Tensor> = params.into_iter().map(|(k, v)| (k, v.0)).collect();
-    let x = features.0;
+    let (x, params, cfg) = (features.0, tensors(params), config.0);
     let out = py.allow_threads(move || {
         guarded(|| decoder::forward(&x, &params, &cfg, train, return_attention))
     })?;
@@ -55,24 +32,25 @@ fn head_forward(
 
 /// The ML-Decoder forward: logits [B, K].
 #[pyfunction]
-#[pyo3(signature = (*, features, params, label_embeddings, nhead, dropout, train))]
+#[pyo3(signature = (*, features, params, label_embeddings, config, train))]
 fn ml_decoder_forward(
     py: Python<'_>,
     features: PyTensor,
     params: HashMap<String, PyTensor>,
     label_embeddings: Option<PyTensor>,
-    nhead: i64,
-    dropout: f64,
+    config: Opts<MlDecoderConfig>,
     train: bool,
 ) -> PyResult<PyTensor> {
-    let cfg = MlDecoderConfig { nhead, dropout };
-    let params: HashMap<String, tch::Tensor> = params.into_iter().map(|(k, v)| (k, v.0)).collect();
-    let x = features.0;
+    let (x, params, cfg) = (features.0, tensors(params), config.0);
     let emb = label_embeddings.map(|e| e.0);
     let logits = py.allow_threads(move || {
         guarded(|| decoder::ml_decoder_forward(&x, &params, emb.as_ref(), &cfg, train))
     })?;
     Ok(PyTensor(logits))
+}
+
+fn tensors(params: HashMap<String, PyTensor>) -> HashMap<String, tch::Tensor> {
+    params.into_iter().map(|(k, v)| (k, v.0)).collect()
 }
 
 /// The sine positional encoding `[h * w, d]` (float32, CPU).

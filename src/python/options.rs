@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use pyo3::IntoPyObjectExt;
 
+use crate::decoder::{HeadConfig, MlDecoderConfig};
 use crate::error::Error;
 use crate::loss::{AslOptions, PartialOptions, SingleLabelOptions};
 use crate::metrics::ApOptions;
@@ -126,6 +127,16 @@ static SCHEMAS: &[(&str, Describe, Resolve)] = &[
         "average_precision",
         describe::<ApOptions>,
         resolve::<ApOptions>,
+    ),
+    (
+        "query2label_head",
+        describe::<HeadConfig>,
+        resolve::<HeadConfig>,
+    ),
+    (
+        "ml_decoder_head",
+        describe::<MlDecoderConfig>,
+        resolve::<MlDecoderConfig>,
     ),
 ];
 

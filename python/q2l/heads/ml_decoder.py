@@ -18,8 +18,9 @@ from torch import nn
 
 from .. import _native
 from .._files import read_official_checkpoint
+from .._options import Options, documented
 from .._tracing import needs_torch_ops
-from .._validate import check_buildable, heads_divide, num_groups_arg, positive_int, rate, transformer_parameters
+from .._validate import check_buildable, num_groups_arg, positive_int, transformer_parameters
 from ..errors import InvalidArgumentError, MissingFileError
 from . import functional
 from .query2label import CrossAttentionLayer, check_features, duplicate_factor
@@ -73,6 +74,12 @@ class _MLDecoderStack(nn.Module):
     duplicate_pooling_bias: nn.Parameter
 
 
+#: The options of the ML-Decoder's attention, declared once in Rust (``MlDecoderConfig`` in
+#: ``src/decoder/config.rs``): their defaults, documentation and checks.
+OPTIONS = Options("ml_decoder_head")
+
+
+@documented(OPTIONS)
 class MLDecoderHead(nn.Module):
     """ML-Decoder on a backbone's feature map or token sequence.
 
@@ -85,15 +92,13 @@ class MLDecoderHead(nn.Module):
         in_channels: Channels C of the features (official ``initial_num_features``).
         num_groups: Group queries G; ``None`` is the official ``min(100, K)``. Must be at
             most K.
-        d_model: Decoder width E (official ``decoder_embedding``).
-        nhead: Attention heads.
         num_layers: Decoder layers (1 officially).
         dim_feedforward: FFN width.
-        dropout: Dropout in attention, residual branches and FFN.
         zsl: Zero-shot mode: the queries are label embeddings ``(K, embedding_dim)``
             through ``wordvec_proj`` and a ReLU, scored by one shared linear map.
         embedding_dim: Width of the label embeddings (300 officially, word2vec); when it
             equals ``d_model`` there is no projection (the official ``nn.Identity``).
+        {options}
 
     Shape:
         - features: ``(B, C, H, W)`` or ``(B, T, C)``; label_embeddings: ``(K, embedding_dim)``
@@ -108,17 +113,17 @@ class MLDecoderHead(nn.Module):
         num_classes: int | None = None,
         in_channels: int = 2048,
         num_groups: int | None = None,
-        d_model: int = 768,
-        nhead: int = 8,
+        d_model: int = OPTIONS.defaults["d_model"],
+        nhead: int = OPTIONS.defaults["nhead"],
         num_layers: int = 1,
         dim_feedforward: int = 2048,
-        dropout: float = 0.1,
+        dropout: float = OPTIONS.defaults["dropout"],
         zsl: bool = False,
         embedding_dim: int = 300,
     ) -> None:
         super().__init__()
-        for name, value in [("in_channels", in_channels), ("d_model", d_model), ("nhead", nhead)]:
-            positive_int(name, value)
+        config = OPTIONS.resolve(dict(d_model=d_model, nhead=nhead, dropout=dropout))
+        positive_int("in_channels", in_channels)
         positive_int("num_layers", num_layers)
         positive_int("dim_feedforward", dim_feedforward)
         self.zsl = bool(zsl)
@@ -126,8 +131,6 @@ class MLDecoderHead(nn.Module):
         classes = 0 if self.zsl else positive_int("num_classes", num_classes)
         if self.zsl:
             positive_int("embedding_dim", embedding_dim)
-        heads_divide(d_model, nhead)
-        dropout = rate("dropout", dropout)
         # The official default: one group per label up to 100.
         groups = 0 if self.zsl else num_groups_arg(num_groups, classes) or min(100, classes)
         check_buildable(
@@ -143,10 +146,10 @@ class MLDecoderHead(nn.Module):
         self.num_classes = None if self.zsl else classes
         self.num_groups = None if self.zsl else groups
         self.in_channels = in_channels
-        self.d_model = d_model
-        self.nhead = nhead
+        self.d_model: int = config["d_model"]
+        self.nhead: int = config["nhead"]
         self.dim_feedforward = dim_feedforward
-        self.dropout = float(dropout)
+        self.dropout: float = config["dropout"]
         self.embedding_dim = embedding_dim if self.zsl else None
         query_embed = None
         if not self.zsl:
@@ -208,8 +211,7 @@ class MLDecoderHead(nn.Module):
             features=features,
             params=dict(self.named_parameters()),
             label_embeddings=label_embeddings,
-            nhead=self.nhead,
-            dropout=self.dropout,
+            config={name: getattr(self, name) for name in OPTIONS.names},
             train=self.training,
         )
 

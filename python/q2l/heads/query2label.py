@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from .. import _native
+from .._options import Options, documented
 from .._tracing import needs_torch_ops
-from .._validate import check_buildable, heads_divide, num_groups_arg, positive_int, rate, transformer_parameters
+from .._validate import check_buildable, num_groups_arg, positive_int, transformer_parameters
 from ..errors import InvalidArgumentError, InvalidTypeError
 from . import functional
 
@@ -220,6 +221,12 @@ class _Stack(nn.Module):
             self.norm = norm
 
 
+#: The head's architecture options, declared once in Rust (``HeadConfig`` in
+#: ``src/decoder/config.rs``): their defaults, documentation and checks.
+OPTIONS = Options("query2label_head")
+
+
+@documented(OPTIONS)
 class Query2LabelHead(nn.Module):
     """The Query2Label head (Liu et al. 2021) on a backbone feature map.
 
@@ -232,23 +239,14 @@ class Query2LabelHead(nn.Module):
     Args:
         num_classes: Number of labels K (the label queries).
         in_channels: Channels C of the backbone feature map.
-        d_model: Transformer width d.
-        nhead: Attention heads.
-        num_encoder_layers: Encoder layers over the image tokens.
-        num_decoder_layers: Decoder layers of the label queries.
         dim_feedforward: FFN width.
-        dropout: Dropout in attention, residual branches and FFN.
-        pre_norm: Pre-norm layers (the official model is post-norm).
-        keep_first_self_attn: Keep self-attention among the queries in decoder layer 1
-            (the official model removes it).
-        keep_other_self_attn: Keep it in the other decoder layers (removed officially).
         input_proj: ``None`` uses a 1x1 convolution C -> d only when C != d; ``True`` /
             ``False`` force it on / off.
-        temperature: Temperature of the sine positional encoding.
         num_groups: ``None``: one query per label (Query2Label). G: ML-Decoder's group
             decoding, G learnable queries and a :class:`GroupFC` (``fc.weight``,
             ``fc.bias``) mapping them to the K logits, so the decoder's cost stops growing
             with K; ``1 <= G <= K``.
+        {options}
 
     Shape:
         - features: ``(B, C, H, W)``
@@ -267,33 +265,39 @@ class Query2LabelHead(nn.Module):
         self,
         num_classes: int = 80,
         in_channels: int = 2048,
-        d_model: int = 2048,
-        nhead: int = 4,
-        num_encoder_layers: int = 1,
-        num_decoder_layers: int = 2,
+        d_model: int = OPTIONS.defaults["d_model"],
+        nhead: int = OPTIONS.defaults["nhead"],
+        num_encoder_layers: int = OPTIONS.defaults["num_encoder_layers"],
+        num_decoder_layers: int = OPTIONS.defaults["num_decoder_layers"],
         dim_feedforward: int = 8192,
-        dropout: float = 0.1,
-        pre_norm: bool = False,
-        keep_first_self_attn: bool = False,
-        keep_other_self_attn: bool = False,
+        dropout: float = OPTIONS.defaults["dropout"],
+        pre_norm: bool = OPTIONS.defaults["pre_norm"],
+        keep_first_self_attn: bool = OPTIONS.defaults["keep_first_self_attn"],
+        keep_other_self_attn: bool = OPTIONS.defaults["keep_other_self_attn"],
         input_proj: bool | None = None,
-        temperature: float = 10000.0,
+        temperature: float = OPTIONS.defaults["temperature"],
         num_groups: int | None = None,
     ) -> None:
         super().__init__()
+        config = OPTIONS.resolve(
+            dict(
+                d_model=d_model,
+                nhead=nhead,
+                num_encoder_layers=num_encoder_layers,
+                num_decoder_layers=num_decoder_layers,
+                dropout=dropout,
+                pre_norm=pre_norm,
+                keep_first_self_attn=keep_first_self_attn,
+                keep_other_self_attn=keep_other_self_attn,
+                temperature=temperature,
+            )
+        )
         for name, value in [
             ("num_classes", num_classes),
             ("in_channels", in_channels),
-            ("d_model", d_model),
-            ("nhead", nhead),
-            ("num_decoder_layers", num_decoder_layers),
             ("dim_feedforward", dim_feedforward),
         ]:
             positive_int(name, value)
-        if num_encoder_layers != 0:
-            positive_int("num_encoder_layers", num_encoder_layers)
-        heads_divide(d_model, nhead, even=True)
-        dropout = rate("dropout", dropout)
         num_groups = num_groups_arg(num_groups, num_classes)
         queries = num_classes if num_groups is None else num_groups
         check_buildable(
@@ -319,14 +323,14 @@ class Query2LabelHead(nn.Module):
             )
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.d_model = d_model
-        self.nhead = nhead
+        self.d_model: int = config["d_model"]
+        self.nhead: int = config["nhead"]
         self.dim_feedforward = dim_feedforward
-        self.dropout = float(dropout)
-        self.pre_norm = pre_norm
-        self.keep_first_self_attn = keep_first_self_attn
-        self.keep_other_self_attn = keep_other_self_attn
-        self.temperature = float(temperature)
+        self.dropout: float = config["dropout"]
+        self.pre_norm: bool = config["pre_norm"]
+        self.keep_first_self_attn: bool = config["keep_first_self_attn"]
+        self.keep_other_self_attn: bool = config["keep_other_self_attn"]
+        self.temperature: float = config["temperature"]
         self.num_groups = num_groups
         self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1) if use_proj else None
         self.query_embed = nn.Embedding(num_classes if num_groups is None else num_groups, d_model)
@@ -395,15 +399,7 @@ class Query2LabelHead(nn.Module):
         logits, maps = _native.head_forward(
             features=features,
             params=dict(self.named_parameters()),
-            d_model=self.d_model,
-            nhead=self.nhead,
-            num_encoder_layers=self.num_encoder_layers,
-            num_decoder_layers=self.num_decoder_layers,
-            dropout=self.dropout,
-            pre_norm=self.pre_norm,
-            keep_first_self_attn=self.keep_first_self_attn,
-            keep_other_self_attn=self.keep_other_self_attn,
-            temperature=self.temperature,
+            config={name: getattr(self, name) for name in OPTIONS.names},
             train=self.training,
             return_attention=return_attention,
         )
