@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 pub enum Value {
     Bool(bool),
     Int(i64),
+    /// An integer above `i64::MAX` (a 64-bit seed).
+    UInt(u64),
     Float(f64),
     Str(String),
 }
@@ -51,6 +53,7 @@ pub fn wrong_type(name: &str, want: &str, got: &Value) -> Error {
     let got = match got {
         Value::Bool(b) => format!("the bool {}", if *b { "True" } else { "False" }),
         Value::Int(i) => format!("the int {i}"),
+        Value::UInt(i) => format!("the int {i}"),
         Value::Float(f) => format!("the float {f}"),
         Value::Str(s) => format!("the str '{s}'"),
     };
@@ -66,6 +69,7 @@ impl OptionType for f64 {
         let v = match value {
             Value::Float(f) => f,
             Value::Int(i) => i as f64,
+            Value::UInt(i) => i as f64,
             other => return Err(wrong_type(name, "a number", &other)),
         };
         if !v.is_finite() {
@@ -97,6 +101,35 @@ macro_rules! exact_option {
 
 exact_option!(i64, Int, Int, "an integer");
 exact_option!(bool, Bool, Bool, "a bool");
+
+/// `OptionType` for an unsigned integer: a size, a count or a seed.
+macro_rules! unsigned_option {
+    ($($ty:ty),*) => {$(
+        impl OptionType for $ty {
+            const KIND: Kind = Kind::Int;
+            fn to_value(&self) -> Value {
+                match i64::try_from(*self) {
+                    Ok(i) => Value::Int(i),
+                    Err(_) => Value::UInt(*self as u64),
+                }
+            }
+            fn from_value(name: &str, value: Value) -> Result<Self> {
+                let v = match value {
+                    Value::Int(i) if i < 0 => {
+                        return Err(Error::value(format!("{name} must be >= 0, got {i}")))
+                    }
+                    Value::Int(i) => i as u64,
+                    Value::UInt(i) => i,
+                    other => return Err(wrong_type(name, "an integer", &other)),
+                };
+                <$ty>::try_from(v).map_err(|_| {
+                    Error::value(format!("{name} must be <= {}, got {v}", <$ty>::MAX))
+                })
+            }
+        }
+    )*};
+}
+unsigned_option!(usize, u64);
 
 /// A struct of options declared with [`options!`].
 pub trait Schema: Default + Clone {

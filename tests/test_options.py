@@ -92,3 +92,31 @@ def test_positional_options_follow_the_official_order():
     assert q2l.AsymmetricLossSingleLabel(1, 2, 0.2, "sum").options["reduction"] == "sum"
     with pytest.raises(TypeError, match="both as a positional and as a keyword"):
         q2l.AsymmetricLoss(1, gamma_neg=2)
+
+
+@pytest.mark.parametrize(
+    "fn, op",
+    [
+        (q2l.data.Loader, "loader"),
+        (q2l.data.decode_image, "decode"),
+        (q2l.heads.Query2LabelHead, "query2label_head"),
+        (q2l.heads.MLDecoderHead, "ml_decoder_head"),
+    ],
+)
+def test_public_defaults_are_the_declared_ones(fn, op):
+    params = inspect.signature(fn).parameters
+    shared = [name for name in Options(op).names if name in params]
+    assert shared
+    for name in shared:
+        # A Python default of None stands for one that depends on the machine or on
+        # torch.distributed (the loader's threads, rank and world size).
+        assert params[name].default in (Options(op).defaults[name], None), name
+
+
+def test_seeds_take_the_full_64_bit_range():
+    loader = q2l.data.Loader(q2l.data.Dataset.scenes(n=4, size=16), q2l.data.eval_transform(16), seed=2**64 - 1)
+    assert loader.seed == 2**64 - 1
+    with pytest.raises(InvalidArgumentError, match="seed is out of range"):
+        q2l.data.Loader(q2l.data.Dataset.scenes(n=4, size=16), q2l.data.eval_transform(16), seed=2**64)
+    with pytest.raises(InvalidArgumentError, match="seed must be >= 0, got -1"):
+        q2l.data.Loader(q2l.data.Dataset.scenes(n=4, size=16), q2l.data.eval_transform(16), seed=-1)

@@ -191,10 +191,10 @@ class NativeDataset:
     def image(self, i: int) -> tuple[torch.Tensor, str | None]:
         """uint8 ``[3, H, W]`` and the warning of a lenient decode."""
     def objects(self, i: int) -> list[tuple[int, list[float]]]: ...
-    def with_decode_options(self, *, max_pixels: int, strict: bool, dct_scaling: bool) -> NativeDataset: ...
+    def with_decode_options(self, *, options: _Options) -> NativeDataset: ...
     def with_hidden_annotations(self, *, fraction: float, seed: int) -> NativeDataset: ...
-    def decode_options(self) -> tuple[int, bool, bool]:
-        """``(max_pixels, strict, dct_scaling)``."""
+    def decode_options(self) -> dict[str, Any]:
+        """The decoding options (``option_schema(op="decode")``), by name."""
 
 def dataset_coco(*, annotations: str, image_dir: str, annotated_only: bool) -> NativeDataset: ...
 def dataset_voc(*, root: str, split: str, difficult: str) -> NativeDataset: ...
@@ -237,14 +237,14 @@ class NativePipeline:
         """uint8 ``[H, W, 3]`` in, uint8 ``[3, H', W']`` out (operations only, no normalisation)."""
 
     def augment_file(
-        self, *, path: str | os.PathLike[str], seed: int, max_pixels: int, strict: bool, dct_scaling: bool
+        self, *, path: str | os.PathLike[str], seed: int, options: _Options
     ) -> tuple[torch.Tensor, str | None]:
         """An image file through the pipeline as the loader decodes it: ``([3, H', W'], warning)``."""
 
 def read_npy(*, path: str | os.PathLike[str]) -> torch.Tensor:
     """A ``.npy`` file of floats as a CPU tensor of its dtype (any byte order; no pickle)."""
 
-def decode_image(*, path: str, max_pixels: int, strict: bool) -> tuple[torch.Tensor, str | None]:
+def decode_image(*, path: str, options: _Options) -> tuple[torch.Tensor, str | None]:
     """JPEG/PNG file to uint8 ``[3, H, W]`` RGB and the warning of a lenient decode."""
 
 def resize_image(*, image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -260,15 +260,7 @@ class NativeLoader:
         *,
         dataset: NativeDataset,
         pipeline: NativePipeline,
-        batch_size: int,
-        shuffle: bool,
-        drop_last: bool,
-        seed: int,
-        num_threads: int,
-        prefetch: int,
-        rank: int,
-        world_size: int,
-        on_error: str,
+        options: _Options,
         pin_memory: int | None,
     ) -> NativeLoader: ...
     def __len__(self) -> int: ...

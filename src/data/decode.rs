@@ -12,27 +12,28 @@ use crate::error::{try_zeroed, Error, Result};
 /// Default limit on `width * height`: PIL's decompression-bomb error threshold.
 pub const DEFAULT_MAX_PIXELS: usize = 178_956_970;
 
-/// How strictly files are read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DecodeOptions {
-    /// Limit on `width * height`.
-    pub max_pixels: usize,
-    /// Refuse truncated JPEGs (PIL's default, `LOAD_TRUNCATED_IMAGES = False`). Lenient
-    /// decoding fills the missing part with grey and reports it in [`Decoded::warning`].
-    pub strict: bool,
-    /// Let a window decode a JPEG at 1/2, 1/4 or 1/8 scale in the DCT domain when its output
-    /// is at most half the window's size ([`decode_window`]); off, every decode is full-size and
-    /// the result equals PIL's decode followed by the same crop and resize.
-    pub dct_scaling: bool,
+crate::options! {
+    /// How image files are decoded.
+    pub struct DecodeOptions {
+        /// Largest `width * height` decoded (default: PIL's decompression-bomb limit);
+        /// larger images are errors, without being allocated.
+        max_pixels: usize = DEFAULT_MAX_PIXELS,
+        /// Refuse truncated JPEGs (PIL's `LOAD_TRUNCATED_IMAGES = False`). False: decode them
+        /// with the missing part grey, and report each one.
+        strict: bool = true,
+        /// Let a window decode a JPEG at 1/2, 1/4 or 1/8 scale in the DCT domain when its
+        /// output is at most half the window's size. False: every decode is full-size and
+        /// equals PIL's decode followed by the same crop and resize.
+        dct_scaling: bool = true,
+    }
 }
 
-impl Default for DecodeOptions {
-    fn default() -> Self {
-        DecodeOptions {
-            max_pixels: DEFAULT_MAX_PIXELS,
-            strict: true,
-            dct_scaling: true,
+impl crate::options::Checked for DecodeOptions {
+    fn check(&self) -> Result<()> {
+        if self.max_pixels == 0 {
+            crate::bail!("max_pixels must be >= 1, got 0");
         }
+        Ok(())
     }
 }
 

@@ -27,20 +27,53 @@ crate::choices! {
     }
 }
 
-/// A loader's settings (see `q2l.data.Loader` for their meaning).
-#[derive(Clone, Debug)]
-pub struct LoaderOptions {
-    pub batch_size: usize,
-    pub shuffle: bool,
-    pub drop_last: bool,
-    pub seed: u64,
-    pub num_threads: usize,
-    pub prefetch: usize,
-    pub rank: usize,
-    pub world_size: usize,
-    pub on_error: OnError,
-    /// Page-lock batches for fast copies to this CUDA device.
-    pub pin_memory: Option<usize>,
+crate::options! {
+    /// How a loader orders, batches, shards and prepares a dataset.
+    pub struct LoaderOptions {
+        /// Images per batch.
+        batch_size: usize = 64,
+        /// A new order each epoch.
+        shuffle: bool = false,
+        /// Drop the last incomplete batch.
+        drop_last: bool = false,
+        /// Seeds orders and augmentations (the same on every rank).
+        seed: u64 = 0,
+        /// Decoding and augmenting threads (`q2l.data.Loader`'s default: one per CPU this
+        /// process may use).
+        num_threads: usize = 1,
+        /// Finished batches kept ready ahead of the consumer.
+        prefetch: usize = 2,
+        /// This process's shard, as `DistributedSampler`'s rank (padding included).
+        rank: usize = 0,
+        /// The number of shards.
+        world_size: usize = 1,
+        /// "raise" stops at an unreadable image with an exception naming it; "skip" leaves
+        /// it out of its batch and reports it.
+        on_error: OnError = OnError::Raise,
+    }
+}
+
+impl crate::options::Checked for LoaderOptions {
+    fn check(&self) -> Result<()> {
+        for (name, v) in [
+            ("batch_size", self.batch_size),
+            ("num_threads", self.num_threads),
+            ("prefetch", self.prefetch),
+            ("world_size", self.world_size),
+        ] {
+            if v == 0 {
+                bail!("{name} must be >= 1, got 0");
+            }
+        }
+        if self.rank >= self.world_size {
+            bail!(
+                "rank must be in [0, world_size), got rank {} of {}",
+                self.rank,
+                self.world_size
+            );
+        }
+        Ok(())
+    }
 }
 
 /// One finished batch.
@@ -62,6 +95,7 @@ pub struct Loader {
     dataset: Arc<Dataset>,
     pipeline: Arc<Pipeline>,
     opts: LoaderOptions,
+    pin_memory: Option<usize>,
     pool: Arc<rayon::ThreadPool>,
 }
 
@@ -69,25 +103,15 @@ const ORDER: u64 = 0x0dde;
 const AUGMENT: u64 = 0xa097;
 
 impl Loader {
-    /// Checks the options and starts the worker pool.
+    /// Checks the options and starts the worker pool; `pin_memory` page-locks batches for
+    /// fast copies to that CUDA device.
     pub fn new(
         dataset: Arc<Dataset>,
         pipeline: Arc<Pipeline>,
         opts: LoaderOptions,
+        pin_memory: Option<usize>,
     ) -> Result<Self> {
-        if opts.batch_size == 0 {
-            bail!("batch_size must be at least 1");
-        }
-        if opts.world_size == 0 || opts.rank >= opts.world_size {
-            bail!(
-                "rank must be in [0, world_size), got rank {} of {}",
-                opts.rank,
-                opts.world_size
-            );
-        }
-        if opts.num_threads == 0 {
-            bail!("num_threads must be at least 1");
-        }
+        crate::options::Schema::check(&opts)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.num_threads)
             .thread_name(|i| format!("q2l-data-{i}"))
@@ -102,6 +126,7 @@ impl Loader {
             dataset,
             pipeline,
             opts,
+            pin_memory,
             pool: Arc::new(pool),
         };
         if loader.is_empty() {
@@ -178,6 +203,7 @@ impl Loader {
             dataset: self.dataset.clone(),
             pipeline: self.pipeline.clone(),
             opts: self.opts.clone(),
+            pin_memory: self.pin_memory,
             pool: self.pool.clone(),
             epoch,
             cancel: cancel.clone(),
@@ -219,6 +245,7 @@ struct Job {
     dataset: Arc<Dataset>,
     pipeline: Arc<Pipeline>,
     opts: LoaderOptions,
+    pin_memory: Option<usize>,
     pool: Arc<rayon::ThreadPool>,
     epoch: u64,
     cancel: Arc<AtomicBool>,
@@ -274,7 +301,7 @@ impl Job {
             images.f_index_select(0, &Tensor::from_slice(&keep))?
         };
         let mut targets = Tensor::f_from_slice(&targets)?.f_view([keep.len() as i64, nc as i64])?;
-        if let Some(cuda) = self.opts.pin_memory {
+        if let Some(cuda) = self.pin_memory {
             images = images.f_pin_memory(Device::Cuda(cuda))?;
             targets = targets.f_pin_memory(Device::Cuda(cuda))?;
         }
@@ -438,9 +465,8 @@ mod tests {
             rank,
             world_size,
             on_error: OnError::Raise,
-            pin_memory: None,
         };
-        Loader::new(Arc::new(d), Arc::new(p), opts).unwrap()
+        Loader::new(Arc::new(d), Arc::new(p), opts, None).unwrap()
     }
 
     fn indices(l: &Loader, epoch: u64) -> Vec<usize> {
@@ -495,7 +521,7 @@ mod tests {
     fn bad_options_are_refused() {
         let err = |o: LoaderOptions| {
             let l = loader(0, 1, false, false);
-            Loader::new(l.dataset.clone(), l.pipeline.clone(), o)
+            Loader::new(l.dataset.clone(), l.pipeline.clone(), o, None)
                 .err()
                 .unwrap()
                 .to_string()

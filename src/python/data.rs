@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use super::errors::guarded;
+use super::options::{values, Opts};
 use crate::data::dataset::{self, coco, fashion, listfile, nuswide, openimages, scenes, voc};
 use crate::data::loader::{BatchIter, Loader, LoaderOptions};
 use crate::data::transform::{randaugment, Op, Output, Pipeline, Size};
@@ -87,19 +88,10 @@ impl NativeDataset {
     }
 
     /// A copy with other decoding options.
-    #[pyo3(signature = (*, max_pixels, strict, dct_scaling))]
-    fn with_decode_options(
-        &self,
-        max_pixels: usize,
-        strict: bool,
-        dct_scaling: bool,
-    ) -> NativeDataset {
+    #[pyo3(signature = (*, options))]
+    fn with_decode_options(&self, options: Opts<decode::DecodeOptions>) -> NativeDataset {
         let mut d = (*self.0).clone();
-        d.decode = decode::DecodeOptions {
-            max_pixels,
-            strict,
-            dct_scaling,
-        };
+        d.decode = options.0;
         NativeDataset(Arc::new(d))
     }
 
@@ -109,10 +101,9 @@ impl NativeDataset {
         guarded(|| wrap(self.0.with_hidden_annotations(fraction, seed)))
     }
 
-    /// The decoding options: `(max_pixels, strict, dct_scaling)`.
-    fn decode_options(&self) -> (usize, bool, bool) {
-        let d = &self.0.decode;
-        (d.max_pixels, d.strict, d.dct_scaling)
+    /// The decoding options, by name.
+    fn decode_options(&self, py: Python<'_>) -> PyResult<PyObject> {
+        values(py, &self.0.decode)
     }
 }
 
@@ -333,25 +324,18 @@ impl NativePipeline {
 
     /// As `augment`, on an image file decoded only as far as the first operation needs (the
     /// loader's route); returns the image and the warning of a lenient decode.
-    #[pyo3(signature = (*, path, seed, max_pixels, strict, dct_scaling))]
+    #[pyo3(signature = (*, path, seed, options))]
     fn augment_file(
         &self,
         py: Python<'_>,
         path: PathBuf,
         seed: u64,
-        max_pixels: usize,
-        strict: bool,
-        dct_scaling: bool,
+        options: Opts<decode::DecodeOptions>,
     ) -> PyResult<(PyTensor, Option<String>)> {
-        let p = self.0.clone();
+        let (p, opts) = (self.0.clone(), options.0);
         py.allow_threads(move || {
             guarded(|| {
                 let mut rng = crate::data::rng::Rng::keyed(&[seed]);
-                let opts = decode::DecodeOptions {
-                    max_pixels,
-                    strict,
-                    dct_scaling,
-                };
                 let loaded =
                     decode::read_image_window(&path, &opts, &mut |w, h| p.window(w, h, &mut rng))?;
                 let image = p.finish(loaded.image, &mut rng)?;
@@ -370,20 +354,15 @@ fn read_npy(py: Python<'_>, path: PathBuf) -> PyResult<PyTensor> {
 
 /// Decodes a JPEG or PNG file to uint8 `[3, H, W]`, with the warning of a lenient decode.
 #[pyfunction]
-#[pyo3(signature = (*, path, max_pixels, strict))]
+#[pyo3(signature = (*, path, options))]
 fn decode_image(
     py: Python<'_>,
     path: PathBuf,
-    max_pixels: usize,
-    strict: bool,
+    options: Opts<decode::DecodeOptions>,
 ) -> PyResult<(PyTensor, Option<String>)> {
+    let opts = options.0;
     py.allow_threads(move || {
         guarded(|| {
-            let opts = decode::DecodeOptions {
-                max_pixels,
-                strict,
-                ..Default::default()
-            };
             let loaded = decode::read_image(&path, &opts)?;
             Ok((PyTensor(image_tensor(&loaded.image)?), loaded.warning))
         })
@@ -427,38 +406,15 @@ pub struct NativeLoader(Arc<Loader>);
 #[pymethods]
 impl NativeLoader {
     #[new]
-    #[pyo3(signature = (
-        *, dataset, pipeline, batch_size, shuffle, drop_last, seed, num_threads, prefetch, rank,
-        world_size, on_error, pin_memory
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, dataset, pipeline, options, pin_memory))]
     fn new(
         dataset: &NativeDataset,
         pipeline: &NativePipeline,
-        batch_size: usize,
-        shuffle: bool,
-        drop_last: bool,
-        seed: u64,
-        num_threads: usize,
-        prefetch: usize,
-        rank: usize,
-        world_size: usize,
-        on_error: &str,
+        options: Opts<LoaderOptions>,
         pin_memory: Option<usize>,
     ) -> PyResult<Self> {
-        let opts = LoaderOptions {
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            num_threads,
-            prefetch,
-            rank,
-            world_size,
-            on_error: on_error.parse()?,
-            pin_memory,
-        };
-        let loader = Loader::new(dataset.0.clone(), pipeline.0.clone(), opts)?;
+        let (d, p) = (dataset.0.clone(), pipeline.0.clone());
+        let loader = Loader::new(d, p, options.0, pin_memory)?;
         Ok(NativeLoader(Arc::new(loader)))
     }
 

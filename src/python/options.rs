@@ -10,6 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use pyo3::IntoPyObjectExt;
 
+use crate::data::decode::DecodeOptions;
+use crate::data::LoaderOptions;
 use crate::decoder::{HeadConfig, MlDecoderConfig};
 use crate::error::Error;
 use crate::loss::{AslOptions, PartialOptions, SingleLabelOptions};
@@ -20,11 +22,14 @@ use crate::options::{self, Kind, Schema, Value};
 pub struct Opts<T>(pub T);
 
 fn to_value(name: &str, ob: &Bound<'_, PyAny>) -> PyResult<Value> {
-    let out_of_range = |_| Error::value(format!("{name} is too large, got {ob}"));
+    let out_of_range = |_| Error::value(format!("{name} is out of range, got {ob}"));
     Ok(if let Ok(b) = ob.downcast::<PyBool>() {
         Value::Bool(b.is_true())
     } else if ob.is_instance_of::<PyInt>() {
-        Value::Int(ob.extract::<i64>().map_err(out_of_range)?)
+        match ob.extract::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::UInt(ob.extract::<u64>().map_err(out_of_range)?),
+        }
     } else if ob.is_instance_of::<PyFloat>() {
         Value::Float(ob.extract::<f64>()?)
     } else if let Ok(s) = ob.downcast::<PyString>() {
@@ -44,6 +49,7 @@ fn to_py(py: Python<'_>, value: Value) -> PyResult<PyObject> {
     match value {
         Value::Bool(b) => b.into_py_any(py),
         Value::Int(i) => i.into_py_any(py),
+        Value::UInt(i) => i.into_py_any(py),
         Value::Float(f) => f.into_py_any(py),
         Value::Str(s) => s.into_py_any(py),
     }
@@ -63,7 +69,7 @@ impl<'py, T: Schema> FromPyObject<'py> for Opts<T> {
 }
 
 /// `T`'s options as a dict of name to value.
-fn values<T: Schema>(py: Python<'_>, opts: &T) -> PyResult<PyObject> {
+pub fn values<T: Schema>(py: Python<'_>, opts: &T) -> PyResult<PyObject> {
     let d = PyDict::new(py);
     for f in T::FIELDS {
         if let Some(v) = opts.get(f.name) {
@@ -127,6 +133,16 @@ static SCHEMAS: &[(&str, Describe, Resolve)] = &[
         "average_precision",
         describe::<ApOptions>,
         resolve::<ApOptions>,
+    ),
+    (
+        "loader",
+        describe::<LoaderOptions>,
+        resolve::<LoaderOptions>,
+    ),
+    (
+        "decode",
+        describe::<DecodeOptions>,
+        resolve::<DecodeOptions>,
     ),
     (
         "query2label_head",

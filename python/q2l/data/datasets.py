@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import _native
+from .._options import Options
 from .._validate import float_arg, int_arg
 from ..errors import InvalidArgumentError, InvalidTypeError
 
@@ -24,6 +25,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: PIL's decompression-bomb limit on ``width * height``, the default of every decoder here.
 DEFAULT_MAX_PIXELS: int = _native.DEFAULT_MAX_PIXELS
+
+#: How image files are decoded, declared once in Rust (``DecodeOptions`` in
+#: ``src/data/decode.rs``): defaults and checks.
+DECODE = Options("decode")
 
 
 class RepairedImageWarning(UserWarning):
@@ -284,16 +289,10 @@ class Dataset:
                 it keeps (default: on). Off, every image is decoded at full size and the
                 batches equal PIL's decode followed by the same transforms.
         """
-        current_pixels, current_strict, current_scaling = self._native.decode_options()
-        pixels = current_pixels if max_pixels is None else int_arg("max_pixels", max_pixels, minimum=1)
-        for name, value in (("strict", strict), ("dct_scaling", dct_scaling)):
-            if value is not None and not isinstance(value, bool):
-                raise InvalidTypeError(f"{name} must be a bool, got {value!r}")
-        native = self._native.with_decode_options(
-            max_pixels=pixels,
-            strict=current_strict if strict is None else strict,
-            dct_scaling=current_scaling if dct_scaling is None else dct_scaling,
-        )
+        given = {"max_pixels": max_pixels, "strict": strict, "dct_scaling": dct_scaling}
+        # Checked by Rust (DecodeOptions in src/data/decode.rs).
+        options = self._native.decode_options() | {k: v for k, v in given.items() if v is not None}
+        native = self._native.with_decode_options(options=options)
         return Dataset(native, self.description)
 
     def with_hidden_annotations(self, fraction: float, seed: int = 0) -> Dataset:
@@ -330,7 +329,9 @@ def _fashion_class(c: str | int) -> int:
     return int_arg("item_classes", c, maximum=len(FASHION_CLASSES) - 1)
 
 
-def decode_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = True) -> torch.Tensor:
+def decode_image(
+    path: PathLike, *, max_pixels: int = DECODE.defaults["max_pixels"], strict: bool = DECODE.defaults["strict"]
+) -> torch.Tensor:
     """Decodes a JPEG or PNG file to uint8 ``[3, H, W]`` RGB.
 
     Args:
@@ -344,11 +345,7 @@ def decode_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, strict
             too large, or not a regular file (an ``OSError``).
         FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` raises them.
     """
-    if not isinstance(strict, bool):
-        raise InvalidTypeError(f"strict must be a bool, got {strict!r}")
-    image, warning = _native.decode_image(
-        path=os.fspath(path), max_pixels=int_arg("max_pixels", max_pixels, minimum=1), strict=strict
-    )
+    image, warning = _native.decode_image(path=os.fspath(path), options={"max_pixels": max_pixels, "strict": strict})
     if warning is not None:
         warnings.warn(warning, RepairedImageWarning, stacklevel=2)
     return image

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import torch
 
 from .. import _native
+from .._options import Options
 from .._validate import int_arg
 from ..errors import InvalidTypeError
 from .datasets import Dataset, RepairedImageWarning
@@ -20,6 +21,12 @@ def _default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+#: The loader's options, declared once in Rust (``LoaderOptions`` in ``src/data/loader.rs``):
+#: their defaults and checks. ``num_threads``, ``rank`` and ``world_size`` default to this
+#: machine and ``torch.distributed`` here.
+OPTIONS = Options("loader")
 
 
 class Loader:
@@ -58,33 +65,40 @@ class Loader:
         self,
         dataset: Dataset,
         transform: Compose,
-        batch_size: int = 64,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        seed: int = 0,
+        batch_size: int = OPTIONS.defaults["batch_size"],
+        shuffle: bool = OPTIONS.defaults["shuffle"],
+        drop_last: bool = OPTIONS.defaults["drop_last"],
+        seed: int = OPTIONS.defaults["seed"],
         num_threads: int | None = None,
-        prefetch: int = 2,
+        prefetch: int = OPTIONS.defaults["prefetch"],
         rank: int | None = None,
         world_size: int | None = None,
         return_indices: bool = False,
         pin_memory: bool = False,
-        on_error: str = "raise",
+        on_error: str = OPTIONS.defaults["on_error"],
     ):
         if not isinstance(dataset, Dataset):
             raise InvalidTypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
         if not isinstance(transform, Compose):
             raise InvalidTypeError(f"transform must be a q2l.data.transforms.Compose, got {type(transform).__name__}")
-        batch_size = int_arg("batch_size", batch_size, minimum=1)
-        seed = int_arg("seed", seed, minimum=0, maximum=2**64 - 1)
-        prefetch = int_arg("prefetch", prefetch, minimum=1)
-        if num_threads is not None:
-            num_threads = int_arg("num_threads", num_threads, minimum=1)
-        if not isinstance(on_error, str):
-            raise InvalidTypeError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if rank is None or world_size is None:
             dist = torch.distributed.is_available() and torch.distributed.is_initialized()
             rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
             world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
+        # Checked by Rust (LoaderOptions), as the native loader checks them again.
+        self.options = OPTIONS.resolve(
+            dict(
+                batch_size=batch_size,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                seed=seed,
+                num_threads=_default_threads() if num_threads is None else num_threads,
+                prefetch=prefetch,
+                rank=rank,
+                world_size=world_size,
+                on_error=on_error,
+            )
+        )
         pin_device = None
         if pin_memory:
             if torch.cuda.is_available():
@@ -93,29 +107,20 @@ class Loader:
                 warnings.warn("pin_memory=True but no CUDA device is available: batches are not pinned", stacklevel=2)
         self.dataset = dataset
         self.transform = transform
-        self.batch_size = int(batch_size)
-        self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
-        self.num_threads = int(num_threads) if num_threads is not None else _default_threads()
-        self.world_size = int_arg("world_size", world_size, minimum=1)
-        self.rank = int_arg("rank", rank, minimum=0, maximum=self.world_size - 1)
+        self.batch_size: int = self.options["batch_size"]
+        self.shuffle: bool = self.options["shuffle"]
+        self.drop_last: bool = self.options["drop_last"]
+        self.seed: int = self.options["seed"]
+        self.num_threads: int = self.options["num_threads"]
+        self.world_size: int = self.options["world_size"]
+        self.rank: int = self.options["rank"]
         self.return_indices = return_indices
         #: Images left out under ``on_error="skip"``: ``(index, reason)``.
         self.skipped: list[tuple[int, str]] = []
         #: Images a lenient decode repaired (``strict=False``): ``(index, what it forgave)``.
         self.repaired: list[tuple[int, str]] = []
         self._native = _native.NativeLoader(
-            dataset=dataset._native,
-            pipeline=transform._native,
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            drop_last=self.drop_last,
-            seed=self.seed,
-            num_threads=self.num_threads,
-            prefetch=int(prefetch),
-            rank=self.rank,
-            world_size=self.world_size,
-            on_error=on_error,
-            pin_memory=pin_device,
+            dataset=dataset._native, pipeline=transform._native, options=self.options, pin_memory=pin_device
         )
         self._epoch: int | None = None
         self._next_epoch = 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import _native
 from .._validate import int_arg
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -209,11 +209,7 @@ class Compose:
         seed = int_arg("seed", seed, minimum=0, maximum=2**64 - 1)
         if isinstance(image, (str, os.PathLike)):
             path = os.fspath(image)
-            if not isinstance(dct_scaling, bool):
-                raise InvalidTypeError(f"dct_scaling must be a bool, got {dct_scaling!r}")
-            out, _ = self._native.augment_file(
-                path=path, seed=seed, max_pixels=_native.DEFAULT_MAX_PIXELS, strict=True, dct_scaling=dct_scaling
-            )
+            out, _ = self._native.augment_file(path=path, seed=seed, options={"dct_scaling": dct_scaling})
             return out
         return self._native.augment(image, seed=seed)
 
