@@ -24,51 +24,27 @@ pub enum Matrix<'a> {
     F64(ArrayView2<'a, f64>),
 }
 
+/// One `match` arm per listed variant, binding `$v` to its view and `$t` to its element
+/// type, then any further arms.
+macro_rules! dispatch {
+    ($m:expr, $v:ident: $t:ident => $body:expr; $($variant:ident $ty:ty),+; $($rest:tt)*) => {
+        match $m {
+            $( $crate::array::Matrix::$variant($v) => {
+                type $t = $ty;
+                $body
+            } )+
+            $($rest)*
+        }
+    };
+}
+pub(crate) use dispatch;
+
 /// Calls `$body` with `$v` bound to the view of any [`Matrix`] and `$t` to its element type.
 macro_rules! with_matrix {
     ($m:expr, $v:ident: $t:ident => $body:expr) => {
-        match $m {
-            Matrix::Bool($v) => {
-                type $t = bool;
-                $body
-            }
-            Matrix::U8($v) => {
-                type $t = u8;
-                $body
-            }
-            Matrix::I8($v) => {
-                type $t = i8;
-                $body
-            }
-            Matrix::I16($v) => {
-                type $t = i16;
-                $body
-            }
-            Matrix::I32($v) => {
-                type $t = i32;
-                $body
-            }
-            Matrix::I64($v) => {
-                type $t = i64;
-                $body
-            }
-            Matrix::F16($v) => {
-                type $t = half::f16;
-                $body
-            }
-            Matrix::BF16($v) => {
-                type $t = half::bf16;
-                $body
-            }
-            Matrix::F32($v) => {
-                type $t = f32;
-                $body
-            }
-            Matrix::F64($v) => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::array::dispatch!($m, $v: $t => $body;
+            Bool bool, U8 u8, I8 i8, I16 i16, I32 i32, I64 i64,
+            F16 half::f16, BF16 half::bf16, F32 f32, F64 f64;)
     };
 }
 pub(crate) use with_matrix;
@@ -76,28 +52,13 @@ pub(crate) use with_matrix;
 /// As [`with_matrix`] for the floating variants; any other is an error naming `scores`.
 macro_rules! with_scores {
     ($m:expr, $v:ident: $t:ident => $body:expr) => {
-        match $m {
-            Matrix::F16($v) => {
-                type $t = half::f16;
-                $body
-            }
-            Matrix::BF16($v) => {
-                type $t = half::bf16;
-                $body
-            }
-            Matrix::F32($v) => {
-                type $t = f32;
-                $body
-            }
-            Matrix::F64($v) => {
-                type $t = f64;
-                $body
-            }
+        $crate::array::dispatch!($m, $v: $t => $body;
+            F16 half::f16, BF16 half::bf16, F32 f32, F64 f64;
             other => $crate::bail!(
                 "scores must be floating point (float16, bfloat16, float32 or float64), got {}",
                 other.dtype()
             ),
-        }
+        )
     };
 }
 pub(crate) use with_scores;
@@ -210,6 +171,27 @@ pub fn row_slice<'b, 'a: 'b, T: Element>(
             buf
         }
     }
+}
+
+/// Calls `f` on each pair of rows of `x` and `y` (as many rows each) as slices while it
+/// returns true; returns whether it saw every row. Row-major views are cut into rows
+/// directly, others go through [`row_slice`].
+pub fn rows_while<X: Element, Y: Element>(
+    x: ArrayView2<'_, X>,
+    y: ArrayView2<'_, Y>,
+    mut f: impl FnMut(&[X], &[Y]) -> bool,
+) -> bool {
+    if let (Some(xs), Some(ys)) = (x.to_slice(), y.to_slice()) {
+        if x.ncols() > 0 && y.ncols() > 0 {
+            let pairs = xs.chunks_exact(x.ncols()).zip(ys.chunks_exact(y.ncols()));
+            return pairs.into_iter().all(|(a, b)| f(a, b));
+        }
+    }
+    let (mut xbuf, mut ybuf) = (Vec::new(), Vec::new());
+    x.rows()
+        .into_iter()
+        .zip(y.rows())
+        .all(|(a, b)| f(row_slice(a, &mut xbuf), row_slice(b, &mut ybuf)))
 }
 
 /// A tensor argument as [`Matrix::from_tensor`] reads it: detached, on the CPU, contiguous

@@ -65,16 +65,18 @@ plain_element!(u8, i8, i16, i32, i64, f32, f64);
 impl Element for bool {
     #[inline(always)]
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s as u8 as f32;
-        }
+        u8::to_f32_slice(bool_bytes(src), dst)
     }
     #[inline(always)]
     fn to_f64_slice(src: &[Self], dst: &mut [f64]) {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s as u8 as f64;
-        }
+        u8::to_f64_slice(bool_bytes(src), dst)
     }
+}
+
+/// `b` as the bytes it is made of (0 or 1 each).
+fn bool_bytes(b: &[bool]) -> &[u8] {
+    // SAFETY: a bool is one byte holding 0 or 1, which is a valid u8; same length and lifetime.
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), b.len()) }
 }
 
 macro_rules! half_element {
@@ -116,28 +118,28 @@ impl FloatElement for f64 {
     }
 }
 
+/// One `match` arm per listed group of tensor kinds, binding `$t` to their Rust element type,
+/// then any further arms.
+macro_rules! kind_dispatch {
+    ($kind:expr, $t:ident => $body:expr; $($($k:ident)|+ => $ty:ty),+; $($rest:tt)*) => {
+        match $kind {
+            $( $(tch::Kind::$k)|+ => {
+                type $t = $ty;
+                $body
+            } )+
+            $($rest)*
+        }
+    };
+}
+pub(crate) use kind_dispatch;
+
 /// Calls `$body` with `$t` bound to the Rust type of a floating tensor kind.
 macro_rules! with_float_kind {
     ($kind:expr, $t:ident => $body:expr) => {
-        match $kind {
-            tch::Kind::Half => {
-                type $t = half::f16;
-                $body
-            }
-            tch::Kind::BFloat16 => {
-                type $t = half::bf16;
-                $body
-            }
-            tch::Kind::Float => {
-                type $t = f32;
-                $body
-            }
-            tch::Kind::Double => {
-                type $t = f64;
-                $body
-            }
+        $crate::tensor::kind_dispatch!($kind, $t => $body;
+            Half => half::f16, BFloat16 => half::bf16, Float => f32, Double => f64;
             other => unreachable!("with_float_kind called with {other:?}"),
-        }
+        )
     };
 }
 pub(crate) use with_float_kind;
@@ -145,29 +147,10 @@ pub(crate) use with_float_kind;
 /// Calls `$body` with `$t` bound to the Rust type of a target tensor kind.
 macro_rules! with_target_kind {
     ($kind:expr, $t:ident => $body:expr) => {
-        match $kind {
-            tch::Kind::Bool | tch::Kind::Uint8 => {
-                type $t = u8;
-                $body
-            }
-            tch::Kind::Int8 => {
-                type $t = i8;
-                $body
-            }
-            tch::Kind::Int16 => {
-                type $t = i16;
-                $body
-            }
-            tch::Kind::Int => {
-                type $t = i32;
-                $body
-            }
-            tch::Kind::Int64 => {
-                type $t = i64;
-                $body
-            }
+        $crate::tensor::kind_dispatch!($kind, $t => $body;
+            Bool | Uint8 => u8, Int8 => i8, Int16 => i16, Int => i32, Int64 => i64;
             other => $crate::tensor::with_float_kind!(other, $t => $body),
-        }
+        )
     };
 }
 pub(crate) use with_target_kind;
@@ -238,15 +221,12 @@ pub fn is_target_kind(kind: Kind) -> bool {
 
 /// The kind of `t`, or a `Value` error naming the argument when it is not floating.
 pub fn float_kind(t: &Tensor, name: &str) -> Result<Kind> {
-    check_has_data(t, name)?;
-    let kind = t.f_kind()?;
-    if !is_float(kind) {
-        crate::bail!(
-            "{name} must be a floating tensor (float16, bfloat16, float32 or float64), got {}",
-            kind_name(kind)
-        );
-    }
-    Ok(kind)
+    kind_where(
+        t,
+        name,
+        is_float,
+        "a floating tensor (float16, bfloat16, float32 or float64)",
+    )
 }
 
 /// Checks that `targets` has `shape` (that of `of`, e.g. "logits") and a target dtype.
@@ -258,13 +238,20 @@ pub fn check_targets(targets: &Tensor, shape: &[i64], of: &str) -> Result<Kind> 
             shape_str(&targets.size())
         );
     }
-    check_has_data(targets, "targets")?;
-    let kind = targets.f_kind()?;
-    if !is_target_kind(kind) {
-        crate::bail!(
-            "targets must be a bool, integer or floating tensor, got {}",
-            kind_name(kind)
-        );
+    kind_where(
+        targets,
+        "targets",
+        is_target_kind,
+        "a bool, integer or floating tensor",
+    )
+}
+
+/// The kind of `t` (which must have data) where `ok` holds, else an error saying it must be `want`.
+fn kind_where(t: &Tensor, name: &str, ok: fn(Kind) -> bool, want: &str) -> Result<Kind> {
+    check_has_data(t, name)?;
+    let kind = t.f_kind()?;
+    if !ok(kind) {
+        crate::bail!("{name} must be {want}, got {}", kind_name(kind));
     }
     Ok(kind)
 }

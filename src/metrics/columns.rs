@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::parallel::map_chunks;
 use crate::tensor::Element;
 
-use crate::array::{row_slice, with_matrix, with_scores, Inputs, Matrix};
+use crate::array::{row_slice, with_matrix, with_scores, Inputs};
 
 use super::sort::{key_f32, key_f64, Ranked};
 
@@ -22,13 +22,19 @@ pub trait Score: Element {
     fn from_key(key: u64) -> f64;
 }
 
-fn keys_via_f32(src: &[f32], dst: &mut [u64]) -> bool {
-    let mut nan = false;
+/// Writes `key(v)` of each score into `dst`; returns whether a NaN was seen.
+#[inline(always)]
+fn keys_with<T: Copy>(src: &[T], dst: &mut [u64], key: fn(T) -> u64, nan: fn(T) -> bool) -> bool {
+    let mut seen = false;
     for (d, &v) in dst.iter_mut().zip(src) {
-        nan |= v.is_nan();
-        *d = key_f32(v);
+        seen |= nan(v);
+        *d = key(v);
     }
-    nan
+    seen
+}
+
+fn keys_via_f32(src: &[f32], dst: &mut [u64]) -> bool {
+    keys_with(src, dst, key_f32, f32::is_nan)
 }
 
 fn f32_from_key(key: u64) -> f64 {
@@ -63,12 +69,7 @@ impl Score for f32 {
 
 impl Score for f64 {
     fn keys(src: &[Self], dst: &mut [u64]) -> bool {
-        let mut nan = false;
-        for (d, &v) in dst.iter_mut().zip(src) {
-            nan |= v.is_nan();
-            *d = key_f64(v);
-        }
-        nan
+        keys_with(src, dst, key_f64, f64::is_nan)
     }
     fn from_key(key: u64) -> f64 {
         f64::from_bits(if key >> 63 == 1 {

@@ -9,7 +9,7 @@ use crate::parallel::map_chunks;
 use crate::tensor::Element;
 
 use super::columns::map_classes;
-use crate::array::{row_slice, with_matrix, with_scores, Inputs, Matrix};
+use crate::array::{rows_while, with_matrix, with_scores, Inputs};
 
 /// Rows per parallel task.
 const ROWS: usize = 2048;
@@ -157,13 +157,12 @@ fn count_rows<X: Element, Y: Element>(
     let (mut s, mut t) = (vec![0f64; cols], vec![0f64; cols]);
     let mut pred = vec![false; cols];
     let mut order: Vec<usize> = (0..cols).collect();
-    let (mut xbuf, mut ybuf) = (Vec::new(), Vec::new());
     let block = s![k * ROWS..((k + 1) * ROWS).min(rows), ..];
-    for (xr, yr) in x.slice(block).rows().into_iter().zip(y.slice(block).rows()) {
-        X::to_f64_slice(row_slice(xr, &mut xbuf), &mut s);
-        Y::to_f64_slice(row_slice(yr, &mut ybuf), &mut t);
+    let whole = rows_while(x.slice(block), y.slice(block), |xr, yr| {
+        X::to_f64_slice(xr, &mut s);
+        Y::to_f64_slice(yr, &mut t);
         if s.iter().any(|v| v.is_nan()) {
-            return None;
+            return false;
         }
         match d {
             Decision::Threshold(th) => {
@@ -188,15 +187,16 @@ fn count_rows<X: Element, Y: Element>(
                 1.0 => (true, pred[j]),
                 0.0 => (false, pred[j]),
                 -1.0 => continue,
-                _ => return None,
+                _ => return false,
             };
             out.support[j] += positive as u64;
             out.tp[j] += (positive && predicted) as u64;
             out.fp[j] += (!positive && predicted) as u64;
             out.fn_[j] += (positive && !predicted) as u64;
         }
-    }
-    Some(out)
+        true
+    });
+    whole.then_some(out)
 }
 
 /// For each class, the threshold (predict `score >= threshold`) that maximises F1 on
@@ -226,6 +226,7 @@ pub fn best_f1_thresholds(inputs: &Inputs<'_>) -> Result<Vec<(f64, f64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::array::Matrix;
     use ndarray::{array, Array2};
 
     fn arrays() -> (Array2<f32>, Array2<f32>) {
