@@ -320,6 +320,58 @@ pub fn ternary_error(value: f64, at: &[usize]) -> crate::Error {
     ))
 }
 
+/// Checks that the floating tensor `t` (argument `name`, any device) holds no NaN or
+/// infinity, naming the first.
+pub fn check_finite(t: &Tensor, name: &str) -> Result<()> {
+    let first = if in_blocks(t)? {
+        first_in_blocks(t, |v| !v.is_finite())?
+    } else {
+        let ok = t.f_isfinite()?;
+        if ok.f_all()?.f_int64_value(&[])? != 0 {
+            None
+        } else {
+            Some(first_true(&ok.f_logical_not()?)?)
+        }
+    };
+    match first {
+        None => Ok(()),
+        Some(i) => crate::bail!(
+            "{name} must be finite; found a NaN or infinity at index {:?}",
+            unravel(i, &t.size())
+        ),
+    }
+}
+
+/// Checks that `t` (argument `name`, a small tensor such as class priors, on any device)
+/// holds probabilities: finite, in [0, 1], naming the first that is not.
+pub fn check_probabilities(t: &Tensor, name: &str) -> Result<()> {
+    float_kind(t, name)?;
+    let host = t.f_detach()?.f_to_device(Device::Cpu)?;
+    let bad = |p: f64| !(0.0..=1.0).contains(&p);
+    let Some(first) = first_in_blocks(&host, bad)? else {
+        return Ok(());
+    };
+    let value = host
+        .f_flatten(0, -1)?
+        .f_to_kind(Kind::Double)?
+        .f_double_value(&[first as i64])?;
+    // Shown as the tensor holds it: -0.2 in float32, not -0.20000000298023224.
+    let shown = if t.f_kind()? == Kind::Double {
+        value.to_string()
+    } else {
+        (value as f32).to_string()
+    };
+    let percent = if value > 1.0 && value <= 100.0 {
+        " (percentages? divide by 100)"
+    } else {
+        ""
+    };
+    crate::bail!(
+        "{name} must be probabilities in [0, 1]; found {shown} at index {:?}{percent}",
+        unravel(first, &t.size())
+    )
+}
+
 /// The flat index of the first target of a CPU tensor outside {1, 0, -1}: one pass in
 /// blocks (counted without branches, so that it vectorises), where the libtorch ops would
 /// take six and a float64 copy.

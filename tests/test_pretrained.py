@@ -67,12 +67,35 @@ def _edit_config(folder, edit):
         (lambda c: c["head"].update(num_decoder_layers=3), "missing tensor 'head.decoder.layers.2"),
         (lambda c: c["head"].update(num_decoder_layers=1), "unexpected tensor 'head.decoder.layers.1"),
         (lambda c: c.update(backbone="resnet7"), "unknown torchvision backbone 'resnet7'"),
+        # Each value is checked by its argument's validator before a tensor is built.
+        (lambda c: c["head"].update(temperature=float("nan")), "key 'head': temperature must be a finite"),
+        (lambda c: c["head"].update(temperature=0), "key 'head': temperature must be > 0"),
+        (lambda c: c["head"].update(pre_norm="no"), "key 'head': pre_norm must be a bool, got the str 'no'"),
+        (lambda c: c["head"].update(dropout="0.1"), "key 'head': dropout must be a number, got the str '0.1'"),
+        (lambda c: c["head"].update(num_classes="10"), "key 'head.num_classes': num_classes must be a positive"),
+        (lambda c: c["head"].update(nhead=3), r"key 'head': d_model \(32\) must be even and divisible by nhead"),
+        (lambda c: c.update(classes=list("abcda")), r"key 'classes\[4\]': 'a' appears twice"),
+        (
+            lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, 0], "std": [0, 0, 0]}),
+            "key 'preprocessing.std' must be positive",
+        ),
+        (
+            lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, float("nan"), 0], "std": [1, 1, 1]}),
+            "key 'preprocessing.mean' must be 3 finite numbers",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, edit, message):
     _model().save_pretrained(tmp_path / "m", classes=list("abcde"))
     _edit_config(tmp_path / "m", edit)
     with pytest.raises(ValueError, match=message):
+        Query2Label.from_pretrained(tmp_path / "m")
+
+
+def test_deeply_nested_json_is_a_clear_error(tmp_path):
+    _model().save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
         Query2Label.from_pretrained(tmp_path / "m")
 
 

@@ -32,7 +32,7 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """
     import torch
 
-    name = os.fspath(path)
+    name = os.fsdecode(path)
     if not os.path.exists(name):
         raise MissingFileError(f"no {what} at {name!r}")
     if not os.path.isfile(name):

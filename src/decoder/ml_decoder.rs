@@ -20,7 +20,7 @@ use super::lookup::{Affine, Ffn, Lookup};
 use crate::bail;
 use crate::error::Result;
 use crate::options::Checked;
-use crate::tensor::{float_kind, same_device, shape_str};
+use crate::tensor::{check_finite, float_kind, same_device, shape_str};
 
 /// One `TransformerDecoderLayerOptimal`.
 struct Layer<'a> {
@@ -156,7 +156,17 @@ pub fn ml_decoder_forward(
     let src = tokens(features)?;
     let size = src.size();
     let (b, c) = (size[0], size[2]);
-    let w = Weights::resolve(params, c, label_embeddings, features)?;
+    // Label embeddings come from files (float64 from numpy, say): cast once to the features'
+    // dtype, and refused when not finite, which would make every logit NaN.
+    let label_embeddings = match label_embeddings {
+        Some(emb) => {
+            float_kind(emb, "label_embeddings")?;
+            check_finite(emb, "label_embeddings")?;
+            Some(emb.f_to_kind(features.f_kind()?)?)
+        }
+        None => None,
+    };
+    let w = Weights::resolve(params, c, label_embeddings.as_ref(), features)?;
     let e = w.embed_standart.weight.size()[0];
     cfg.check()?;
     if e != cfg.d_model {

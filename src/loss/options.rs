@@ -177,7 +177,11 @@ impl Checked for PartialOptions {
         at_least("gamma_pos", self.gamma_pos, 0.0)?;
         at_least("gamma_neg", self.gamma_neg, 0.0)?;
         at_least("gamma_unann", self.gamma_unann, 0.0)?;
+        at_least("alpha_pos", self.alpha_pos, 0.0)?;
+        at_least("alpha_neg", self.alpha_neg, 0.0)?;
+        at_least("alpha_unann", self.alpha_unann, 0.0)?;
         in_range("clip", self.clip, 0.0, 1.0, false)?;
+        in_range("prior_threshold", self.prior_threshold, 0.0, 1.0, true)?;
         at_least("likelihood_topk", self.likelihood_topk, 0)
     }
 }

@@ -14,10 +14,12 @@ use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
-use crate::tensor::{check_ternary, float_kind, has_nan, same_device, shape_str};
+use crate::tensor::{
+    check_probabilities, check_ternary, float_kind, has_nan, same_device, shape_str,
+};
 
 use super::common::Inputs;
-use super::options::PartialOptions;
+use super::options::{PartialMode, PartialOptions};
 use super::{partial_kernel, partial_tensor, LossOutput};
 use crate::options::Schema;
 
@@ -50,6 +52,13 @@ fn check(
             );
         }
         same_device(p, "priors", logits, "logits")?;
+        if o.mode != PartialMode::Selective {
+            bail!(
+                "priors are used by mode='selective' only; this loss has mode='{}'",
+                o.mode.name()
+            );
+        }
+        check_probabilities(p, "priors")?;
     }
     o.check()
 }

@@ -58,7 +58,8 @@ pub(super) fn weights(
                 w = w.f_masked_fill(&frequent.f_logical_and(&unann)?, 0.0)?;
             }
             // The unannotated labels least likely absent are left out.
-            let k = o.likelihood_topk * targets.size()[0];
+            // Saturating: a huge top-k leaves every unannotated label out, never wraps.
+            let k = o.likelihood_topk.saturating_mul(targets.size()[0]);
             match top_k {
                 _ if k == 0 => {}
                 TopK::Select if xs_neg.device() == Device::Cpu => {

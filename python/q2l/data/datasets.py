@@ -68,7 +68,7 @@ class Dataset:
         """
         return cls(
             _native.dataset_coco(
-                annotations=os.fspath(annotations), image_dir=os.fspath(image_dir), annotated_only=annotated_only
+                annotations=os.fsdecode(annotations), image_dir=os.fsdecode(image_dir), annotated_only=annotated_only
             ),
             f"COCO {annotations}",
         )
@@ -83,7 +83,7 @@ class Dataset:
             difficult: a class present only as ``difficult`` objects becomes ``"ignore"`` (-1),
                 ``"positive"`` (1) or ``"negative"`` (0).
         """
-        return cls(_native.dataset_voc(root=os.fspath(root), split=split, difficult=difficult), f"VOC {root} {split}")
+        return cls(_native.dataset_voc(root=os.fsdecode(root), split=split, difficult=difficult), f"VOC {root} {split}")
 
     @classmethod
     def nus_wide(cls, root: PathLike, split: str = "train", image_dir: PathLike | None = None) -> Dataset:
@@ -94,9 +94,9 @@ class Dataset:
             split: ``"train"`` or ``"test"``.
             image_dir: where the image list's paths live (default ``root/Flickr``).
         """
-        images = os.fspath(image_dir) if image_dir is not None else os.fspath(Path(root) / "Flickr")
+        images = os.fsdecode(image_dir) if image_dir is not None else os.fsdecode(Path(root) / "Flickr")
         return cls(
-            _native.dataset_nus_wide(root=os.fspath(root), split=split, image_dir=images), f"NUS-WIDE {root} {split}"
+            _native.dataset_nus_wide(root=os.fsdecode(root), split=split, image_dir=images), f"NUS-WIDE {root} {split}"
         )
 
     @classmethod
@@ -107,10 +107,10 @@ class Dataset:
         With ``classes_csv`` (``LabelName,DisplayName``) the label table is its classes, by
         display name, and other labels are errors.
         """
-        cc = os.fspath(classes_csv) if classes_csv is not None else None
+        cc = os.fsdecode(classes_csv) if classes_csv is not None else None
         return cls(
             _native.dataset_open_images(
-                labels_csv=os.fspath(labels_csv), image_dir=os.fspath(image_dir), classes_csv=cc
+                labels_csv=os.fsdecode(labels_csv), image_dir=os.fsdecode(image_dir), classes_csv=cc
             ),
             f"Open Images {labels_csv}",
         )
@@ -131,10 +131,10 @@ class Dataset:
             classes: the label table; names outside it are errors. Default: every name, sorted.
             sep: separator of names inside a CSV field.
         """
-        root = os.fspath(image_root) if image_root is not None else os.fspath(Path(path).parent)
+        root = os.fsdecode(image_root) if image_root is not None else os.fsdecode(Path(path).parent)
         return cls(
             _native.dataset_list(
-                path=os.fspath(path),
+                path=os.fsdecode(path),
                 image_root=root,
                 classes=list(classes) if classes is not None else None,
                 sep=sep,
@@ -216,7 +216,7 @@ class Dataset:
         items = None if item_classes is None else [_fashion_class(c) for c in item_classes]
         return cls(
             _native.dataset_fashion(
-                root=os.fspath(root),
+                root=os.fsdecode(root),
                 split=split,
                 n=n,
                 size=size,
@@ -345,7 +345,7 @@ def decode_image(
             too large, or not a regular file (an ``OSError``).
         FileNotFoundError, PermissionError, IsADirectoryError: as ``open`` raises them.
     """
-    image, warning = _native.decode_image(path=os.fspath(path), options={"max_pixels": max_pixels, "strict": strict})
+    image, warning = _native.decode_image(path=os.fsdecode(path), options={"max_pixels": max_pixels, "strict": strict})
     if warning is not None:
         warnings.warn(warning, RepairedImageWarning, stacklevel=2)
     return image

@@ -207,8 +207,8 @@ class Compose:
             tensor get the same crop).
         """
         seed = int_arg("seed", seed, minimum=0, maximum=2**64 - 1)
-        if isinstance(image, (str, os.PathLike)):
-            path = os.fspath(image)
+        if isinstance(image, (str, bytes, os.PathLike)):
+            path = os.fsdecode(image)
             out, _ = self._native.augment_file(path=path, seed=seed, options={"dct_scaling": dct_scaling})
             return out
         return self._native.augment(image, seed=seed)

@@ -21,7 +21,7 @@ from .._files import read_official_checkpoint
 from .._options import Options, documented
 from .._tracing import needs_torch_ops
 from .._validate import check_buildable, num_groups_arg, positive_int, transformer_parameters
-from ..errors import InvalidArgumentError, MissingFileError
+from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError
 from . import functional
 from .query2label import CrossAttentionLayer, check_features, duplicate_factor
 
@@ -126,7 +126,15 @@ class MLDecoderHead(nn.Module):
         positive_int("in_channels", in_channels)
         positive_int("num_layers", num_layers)
         positive_int("dim_feedforward", dim_feedforward)
-        self.zsl = bool(zsl)
+        if not isinstance(zsl, bool):
+            raise InvalidTypeError(f"zsl must be a bool, got {zsl!r}")
+        self.zsl = zsl
+        for name, value in (("num_classes", num_classes), ("num_groups", num_groups)):
+            if zsl and value is not None:
+                raise InvalidArgumentError(
+                    f"{name} is for heads with fixed label queries; a zero-shot head (zsl=True) has as many"
+                    f" labels as the embeddings given to forward, so leave {name} out (got {value!r})"
+                )
         # A zero-shot head has as many labels as embeddings given to forward.
         classes = 0 if self.zsl else positive_int("num_classes", num_classes)
         if self.zsl:
@@ -284,7 +292,7 @@ def load_label_embeddings(path: str | os.PathLike) -> torch.Tensor:
 
     from .._files import CheckpointError, load_torch_file
 
-    name = os.fspath(path)
+    name = os.fsdecode(path)
     ext = os.path.splitext(name)[1].lower()
     if ext not in (".npy", ".pt", ".pth", ".safetensors"):
         raise InvalidArgumentError(f"{name!r}: label embeddings must be a .npy, .pt, .pth or .safetensors file")
@@ -310,7 +318,7 @@ def load_label_embeddings(path: str | os.PathLike) -> torch.Tensor:
             value = next(iter(value.values()))
     if not isinstance(value, torch.Tensor):
         raise InvalidArgumentError(f"{name!r} must hold one tensor of label embeddings (or one named 'embeddings')")
-    if value.dim() != 2 or value.shape[0] == 0 or not value.is_floating_point():
+    if value.dim() != 2 or 0 in value.shape or not value.is_floating_point():
         raise InvalidArgumentError(
             f"{name!r}: label embeddings must be a non-empty float [num_labels, dim] array, got "
             f"{value.dtype} {tuple(value.shape)}"
@@ -326,8 +334,8 @@ def _torch_forward(
     memory = F.relu(head.decoder.embed_standart(src))
     if head.zsl:
         assert label_embeddings is not None  # forward checked it
-        proj = head.wordvec_proj
-        queries = F.relu(proj(label_embeddings) if proj is not None else label_embeddings)
+        proj, emb = head.wordvec_proj, label_embeddings.to(features.dtype)  # as the Rust forward
+        queries = F.relu(proj(emb) if proj is not None else emb)
     else:
         assert head.decoder.query_embed is not None
         queries = head.decoder.query_embed.weight

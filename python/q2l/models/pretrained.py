@@ -7,6 +7,7 @@ from the file, unlike unpickling.
 
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from torch import nn
 
 from .. import _native
 from .._files import load_state_checked
-from ..errors import InvalidArgumentError, MissingFileError, OutOfMemoryError
+from .._validate import num_groups_arg, positive_int
+from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError, OutOfMemoryError
 from ..heads import Query2LabelHead
+from ..heads.query2label import OPTIONS as HEAD_OPTIONS
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -99,6 +102,8 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidArgumentError(f"{os.fspath(path)}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise InvalidArgumentError(f"{os.fspath(path)}: JSON nested too deeply to be a model config") from None
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{os.fspath(path)}: expected a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:
@@ -124,13 +129,18 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise InvalidArgumentError(f"{os.fspath(path)}: unknown key 'head.{bad[0]}'")
     if "num_classes" not in head:
         raise InvalidArgumentError(f"{os.fspath(path)}: missing key 'head.num_classes'")
+    _check_head(path, head)
     classes = config.get("classes")
-    if classes is not None and (
-        not isinstance(classes, list)
-        or len(classes) != head["num_classes"]
-        or not all(isinstance(c, str) for c in classes)
-    ):
-        raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes' must list {head['num_classes']} names")
+    if classes is not None:
+        if not isinstance(classes, list) or len(classes) != head["num_classes"]:
+            raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes' must list {head['num_classes']} names")
+        seen: set[str] = set()
+        for i, c in enumerate(classes):
+            if not isinstance(c, str) or not c:
+                raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes[{i}]' must be a non-empty name, got {c!r}")
+            if c in seen:
+                raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes[{i}]': {c!r} appears twice")
+            seen.add(c)
     pre = config.get("preprocessing")
     if pre is not None:
         if not isinstance(pre, dict) or sorted(pre) != sorted(_PREPROCESSING_KEYS):
@@ -147,9 +157,37 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
             )
         for key in ("mean", "std"):
             v = pre[key]
-            if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
-                raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 numbers")
+            numbers = isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            if not numbers or len(v) != 3 or not all(math.isfinite(x) for x in v):
+                raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 finite numbers")
+        if not all(x > 0 for x in pre["std"]):
+            raise InvalidArgumentError(
+                f"{os.fspath(path)}: key 'preprocessing.std' must be positive (it divides), got {pre['std']}"
+            )
     return config
+
+
+def _check_head(path: Path, head: dict[str, Any]) -> None:
+    """The head's keys, each checked by the validator of its argument before any tensor is
+    built; errors name the file and the key."""
+    where = os.fspath(path)
+    options = {k: v for k, v in head.items() if k in HEAD_OPTIONS.names}
+    try:
+        HEAD_OPTIONS.resolve(options)  # the message names the option, the first in declaration order
+    except (InvalidArgumentError, InvalidTypeError) as err:
+        raise InvalidArgumentError(f"{where}: key 'head': {err}") from None
+    for key in ("num_classes", "in_channels", "dim_feedforward"):
+        if key in head:
+            try:
+                positive_int(key, head[key])
+            except InvalidArgumentError as err:
+                raise InvalidArgumentError(f"{where}: key 'head.{key}': {err}") from None
+    if head.get("input_proj") is not None and not isinstance(head["input_proj"], bool):
+        raise InvalidArgumentError(f"{where}: key 'head.input_proj' must be true, false or null")
+    try:
+        num_groups_arg(head.get("num_groups"), head["num_classes"])
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(f"{where}: key 'head.num_groups': {err}") from None
 
 
 def load_weights(model: nn.Module, path: Path, map_location) -> None:
