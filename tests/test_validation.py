@@ -97,3 +97,30 @@ def test_paths_may_be_bytes(tmp_path):
     assert torch.equal(q2l.data.decode_image(bytes(tmp_path / "a.png")), by_str)
     np.save(tmp_path / "e.npy", np.ones((2, 3), np.float32))
     assert load_label_embeddings(bytes(tmp_path / "e.npy")).shape == (2, 3)
+
+
+def test_official_checkpoints_name_what_does_not_fit():
+    from q2l.models import head_from_official, to_official_state_dict
+
+    state = to_official_state_dict(Query2LabelHead(**SMALL))
+    wrong_dtype = {**state, "module.fc.W": state["module.fc.W"].long()}
+    with pytest.raises(ValueError, match="tensor 'fc.W' is torch.int64, the model expects torch.float32"):
+        head_from_official(wrong_dtype, nhead=2)
+    with pytest.raises(ValueError, match="'query_embed.weight' is a int, expected 2-D"):
+        head_from_official({**state, "module.query_embed.weight": 3}, nhead=2)
+    incomplete = {k: v for k, v in state.items() if not k.endswith("decoder.norm.weight")}
+    with pytest.raises(ValueError, match="missing tensor 'decoder.norm.weight'"):
+        head_from_official(incomplete, nhead=2)
+    with pytest.raises(ValueError, match="must map parameter names to tensors"):
+        head_from_official({"state_dict": 3})
+
+
+def test_the_cli_checks_head_options_with_the_heads_validator():
+    from q2l.app.config import TrainConfig, validate
+
+    with pytest.raises(ValueError, match="num_groups is for the q2l head; head 'linear' has no label queries"):
+        validate(TrainConfig(head="linear", num_groups=4))
+    with pytest.raises(ValueError, match="enc_layers must be >= 0, got -1"):
+        validate(TrainConfig(enc_layers=-1))
+    with pytest.raises(ValueError, match=r"d_model \(128\) must be even and divisible by nhead \(3\)"):
+        validate(TrainConfig(nhead=3))

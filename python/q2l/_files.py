@@ -74,6 +74,9 @@ def load_state_checked(model, state: Any, where: str) -> None:
             raise CheckpointError(
                 f"{where}: tensor {key!r} has shape {list(value.shape)}, the model expects {list(expected[key].shape)}"
             )
+        if value.is_floating_point() != expected[key].is_floating_point():
+            # load_state_dict would cast an int64 weight to float (or a float counter to int) silently.
+            raise CheckpointError(f"{where}: tensor {key!r} is {value.dtype}, the model expects {expected[key].dtype}")
     model.load_state_dict(state)
 
 
@@ -84,4 +87,6 @@ def read_official_checkpoint(source: str | os.PathLike | Mapping) -> dict[str, A
     if not isinstance(source, Mapping):
         raise InvalidArgumentError(f"a checkpoint must hold a dict, got {type(source).__name__}")
     state = source.get("state_dict", source.get("model", source))
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise InvalidArgumentError("a checkpoint's state dict must map parameter names to tensors")
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from .. import _native
-from .._files import read_official_checkpoint
+from .._files import load_state_checked, read_official_checkpoint
 from ..errors import InvalidArgumentError
 from ..heads import Query2LabelHead
 
@@ -48,6 +48,15 @@ def split_official_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[StateD
     return head, backbone
 
 
+def _shape(state: Mapping[str, torch.Tensor], key: str, ndim: int) -> list[int]:
+    """The shape of ``state[key]``, which must be a tensor of ``ndim`` dimensions."""
+    value = state[key]
+    if not isinstance(value, torch.Tensor) or value.dim() != ndim:
+        what = f"a {value.dim()}-D tensor" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+        raise InvalidArgumentError(f"not a Query2Label head state dict: {key!r} is {what}, expected {ndim}-D")
+    return [int(d) for d in value.shape]
+
+
 def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: int = 4) -> dict:
     """The :class:`Query2LabelHead` arguments that a head state dict implies.
 
@@ -56,8 +65,8 @@ def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: i
     grouped = "fc.bias" in head_state
     if "query_embed.weight" not in head_state or not ("fc.W" in head_state or grouped):
         raise InvalidArgumentError("not a Query2Label head state dict: query_embed.weight or fc.W is missing")
-    queries, d_model = head_state["query_embed.weight"].shape
-    num_classes = head_state["fc.bias"].shape[0] if grouped else queries
+    queries, d_model = _shape(head_state, "query_embed.weight", 2)
+    num_classes = _shape(head_state, "fc.bias", 1)[0] if grouped else queries
 
     def count(prefix: str) -> int:
         ids = {int(m.group(1)) for k in head_state if (m := re.match(prefix + r"\.layers\.(\d+)\.", k))}
@@ -68,12 +77,12 @@ def head_config_from_state_dict(head_state: Mapping[str, torch.Tensor], nhead: i
     in_proj = "input_proj.weight" in head_state
     return dict(
         num_classes=int(num_classes),
-        in_channels=int(head_state["input_proj.weight"].shape[1]) if in_proj else int(d_model),
+        in_channels=_shape(head_state, "input_proj.weight", 4)[1] if in_proj else int(d_model),
         d_model=int(d_model),
         nhead=nhead,
         num_encoder_layers=count("encoder"),
         num_decoder_layers=dec,
-        dim_feedforward=int(head_state[ff_key].shape[0]) if ff_key in head_state else 2048,
+        dim_feedforward=_shape(head_state, ff_key, 2)[0] if ff_key in head_state else 2048,
         pre_norm="encoder.norm.weight" in head_state,
         keep_first_self_attn="decoder.layers.0.self_attn.in_proj_weight" in head_state,
         keep_other_self_attn=dec > 1 and "decoder.layers.1.self_attn.in_proj_weight" in head_state,
@@ -93,9 +102,7 @@ def head_from_official(
     """
     head_state, backbone = split_official_state_dict(read_official_checkpoint(source))
     head = Query2LabelHead(**{**head_config_from_state_dict(head_state, nhead), **overrides})
-    missing, unexpected = head.load_state_dict(head_state, strict=False)
-    if missing or unexpected:
-        raise InvalidArgumentError(f"checkpoint does not fit the head: missing {missing}, unexpected {unexpected}")
+    load_state_checked(head, head_state, "official checkpoint (head)")
     return head, backbone
 
 
