@@ -74,7 +74,7 @@ def _edit_config(folder, edit):
         (lambda c: c["head"].update(dropout="0.1"), "key 'head': dropout must be a number, got the str '0.1'"),
         (lambda c: c["head"].update(num_classes="10"), "key 'head.num_classes': num_classes must be a positive"),
         (lambda c: c["head"].update(nhead=3), r"key 'head': d_model \(32\) must be even and divisible by nhead"),
-        (lambda c: c.update(classes=list("abcda")), r"key 'classes\[4\]': 'a' appears twice"),
+        (lambda c: c.update(classes=list("abcda")), r"key 'classes'\[4\]: 'a' appears twice"),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, 0], "std": [0, 0, 0]}),
             "key 'preprocessing.std' must be positive",

@@ -61,6 +61,22 @@ def num_groups_arg(num_groups: Any, num_classes: int) -> int | None:
     return num_groups
 
 
+def class_names(value: Any, count: int | None, where: str) -> list[str]:
+    """``value`` as a list of ``count`` (if given) distinct non-empty class names read from
+    ``where`` (a file and key); the first bad or repeated name is named."""
+    if not isinstance(value, list) or (count is not None and len(value) != count):
+        wanted = f"{count} names" if count is not None else "names"
+        raise InvalidArgumentError(f"{where} must list {wanted}")
+    seen: set[str] = set()
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"{where}[{i}] must be a non-empty name, got {name!r}")
+        if name in seen:
+            raise InvalidArgumentError(f"{where}[{i}]: {name!r} appears twice")
+        seen.add(name)
+    return value
+
+
 def machine_memory() -> int:
     """This machine's physical memory in bytes."""
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

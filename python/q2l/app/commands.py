@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import data
-from .._validate import float_arg
+from .._validate import class_names, float_arg
 from ..errors import InternalError, InvalidArgumentError
 from ..models import Query2Label, backbone_features
 from . import build, checkpoint, report
@@ -53,7 +53,7 @@ def load_model(path: str, which: str = "best") -> Loaded:
         return _load_folder(path)
     ckpt = checkpoint.load(path)
     cfg = checkpoint.config_of(ckpt, path)
-    classes = ckpt["classes"]
+    classes = class_names(ckpt["classes"], None, f"{path}: key 'classes'")
     if which == "best":
         which = ckpt["best"].get("which") or "model"
     cfg.weights = None  # the checkpoint holds every weight

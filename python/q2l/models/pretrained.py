@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import _native
 from .._files import load_state_checked
-from .._validate import num_groups_arg, positive_int
+from .._validate import class_names, num_groups_arg, positive_int
 from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError, OutOfMemoryError
 from ..heads import Query2LabelHead
 from ..heads.query2label import OPTIONS as HEAD_OPTIONS
@@ -130,17 +130,8 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     if "num_classes" not in head:
         raise InvalidArgumentError(f"{os.fspath(path)}: missing key 'head.num_classes'")
     _check_head(path, head)
-    classes = config.get("classes")
-    if classes is not None:
-        if not isinstance(classes, list) or len(classes) != head["num_classes"]:
-            raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes' must list {head['num_classes']} names")
-        seen: set[str] = set()
-        for i, c in enumerate(classes):
-            if not isinstance(c, str) or not c:
-                raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes[{i}]' must be a non-empty name, got {c!r}")
-            if c in seen:
-                raise InvalidArgumentError(f"{os.fspath(path)}: key 'classes[{i}]': {c!r} appears twice")
-            seen.add(c)
+    if config.get("classes") is not None:
+        class_names(config["classes"], head["num_classes"], f"{os.fspath(path)}: key 'classes'")
     pre = config.get("preprocessing")
     if pre is not None:
         if not isinstance(pre, dict) or sorted(pre) != sorted(_PREPROCESSING_KEYS):
