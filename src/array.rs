@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
-use crate::tensor::{as_slice, check_has_data, kind_name, ternary_error, Element};
+use crate::tensor::{as_slice, check_has_data, host_readable, kind_name, ternary_error, Element};
 
 /// A read-only `[N, C]` view of one of the element types the metrics read.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +92,12 @@ impl<'a> Matrix<'a> {
             bail!(
                 "{name} must have shape [num_samples, num_classes], got {}",
                 crate::tensor::shape_str(&s)
+            );
+        }
+        if !host_readable(t) {
+            bail!(
+                "{name}: the metrics read tensors with storage, not the batched or wrapped \
+                 tensors of torch.vmap and torch.func"
             );
         }
         if t.device() != Device::Cpu || !t.is_contiguous() {

@@ -177,7 +177,31 @@ pub fn kind_name(kind: Kind) -> &'static str {
 /// tch reports every device type it has no variant for (meta, xpu, ...) as `Mps`; of those,
 /// only a meta tensor has elements but no data pointer.
 pub fn is_meta(t: &Tensor) -> bool {
-    t.device() == Device::Mps && t.numel() > 0 && t.data_ptr().is_null()
+    t.device() == Device::Mps && t.numel() > 0 && matches!(try_data_ptr(t), Ok(p) if p.is_null())
+}
+
+/// The address of `t`'s data, or an error for a tensor without storage (a batched or
+/// wrapped tensor of `torch.vmap` and `torch.func`): tch's `data_ptr` panics there.
+pub fn try_data_ptr(t: &Tensor) -> Result<*mut std::ffi::c_void> {
+    // SAFETY: a live tensor handle; libtorch's error, if any, is taken and freed right after.
+    let ptr = unsafe { torch_sys::at_data_ptr(t.as_ptr() as *mut _) };
+    let err = unsafe { torch_sys::get_and_reset_last_err() };
+    if err.is_null() {
+        return Ok(ptr);
+    }
+    // SAFETY: a NUL-terminated message that libtorch allocated with malloc, freed once.
+    let msg = unsafe { std::ffi::CStr::from_ptr(err) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { libc::free(err.cast()) };
+    let first = msg.lines().next().unwrap_or_default().to_string();
+    Err(crate::Error::Torch(first))
+}
+
+/// Whether Rust may read `t`'s memory directly: a CPU tensor with storage (not a meta, fake,
+/// batched or wrapped one).
+pub fn host_readable(t: &Tensor) -> bool {
+    t.device() == Device::Cpu && (t.numel() == 0 || try_data_ptr(t).is_ok_and(|p| !p.is_null()))
 }
 
 /// The user-facing name of the device `t` lives on.
@@ -395,7 +419,7 @@ fn in_blocks(t: &Tensor) -> Result<bool> {
         t.f_kind()?,
         Bool | Uint8 | Int8 | Int16 | Int | Int64 | Half | BFloat16 | Float | Double
     );
-    Ok(known && t.device() == Device::Cpu)
+    Ok(known && host_readable(t))
 }
 
 /// The flat index of the first element of a CPU tensor for which `bad` holds; `t` must

@@ -37,7 +37,6 @@ pub fn asymmetric_loss(
         bail!("logits must have at least one dimension (..., num_classes), got a 0-dim tensor");
     }
     check_targets(targets, &shape, "logits")?;
-    let device = logits.device();
     same_device(targets, "targets", logits, "logits")?;
     let compute = compute_kind(kind);
     let smoothed;
@@ -63,7 +62,9 @@ pub fn asymmetric_loss(
         targets,
         extra: weight.as_ref(),
     };
-    if opts.backend.uses_kernel(device)? {
+    let mut all = vec![logits, targets];
+    all.extend(weight.as_ref());
+    if opts.backend.uses_kernel(&all)? {
         kernel_path(inputs, opts, need_grad)
     } else {
         asymmetric_tensor::run(inputs, opts, need_grad)

@@ -1,11 +1,12 @@
 //! The options of the losses: each struct is the one declaration of its loss's options,
 //! their defaults and their documentation (see `crate::options`).
 
-use tch::Device;
+use tch::Tensor;
 
 use crate::bail;
 use crate::error::Result;
 use crate::options::{at_least, in_range, Checked};
+use crate::tensor::host_readable;
 
 crate::choices! {
     /// How per-element losses are combined.
@@ -35,16 +36,21 @@ crate::choices! {
 }
 
 impl Backend {
-    /// Whether logits on `device` run the fused kernel: `Auto` and `Kernel` on the CPU;
-    /// `Kernel` elsewhere is an error.
-    pub fn uses_kernel(self, device: Device) -> Result<bool> {
-        Ok(match (self, device) {
-            (Backend::Tensor, _) => false,
-            (_, Device::Cpu) => true,
-            (Backend::Auto, _) => false,
-            (Backend::Kernel, d) => {
-                bail!("the fused kernel runs on CPU tensors only; logits are on {d:?}")
-            }
+    /// Whether a loss of these tensors (logits first) runs the fused kernel: `Auto` and
+    /// `Kernel` on plain CPU tensors with storage. Other tensors (on an accelerator, or
+    /// batched and wrapped ones of `torch.vmap` and `torch.func`) take libtorch ops under
+    /// `Auto`, and are an error under `Kernel`.
+    pub fn uses_kernel(self, tensors: &[&Tensor]) -> Result<bool> {
+        let readable = tensors.iter().all(|t| host_readable(t));
+        Ok(match self {
+            Backend::Tensor => false,
+            Backend::Auto => readable,
+            Backend::Kernel if readable => true,
+            Backend::Kernel => bail!(
+                "the fused kernel reads plain CPU tensors with storage; logits are on {:?} or \
+                 are batched or wrapped (torch.vmap, torch.func): use backend='auto' or 'tensor'",
+                tensors[0].device()
+            ),
         })
     }
 }

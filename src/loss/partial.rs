@@ -81,7 +81,9 @@ pub fn partial_asymmetric_loss(
         targets,
         extra: priors,
     };
-    if o.backend.uses_kernel(logits.device())? {
+    let mut all = vec![logits, targets];
+    all.extend(priors);
+    if o.backend.uses_kernel(&all)? {
         partial_kernel::run(inputs, o, need_grad)
     } else {
         partial_tensor::run(inputs, o, need_grad)

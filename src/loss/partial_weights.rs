@@ -1,11 +1,11 @@
 //! The per-element weights of CSL's partial-label modes: what each unannotated label
 //! counts for, computed without gradient before either backend computes the loss.
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
-use crate::tensor::{as_mut_slice, as_slice};
+use crate::tensor::{as_mut_slice, as_slice, host_readable};
 
 use super::options::{PartialMode, PartialOptions};
 
@@ -62,7 +62,7 @@ pub(super) fn weights(
             let k = o.likelihood_topk.saturating_mul(targets.size()[0]);
             match top_k {
                 _ if k == 0 => {}
-                TopK::Select if xs_neg.device() == Device::Cpu => {
+                TopK::Select if [&w, &xs_neg, &unann].iter().all(|t| host_readable(t)) => {
                     w = w.f_contiguous()?;
                     zero_least_absent(&w, &xs_neg, &unann, k as usize)?;
                 }

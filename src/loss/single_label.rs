@@ -56,7 +56,6 @@ pub fn asymmetric_loss_single_label(
             kind_name(tkind)
         );
     }
-    let device = logits.device();
     same_device(targets, "targets", logits, "logits")?;
     let t = targets.f_detach()?.f_to_kind(Kind::Int64)?;
     let bad = t
@@ -72,7 +71,7 @@ pub fn asymmetric_loss_single_label(
         );
     }
     let compute = compute_kind(kind);
-    let use_kernel = opts.backend.uses_kernel(device)?;
+    let use_kernel = opts.backend.uses_kernel(&[logits, &t])?;
     if use_kernel {
         kernel_path(logits, &t, opts, need_grad, kind, compute)
     } else {

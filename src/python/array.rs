@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 use super::tensor::{is_tensor, PyTensor};
 use crate::array::{host, Matrix};
 use crate::error::{Error, Result};
-use crate::tensor::{as_slice, kind_name, shape_str};
+use crate::tensor::{as_slice, host_readable, kind_name, shape_str};
 
 /// A numpy array borrowed read-only, of one of the element types the core reads.
 pub enum NumpyArray<'py> {
@@ -97,6 +97,9 @@ impl ArrayArg<'_> {
     pub fn bytes(&self, name: &str) -> Result<ArrayViewD<'_, u8>> {
         match self {
             ArrayArg::Numpy(NumpyArray::U8(x)) => Ok(x.as_array()),
+            ArrayArg::Tensor(t) if !host_readable(t) => {
+                crate::bail!("{name}: a batched or wrapped tensor (torch.vmap, torch.func) has no memory to read")
+            }
             ArrayArg::Tensor(t) if t.kind() == Kind::Uint8 => {
                 let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
                 // SAFETY: a contiguous CPU uint8 tensor (`host`), borrowed as long as the view.

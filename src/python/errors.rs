@@ -66,6 +66,14 @@ impl From<Error> for PyErr {
         let msg = err.to_string();
         let name = class_name(&err);
         Python::with_gil(|py| {
+            // A libtorch call that ran Python (a saved-tensor hook, a tensor subclass's
+            // __torch_dispatch__, anomaly mode) and failed there leaves that exception set:
+            // it is the error, unchanged, and must not stay set under a new one.
+            if matches!(err, Error::Torch(_)) {
+                if let Some(original) = PyErr::take(py) {
+                    return original;
+                }
+            }
             let index = CLASS_NAMES.iter().position(|n| *n == name);
             match (CLASSES.get(py), index) {
                 (Some(classes), Some(i)) => PyErr::from_type(classes[i].bind(py).clone(), msg),
