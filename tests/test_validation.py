@@ -124,3 +124,15 @@ def test_the_cli_checks_head_options_with_the_heads_validator():
         validate(TrainConfig(enc_layers=-1))
     with pytest.raises(ValueError, match=r"d_model \(128\) must be even and divisible by nhead \(3\)"):
         validate(TrainConfig(nhead=3))
+
+
+def test_json_files_nested_too_deeply_are_named(tmp_path):
+    from q2l._files import read_json
+    from q2l.app.config import resolve
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="deep.json: JSON nested too deeply"):
+        read_json(deep)
+    with pytest.raises(ValueError, match="deep.json: JSON nested too deeply"):
+        resolve({}, config_file=str(deep))

@@ -20,6 +20,21 @@ def _reason(err: Exception) -> str:
     return (lines[0] if lines else type(err).__name__)[:300]
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value of the text file ``path``; malformed, undecodable or absurdly nested
+    text is an :class:`InvalidArgumentError` naming the file (never a ``RecursionError``)."""
+    import json
+
+    name = os.fsdecode(path)
+    try:
+        with open(name, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidArgumentError(f"{name}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise InvalidArgumentError(f"{name}: JSON nested too deeply") from None
+
+
 def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file.
 

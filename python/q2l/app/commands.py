@@ -3,7 +3,6 @@ model folder (``config.json`` + ``model.safetensors``, see :meth:`q2l.Query2Labe
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import data
+from .._files import read_json
 from .._validate import class_names, float_arg
 from ..errors import InternalError, InvalidArgumentError
 from ..models import Query2Label, backbone_features
@@ -116,10 +116,7 @@ def _thresholds(classes: Sequence[str], threshold: float, thresholds_file: str |
     if thresholds_file is None:
         return t
     path = os.fspath(thresholds_file)
-    try:
-        given = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidArgumentError(f"{path}: not valid JSON ({err})") from None
+    given = read_json(path)
     if isinstance(given, list):
         if len(given) != len(classes):
             raise InvalidArgumentError(f"{path}: {len(given)} thresholds for {len(classes)} classes")

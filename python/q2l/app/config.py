@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .._files import read_json
 from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError
 from ..loss.partial import PARTIAL_MODES
 
@@ -168,10 +169,7 @@ def resolve(overrides: dict[str, Any], config_file: str | None = None) -> TrainC
         path = Path(config_file)
         if not path.is_file():
             raise MissingFileError(f"no config file at {config_file!r}")
-        try:
-            from_file = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InvalidArgumentError(f"{config_file}: not valid JSON: {err}") from None
+        from_file = read_json(path)
         check_values(from_file, config_file)
     explicit = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(explicit) - known

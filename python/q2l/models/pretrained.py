@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .. import _native
-from .._files import load_state_checked
+from .._files import load_state_checked, read_json
 from .._validate import class_names, num_groups_arg, positive_int
 from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError, OutOfMemoryError
 from ..heads import Query2LabelHead
@@ -98,12 +98,7 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise MissingFileError(f"no model folder at {os.fspath(directory)!r}")
     if not path.is_file():
         raise MissingFileError(f"{os.fspath(path)!r} is missing: not a q2l model folder")
-    try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidArgumentError(f"{os.fspath(path)}: not valid JSON ({err})") from None
-    except RecursionError:
-        raise InvalidArgumentError(f"{os.fspath(path)}: JSON nested too deeply to be a model config") from None
+    config = read_json(path)
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{os.fspath(path)}: expected a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:
