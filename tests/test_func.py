@@ -122,9 +122,37 @@ def test_an_exception_from_a_pack_hook_arrives_as_itself(head):
     with torch.autograd.graph.saved_tensors_hooks(_raise, lambda t: t), pytest.raises(_Boom, match="pack hook"):
         head(f)
     assert head(f).shape == (2, 5)  # and nothing is left set
-    _, loss, x, y = CASES[0]
+
+
+@pytest.mark.parametrize("backend", ["auto", "tensor"])
+@pytest.mark.parametrize("name, loss, x, y", CASES, ids=IDS)
+def test_an_exception_from_a_pack_hook_in_a_loss_arrives_as_itself(name, loss, x, y, backend):
+    loss = type(loss)(**{**loss.options, "backend": backend})
     with torch.autograd.graph.saved_tensors_hooks(_raise, lambda t: t), pytest.raises(_Boom):
         loss(x[0].clone().requires_grad_(), y[0])
+    assert torch.isfinite(loss(x[0], y[0])).all()
+
+
+def test_a_checkpointed_backbone_and_head_give_the_plain_gradients():
+    from q2l.models import Query2Label
+
+    torch.manual_seed(0)
+    model = Query2Label("tiny", 5, d_model=16, dim_feedforward=32).double()
+    images = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+
+    def grads(run):
+        model.zero_grad()
+        torch.manual_seed(5)
+        im = images.clone().requires_grad_()  # the reentrant mode needs an input that does
+        run(im).pow(2).sum().backward()
+        return [im.grad, *(p.grad.clone() for p in model.parameters() if p.grad is not None)]
+
+    plain = grads(model)
+    for reentrant in (False, True):
+        got = grads(lambda im, r=reentrant: checkpoint(model, im, use_reentrant=r))
+        assert len(got) == len(plain)
+        for a, b in zip(got, plain, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_no_rust_panic_reaches_stderr():
