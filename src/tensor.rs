@@ -313,20 +313,16 @@ pub fn unravel(mut flat: usize, shape: &[i64]) -> Vec<usize> {
 /// that is not: the check of ternary target tensors on any device (the losses'); host
 /// arrays have [`crate::array::Matrix::ternary`].
 pub fn check_ternary(targets: &Tensor) -> Result<()> {
-    let first = if in_blocks(targets)? {
-        first_non_ternary_cpu(targets)?
-    } else {
-        let t = targets.f_to_kind(Kind::Double)?;
-        let ok = t
-            .f_eq(0.0)?
-            .f_logical_or(&t.f_eq(1.0)?)?
-            .f_logical_or(&t.f_eq(-1.0)?)?;
-        if ok.f_all()?.f_int64_value(&[])? != 0 {
-            None
-        } else {
-            Some(first_true(&ok.f_logical_not()?)?)
-        }
-    };
+    let first = first_where(
+        targets,
+        |y| y != 0.0 && y != 1.0 && y != -1.0,
+        |t| {
+            let t = t.f_to_kind(Kind::Double)?;
+            Ok(t.f_eq(0.0)?
+                .f_logical_or(&t.f_eq(1.0)?)?
+                .f_logical_or(&t.f_eq(-1.0)?)?)
+        },
+    )?;
     let Some(first) = first else {
         return Ok(());
     };
@@ -347,16 +343,7 @@ pub fn ternary_error(value: f64, at: &[usize]) -> crate::Error {
 /// Checks that the floating tensor `t` (argument `name`, any device) holds no NaN or
 /// infinity, naming the first.
 pub fn check_finite(t: &Tensor, name: &str) -> Result<()> {
-    let first = if in_blocks(t)? {
-        first_in_blocks(t, |v| !v.is_finite())?
-    } else {
-        let ok = t.f_isfinite()?;
-        if ok.f_all()?.f_int64_value(&[])? != 0 {
-            None
-        } else {
-            Some(first_true(&ok.f_logical_not()?)?)
-        }
-    };
+    let first = first_where(t, |v| !v.is_finite(), |t| Ok(t.f_isfinite()?))?;
     match first {
         None => Ok(()),
         Some(i) => crate::bail!(
@@ -396,11 +383,23 @@ pub fn check_probabilities(t: &Tensor, name: &str) -> Result<()> {
     )
 }
 
-/// The flat index of the first target of a CPU tensor outside {1, 0, -1}: one pass in
-/// blocks (counted without branches, so that it vectorises), where the libtorch ops would
-/// take six and a float64 copy.
-fn first_non_ternary_cpu(targets: &Tensor) -> Result<Option<usize>> {
-    first_in_blocks(targets, |y| y != 0.0 && y != 1.0 && y != -1.0)
+/// The flat index of the first element of `t` (any device) that is bad: on the CPU one
+/// pass in blocks testing `bad` (counted without branches, so that it vectorises), where
+/// libtorch ops would take several and a copy; elsewhere the first `false` of the mask
+/// `ok` builds.
+fn first_where(
+    t: &Tensor,
+    bad: impl Fn(f64) -> bool,
+    ok: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Option<usize>> {
+    if in_blocks(t)? {
+        return first_in_blocks(t, bad);
+    }
+    let ok = ok(t)?;
+    if ok.f_all()?.f_int64_value(&[])? != 0 {
+        return Ok(None);
+    }
+    Ok(Some(first_true(&ok.f_logical_not()?)?))
 }
 
 /// Whether a float tensor holds a NaN; on the CPU in one pass of Rust, which (unlike a

@@ -90,7 +90,10 @@ impl Image {
         let mut data = Vec::with_capacity(w * h * 3);
         // Each row of the window is adjacent in memory: copied a row at a time.
         for row in window.outer_iter() {
-            data.extend_from_slice(row.to_slice().unwrap_or_default());
+            match row.to_slice() {
+                Some(row) => data.extend_from_slice(row),
+                None => data.extend(row.iter()),
+            }
         }
         Ok(Image::from_rgb(w, h, data))
     }
