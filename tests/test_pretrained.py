@@ -77,11 +77,23 @@ def _edit_config(folder, edit):
         (lambda c: c.update(classes=list("abcda")), r"key 'classes'\[4\]: 'a' appears twice"),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, 0], "std": [0, 0, 0]}),
-            "key 'preprocessing.std' must be positive",
+            "key 'preprocessing': normalisation std must be positive",
+        ),
+        (
+            lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, 0], "std": [1, 1e999, 1]}),
+            "key 'preprocessing': normalisation std must be positive and finite",
+        ),
+        (
+            lambda c: c.update(preprocessing={"img_size": 0, "mean": [0, 0, 0], "std": [1, 1, 1]}),
+            "key 'preprocessing': Resize.size must be >= 1",
+        ),
+        (
+            lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, "0"], "std": [1, 1, 1]}),
+            "key 'preprocessing.mean' must be 3 numbers",
         ),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, float("nan"), 0], "std": [1, 1, 1]}),
-            "key 'preprocessing.mean' must be 3 finite numbers",
+            "key 'preprocessing': .*mean finite",
         ),
     ],
 )
@@ -121,8 +133,13 @@ def test_missing_and_corrupt_files(tmp_path):
 def test_save_pretrained_checks_its_arguments(tmp_path):
     with pytest.raises(ValueError, match="classes has 2 names but the model has 5"):
         _model().save_pretrained(tmp_path / "m", classes=["a", "b"])
+    with pytest.raises(ValueError, match=r"classes\[3\]: 'a' appears twice"):
+        _model().save_pretrained(tmp_path / "m", classes=list("abcae"))
     with pytest.raises(ValueError, match="img_size must be a positive int"):
         _model().save_pretrained(tmp_path / "m", img_size=0)
+    with pytest.raises(ValueError, match="normalisation std must be positive"):
+        _model().save_pretrained(tmp_path / "m", img_size=32, std=[0.2, 0, 0.2])
+    assert not (tmp_path / "m").exists()  # nothing written
 
 
 def test_torch_version_check_names_both_versions(monkeypatch):

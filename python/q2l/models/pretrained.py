@@ -7,7 +7,6 @@ from the file, unlike unpickling.
 
 import inspect
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from torch import nn
 from .. import _native
 from .._files import load_state_checked, read_json
 from .._validate import class_names, num_groups_arg, positive_int
+from ..data.transforms import eval_transform
 from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError, OutOfMemoryError
 from ..heads import Query2LabelHead
 from ..heads.query2label import OPTIONS as HEAD_OPTIONS
@@ -72,7 +72,7 @@ def save_pretrained(
         classes = [str(c) for c in classes]
         if len(classes) != num_classes:
             raise InvalidArgumentError(f"classes has {len(classes)} names but the model has {num_classes} classes")
-        config["classes"] = classes
+        config["classes"] = class_names(classes, num_classes, "classes")
     if img_size is not None:
         if not isinstance(img_size, int) or isinstance(img_size, bool) or img_size < 1:
             raise InvalidArgumentError(f"img_size must be a positive int, got {img_size!r}")
@@ -81,6 +81,8 @@ def save_pretrained(
             "mean": [float(v) for v in (IMAGENET_MEAN if mean is None else mean)],
             "std": [float(v) for v in (IMAGENET_STD if std is None else std)],
         }
+        pre = config["preprocessing"]
+        eval_transform(img_size, normalize=(pre["mean"], pre["std"]))  # what loading will check
     elif mean is not None or std is not None:
         raise InvalidArgumentError("mean and std are preprocessing: give img_size with them")
     folder = Path(directory)
@@ -134,23 +136,21 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
                 f"{os.fspath(path)}: key 'preprocessing' must hold exactly {list(_PREPROCESSING_KEYS)}"
             )
         size = pre["img_size"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        if not isinstance(size, int) or isinstance(size, bool):
             raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.img_size' must be a positive int")
-        if size * size > _native.DEFAULT_MAX_PIXELS:
-            raise InvalidArgumentError(
-                f"{os.fspath(path)}: key 'preprocessing.img_size' is {size}: {size}x{size} pixels is over the "
-                f"limit of {_native.DEFAULT_MAX_PIXELS} pixels per image"
-            )
         for key in ("mean", "std"):
             v = pre[key]
-            numbers = isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-            if not numbers or len(v) != 3 or not all(math.isfinite(x) for x in v):
-                raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 finite numbers")
-        if not all(x > 0 for x in pre["std"]):
-            raise InvalidArgumentError(
-                f"{os.fspath(path)}: key 'preprocessing.std' must be positive (it divides), got {pre['std']}"
-            )
+            if not isinstance(v, list) or len(v) != 3 or not all(_is_number(x) for x in v):
+                raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 numbers")
+        try:  # the values are checked by the pipeline they describe (sizes, limits, std > 0)
+            eval_transform(size, normalize=(pre["mean"], pre["std"]))
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing': {err}") from None
     return config
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _check_head(path: Path, head: dict[str, Any]) -> None:

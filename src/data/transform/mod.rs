@@ -140,10 +140,12 @@ fn normalization_luts(output: &Output) -> Result<[[f32; 256]; 3]> {
     let mut luts = [[0f32; 256]; 3];
     if let Output::Normalize { mean, std } = output {
         for c in 0..3 {
-            // Written so that a NaN std is refused too.
-            if std[c].partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !mean[c].is_finite()
-            {
-                bail!("normalisation std must be positive and mean finite, got mean {mean:?} std {std:?}");
+            // An infinite std would silently give all-zero inputs; NaN fails `> 0.0`.
+            if !(std[c] > 0.0 && std[c].is_finite() && mean[c].is_finite()) {
+                bail!(
+                    "normalisation std must be positive and finite and mean finite, \
+                     got mean {mean:?} std {std:?}"
+                );
             }
             for (v, l) in luts[c].iter_mut().enumerate() {
                 *l = ((v as f64 / 255.0 - mean[c] as f64) / std[c] as f64) as f32;
