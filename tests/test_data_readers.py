@@ -247,8 +247,10 @@ def test_from_arrays():
     assert t.tolist() == [-1, 1]
     gray = Dataset.from_arrays(images[..., 0], targets, ["a", "b"])
     assert torch.equal(gray[1][0][2], torch.from_numpy(images[1, ..., 0]))
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(ValueError, match="images must be uint8, got float32"):
         Dataset.from_arrays(images.astype(np.float32), targets, ["a", "b"])
+    with pytest.raises(ValueError, match="images must be uint8, got float16"):
+        Dataset.from_arrays(torch.from_numpy(images).half(), targets, ["a", "b"])
     with pytest.raises(ValueError, match=r"targets must be \[N, C\]"):
         Dataset.from_arrays(images, targets[:4], ["a", "b"])
     with pytest.raises(ValueError, match="1, 0 or -1"):

@@ -97,23 +97,28 @@ def _heads():
     return [Query2LabelHead(**small).double(), MLDecoderHead(**small).double()]
 
 
-@pytest.mark.parametrize("head", _heads(), ids=["query2label", "ml_decoder"])
-def test_checkpointed_heads_give_the_plain_gradients(head):
-    f = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+def _grads(module, x, run):
+    """The gradients of ``run(x)`` (``module``'s forward, checkpointed or not) for ``x`` and
+    every parameter, from the same dropout masks (checkpoint replays the RNG state)."""
+    module.zero_grad()
+    x = x.clone().requires_grad_()  # the reentrant mode needs an input that requires grad
+    torch.manual_seed(5)
+    run(x).pow(2).sum().backward()
+    return [x.grad, *(p.grad.clone() for p in module.parameters() if p.grad is not None)]
 
-    def grads(run):
-        head.zero_grad()
-        x = f.clone().requires_grad_()
-        torch.manual_seed(5)  # the same dropout masks; checkpoint replays the RNG state
-        run(x).pow(2).sum().backward()
-        return [x.grad, *(p.grad for p in head.parameters() if p.grad is not None)]
 
-    plain = grads(head)
+def _assert_checkpointing_keeps_the_gradients(module, x):
+    plain = _grads(module, x, module)
     for reentrant in (False, True):
-        got = grads(lambda x, r=reentrant: checkpoint(head, x, use_reentrant=r))
+        got = _grads(module, x, lambda z, r=reentrant: checkpoint(module, z, use_reentrant=r))
         assert len(got) == len(plain)
         for a, b in zip(got, plain, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("head", _heads(), ids=["query2label", "ml_decoder"])
+def test_checkpointed_heads_give_the_plain_gradients(head):
+    _assert_checkpointing_keeps_the_gradients(head, torch.randn(2, 8, 3, 3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("head", _heads(), ids=["query2label", "ml_decoder"])
@@ -138,21 +143,7 @@ def test_a_checkpointed_backbone_and_head_give_the_plain_gradients():
 
     torch.manual_seed(0)
     model = Query2Label("tiny", 5, d_model=16, dim_feedforward=32).double()
-    images = torch.randn(2, 3, 32, 32, dtype=torch.float64)
-
-    def grads(run):
-        model.zero_grad()
-        torch.manual_seed(5)
-        im = images.clone().requires_grad_()  # the reentrant mode needs an input that does
-        run(im).pow(2).sum().backward()
-        return [im.grad, *(p.grad.clone() for p in model.parameters() if p.grad is not None)]
-
-    plain = grads(model)
-    for reentrant in (False, True):
-        got = grads(lambda im, r=reentrant: checkpoint(model, im, use_reentrant=r))
-        assert len(got) == len(plain)
-        for a, b in zip(got, plain, strict=True):
-            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _assert_checkpointing_keeps_the_gradients(model, torch.randn(2, 3, 32, 32, dtype=torch.float64))
 
 
 def test_no_rust_panic_reaches_stderr():

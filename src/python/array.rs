@@ -106,28 +106,21 @@ impl ArrayArg<'_> {
                 let data = unsafe { as_slice::<u8>(t) };
                 ArrayViewD::from_shape(IxDyn(&shape), data).map_err(|e| Error::value(e.to_string()))
             }
-            ArrayArg::Tensor(t) => {
-                crate::bail!("{name} must be uint8, got {}", kind_name(t.kind()))
-            }
-            ArrayArg::Numpy(_) => crate::bail!("{name} must be uint8, got {}", self.dtype()),
+            _ => crate::bail!("{name} must be uint8, got {}", self.dtype()),
         }
     }
 
-    fn dtype(&self) -> &'static str {
-        match self {
-            ArrayArg::Tensor(t) => kind_name(t.kind()),
-            ArrayArg::Numpy(a) => match a {
-                NumpyArray::Bool(_) => "bool",
-                NumpyArray::U8(_) => "uint8",
-                NumpyArray::I8(_) => "int8",
-                NumpyArray::I16(_) => "int16",
-                NumpyArray::I32(_) => "int32",
-                NumpyArray::I64(_) => "int64",
-                NumpyArray::F16(_) => "float16",
-                NumpyArray::F32(_) => "float32",
-                NumpyArray::F64(_) => "float64",
-            },
+    /// The element type's name as numpy prints it (`float32`).
+    fn dtype(&self) -> String {
+        macro_rules! descr {
+            ($($variant:ident),*) => {
+                match self {
+                    ArrayArg::Tensor(t) => kind_name(t.kind()).trim_start_matches("torch.").to_string(),
+                    $(ArrayArg::Numpy(NumpyArray::$variant(x)) => x.dtype().to_string(),)*
+                }
+            };
         }
+        descr!(Bool, U8, I8, I16, I32, I64, F16, F32, F64)
     }
 }
 
