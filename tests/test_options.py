@@ -120,3 +120,14 @@ def test_seeds_take_the_full_64_bit_range():
         q2l.data.Loader(q2l.data.Dataset.scenes(n=4, size=16), q2l.data.eval_transform(16), seed=2**64)
     with pytest.raises(InvalidArgumentError, match="seed must be >= 0, got -1"):
         q2l.data.Loader(q2l.data.Dataset.scenes(n=4, size=16), q2l.data.eval_transform(16), seed=-1)
+
+
+def test_loader_options_are_read_only():
+    # The native loader holds them: an assignment that changed nothing would be a trap.
+    loader = q2l.data.Loader(q2l.data.Dataset.scenes(n=4, size=16), q2l.data.eval_transform(16), batch_size=3)
+    assert (loader.batch_size, loader.options["batch_size"], len(loader)) == (3, 3, 2)
+    with pytest.raises(AttributeError):
+        loader.batch_size = 4
+    with pytest.raises(TypeError):
+        loader.options["batch_size"] = 4  # type: ignore[index]
+    assert set(loader.options) == set(Options("loader").names)

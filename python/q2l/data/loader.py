@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
 
 import torch
 
@@ -27,6 +29,10 @@ def _default_threads() -> int:
 #: their defaults and checks. ``num_threads``, ``rank`` and ``world_size`` default to this
 #: machine and ``torch.distributed`` here.
 OPTIONS = Options("loader")
+
+
+def _option(name: str) -> property:
+    return property(lambda self: self._options[name], doc=f"The ``{name}`` option (read-only).")
 
 
 class Loader:
@@ -86,7 +92,7 @@ class Loader:
             rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
             world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
         # Checked by Rust (LoaderOptions), as the native loader checks them again.
-        self.options = OPTIONS.resolve(
+        self._options = OPTIONS.resolve(
             dict(
                 batch_size=batch_size,
                 shuffle=shuffle,
@@ -107,23 +113,32 @@ class Loader:
                 warnings.warn("pin_memory=True but no CUDA device is available: batches are not pinned", stacklevel=2)
         self.dataset = dataset
         self.transform = transform
-        self.batch_size: int = self.options["batch_size"]
-        self.shuffle: bool = self.options["shuffle"]
-        self.drop_last: bool = self.options["drop_last"]
-        self.seed: int = self.options["seed"]
-        self.num_threads: int = self.options["num_threads"]
-        self.world_size: int = self.options["world_size"]
-        self.rank: int = self.options["rank"]
         self.return_indices = return_indices
         #: Images left out under ``on_error="skip"``: ``(index, reason)``.
         self.skipped: list[tuple[int, str]] = []
         #: Images a lenient decode repaired (``strict=False``): ``(index, what it forgave)``.
         self.repaired: list[tuple[int, str]] = []
         self._native = _native.NativeLoader(
-            dataset=dataset._native, pipeline=transform._native, options=self.options, pin_memory=pin_device
+            dataset=dataset._native, pipeline=transform._native, options=self._options, pin_memory=pin_device
         )
         self._epoch: int | None = None
         self._next_epoch = 0
+
+    # Read-only: the native loader holds the options, so assigning one would change nothing.
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Every option, resolved (defaults filled in), as the native loader runs with them."""
+        return MappingProxyType(self._options)
+
+    batch_size = _option("batch_size")
+    shuffle = _option("shuffle")
+    drop_last = _option("drop_last")
+    seed = _option("seed")
+    num_threads = _option("num_threads")
+    prefetch = _option("prefetch")
+    rank = _option("rank")
+    world_size = _option("world_size")
+    on_error = _option("on_error")
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose order and augmentations the next iteration uses."""
