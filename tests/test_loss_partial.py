@@ -1,6 +1,5 @@
-"""CSL's partial-label loss against a reference written here from the official
-PartialSelectiveLoss (Alibaba-MIIL/PartialLabelingCSL, src/loss_functions/
-partial_asymmetric_loss.py), on the targets' device instead of a hard-coded CUDA one."""
+"""CSL's partial-label loss against the reference in ``reference_losses.py``, written from
+the official PartialSelectiveLoss."""
 
 from types import SimpleNamespace
 
@@ -13,50 +12,7 @@ import q2l
 from q2l.errors import InvalidArgumentError
 from q2l.loss import PARTIAL_MODES, PartialAsymmetricLoss, class_priors, partial_asymmetric_loss
 from q2l.loss.partial import PARTIAL_DEFAULTS
-
-
-def reference(logits, targets, args, priors=None):
-    """The official forward: weights by mode, BCE per kind, detached focal factor, -sum."""
-    t_pos = (targets == 1).to(logits.dtype)
-    t_neg = (targets == 0).to(logits.dtype)
-    t_un = (targets == -1).to(logits.dtype)
-    xs_pos = torch.sigmoid(logits)
-    xs_neg = 1.0 - xs_pos
-    if args.clip is not None and args.clip > 0:
-        xs_neg = (xs_neg + args.clip).clamp(max=1)
-    mode = args.partial_loss_mode
-    if mode in (None, "negative"):
-        w = 1.0
-    elif mode == "ignore":
-        w = torch.ones(targets.shape, dtype=logits.dtype)
-        w[targets == -1] = 0
-    elif mode == "ignore_normalize_classes":
-        # The official code divides in float32 whatever the logits; here in their dtype.
-        n_annotated = 1 + torch.sum(targets != -1, axis=1).to(logits.dtype)
-        w = torch.ones(targets.shape, dtype=logits.dtype)
-        w *= (1 / n_annotated + 1).repeat([targets.shape[1], 1]).T
-        w[targets == -1] = 0
-    else:  # selective
-        w = torch.ones(targets.shape, dtype=logits.dtype)
-        num_top_k = args.likelihood_topk * w.shape[0]
-        if priors is not None and args.prior_threshold:
-            w[:, torch.where(priors > args.prior_threshold)[0]] = 0
-            w += (targets != -1).to(logits.dtype)
-            w = w.bool()
-        with torch.no_grad():
-            cond = torch.where(targets.flatten() == -1)[0]
-            flat = w.view(-1)
-            order = torch.argsort(xs_neg.flatten()[cond])
-            flat[cond[order[:num_top_k]]] = 0
-    bce = args.alpha_pos * t_pos * torch.log(torch.clamp(xs_pos, min=1e-8))
-    bce = bce + args.alpha_neg * t_neg * torch.log(torch.clamp(xs_neg, min=1e-8))
-    bce = bce + args.alpha_unann * t_un * torch.log(torch.clamp(xs_neg, min=1e-8))
-    with torch.no_grad():
-        focal = torch.pow(
-            1 - xs_pos * t_pos - xs_neg * (t_neg + t_un),
-            args.gamma_pos * t_pos + args.gamma_neg * t_neg + args.gamma_unann * t_un,
-        )
-    return -(bce * focal * w).sum()
+from reference_losses import partial_reference as reference
 
 
 def _args(mode, **kw):

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
+import torch
 from torch import nn
 
 from . import _native
@@ -150,4 +151,8 @@ class OptionsModule(nn.Module):
             super().__setattr__(name, value)
 
     def extra_repr(self) -> str:
+        # torch.vmap names the function it maps by its repr, which Dynamo traces; there an
+        # option may be a symbolic number that cannot be formatted.
+        if torch.compiler.is_compiling():
+            return "..."
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items())

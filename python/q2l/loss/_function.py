@@ -8,15 +8,14 @@ from torch.autograd.function import once_differentiable
 
 from .._tracing import needs_torch_ops
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ._ops import LossOp
+from ._ops import LossOp, scaled_by
 
 NativeLoss = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def _is_one(t: torch.Tensor) -> bool:
-    # Only checked on the CPU (on an accelerator the comparison would cost a sync), and not
-    # on the wrapped tensors of torch.func, whose value cannot be read.
-    if t.dim() != 0 or t.device.type != "cpu" or torch._C._functorch.is_functorch_wrapped_tensor(t):
+    # Only checked on the CPU: on an accelerator the comparison would cost a sync.
+    if t.dim() != 0 or t.device.type != "cpu":
         return False
     return t.item() == 1
 
@@ -24,11 +23,7 @@ def _is_one(t: torch.Tensor) -> bool:
 def _scaled(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
     """``grad`` times ``grad_output``: ``grad`` itself when that is 1 (the usual
     ``loss.backward()``), so that autograd adopts the buffer as ``.grad`` without a copy."""
-    if _is_one(grad_output):
-        return grad
-    while grad_output.dim() < grad.dim() and grad_output.dim() > 0:
-        grad_output = grad_output.unsqueeze(-1)
-    return grad * grad_output.to(grad.dtype)
+    return grad if _is_one(grad_output) else scaled_by(grad, grad_output)
 
 
 class _FusedLoss(torch.autograd.Function):
@@ -50,61 +45,6 @@ class _FusedLoss(torch.autograd.Function):
     def backward(ctx: Any, grad_output: torch.Tensor):
         (grad,) = ctx.saved_tensors
         return (_scaled(grad, grad_output), *(None,) * (3 + ctx.num_values))
-
-
-class _TransformableLoss(torch.autograd.Function):
-    """:class:`_FusedLoss` for ``torch.func`` transforms and forward-mode AD: the same
-    gradient gives the backward and the forward-mode derivative (``jvp``), and under
-    ``torch.vmap`` the loss runs once per slice of the mapped dimension (``vmap``), so every
-    check and the fused kernel run on plain tensors.
-
-    A separate class because transforms need the ``setup_context`` form, whose second output
-    (the gradient) costs eager calls about 40 us each.
-    """
-
-    @staticmethod
-    def forward(logits: torch.Tensor, native: NativeLoss, options: dict, names: tuple[str, ...], *values: Any):
-        return native(logits=logits, **dict(zip(names, values, strict=True)), options=options, need_grad=True)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        loss, grad = output
-        ctx.mark_non_differentiable(grad)
-        ctx.set_materialize_grads(False)  # no logits-sized zeros for the gradient output
-        ctx.save_for_backward(grad)
-        ctx.save_for_forward(grad)
-        ctx.loss_dim = loss.dim()
-        ctx.num_values = len(inputs) - 4
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor, _unused: Any):
-        (grad,) = ctx.saved_tensors
-        return (_scaled(grad, grad_output), *(None,) * (3 + ctx.num_values))
-
-    @staticmethod
-    def jvp(ctx: Any, logits_tangent: torch.Tensor, *_unused: Any):
-        (grad,) = ctx.saved_tensors
-        tangent = grad * logits_tangent.to(grad.dtype)
-        dims = tuple(range(ctx.loss_dim, grad.dim()))
-        return (tangent.sum(dims) if dims else tangent), None
-
-    @staticmethod
-    def vmap(info: Any, in_dims: tuple, logits: torch.Tensor, native: NativeLoss, options: dict, names, *values):
-        def part(t: Any, dim: int | None, i: int) -> Any:
-            return t if dim is None or t is None else t.select(dim, i)
-
-        value_dims = in_dims[4:]
-        outs = [
-            _TransformableLoss.apply(
-                part(logits, in_dims[0], i),
-                native,
-                options,
-                names,
-                *(part(v, d, i) for v, d in zip(values, value_dims, strict=True)),
-            )
-            for i in range(info.batch_size)
-        ]
-        return (torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])), (0, 0)
 
 
 def _transformed(logits: torch.Tensor, tensors: dict[str, torch.Tensor | None]) -> bool:
@@ -138,12 +78,14 @@ def run(
                     f"gradient; pass {name}.detach()"
                 )
     if needs_torch_ops(logits):
-        return op(logits, tensors, options, need_grad)[0]
-    # torch.func transforms and forward-mode AD go through a Function with vmap and jvp
-    # rules (without them the loss would have no tangent).
-    names = tuple(tensors)
+        # A torch.func transform cannot be told from a plain call while tracing, so the
+        # gradient is computed wherever grad mode is on.
+        return op(logits, tensors, options, torch.is_grad_enabled())[0]
+    # torch.func transforms and forward-mode AD: the operator, whose autograd kernel has
+    # the vmap and jvp rules (without them the loss would have no tangent).
     if _transformed(logits, tensors):
-        return _TransformableLoss.apply(logits, op.native, options, names, *tensors.values())[0]
+        return op(logits, tensors, options, True)[0]
+    names = tuple(tensors)
     if need_grad:
         return _FusedLoss.apply(logits, op.native, options, names, *tensors.values())
     loss, _ = op.native(logits=logits, **tensors, options=options, need_grad=False)

@@ -5,8 +5,9 @@ Eager calls go straight to Rust through :class:`~q2l.loss._function._FusedLoss`,
 ``torch.compile``/``torch.export`` and on meta or fake tensors (see
 :func:`q2l._tracing.needs_torch_ops`) the same Rust call runs as a custom operator instead:
 a schema Dynamo can put in a graph (one argument per option, built from the options'
-declaration), a fake implementation that gives shapes and dtypes without computing, and the
-analytic gradient registered as its autograd formula.
+declaration), a fake implementation that gives shapes and dtypes without computing, the
+analytic gradient as its autograd (backward and forward-mode) kernel, and a batching rule
+for ``torch.vmap``. ``torch.func`` transforms of eager calls use the operator too.
 
 Each operator returns ``(loss, grad)``; ``grad`` is ``d loss / d logits`` (the reduction and
 scale included) when ``need_grad`` is true and an empty tensor otherwise, since an operator
@@ -18,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch._functorch.utils import enable_single_level_autograd_function
+from torch.autograd.function import _SingleLevelFunction
 
 from .._options import Options
 from ..errors import InternalError, InvalidArgumentError
@@ -47,20 +50,64 @@ def _check_fake(logits: Tensor, target_shape: Sequence[int], tensors: dict[str, 
         raise InvalidArgumentError(f"logits must be a floating tensor, got {logits.dtype}")
 
 
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-    ctx.save_for_backward(output[1])
-    ctx.n_inputs = len(inputs)
-
-
-def _backward(ctx: Any, grad_loss: Tensor, _grad_of_grad: Tensor | None) -> tuple[Tensor | None, ...]:
-    (grad,) = ctx.saved_tensors
-    if grad.numel() == 0 and grad_loss.numel() != 0:
-        raise InternalError("q2l loss: backward through a call made with need_grad=False")
+def scaled_by(grad: Tensor, grad_loss: Tensor) -> Tensor:
+    """The chain rule: the kernel's ``grad`` times the loss's upstream gradient."""
     # The kernel's gradient is that of the (reduced) loss; for reduction="none" it is the
     # gradient of the sum, so each element scales by its own upstream gradient.
     while grad_loss.dim() < grad.dim() and grad_loss.dim() > 0:
         grad_loss = grad_loss.unsqueeze(-1)
-    return (grad * grad_loss.to(grad.dtype),) + (None,) * (ctx.n_inputs - 1)
+    return grad * grad_loss.to(grad.dtype)
+
+
+class _OpAutograd(_SingleLevelFunction):
+    """The operators' autograd kernel: the kernel's own gradient gives the backward and the
+    forward-mode derivative (``jvp``); ``torch.vmap`` goes to the batching rule registered
+    with the operator.
+
+    Registered to the ``Autograd`` key directly rather than through
+    ``torch.library.register_autograd``, whose generated ``autograd.Function`` fails under
+    every ``torch.func`` transform (pytorch/pytorch#168393, #170834; torch 2.13). A
+    kernel at that key runs once per transform level, on that level's tensors, so it is a
+    single-level Function, as functorch's own are.
+    """
+
+    @staticmethod
+    def forward(op: Any, keyset: Any, *args: Any) -> tuple[Tensor, Tensor]:
+        with torch._C._AutoDispatchBelowAutograd():
+            return op.redispatch(keyset & torch._C._after_autograd_keyset, *args)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+        loss, grad = output
+        ctx.mark_non_differentiable(grad)
+        ctx.set_materialize_grads(False)  # no logits-sized zeros for the gradient output
+        ctx.save_for_backward(grad)
+        ctx.save_for_forward(grad)
+        ctx.n_inputs, ctx.loss_dim, ctx.op_name = len(inputs), loss.dim(), inputs[0].name()
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: Tensor | None, _grad_of_grad: Any) -> tuple[Tensor | None, ...]:
+        (grad,) = ctx.saved_tensors
+        if grad_loss is None:
+            return (None,) * ctx.n_inputs
+        if grad.numel() == 0 and grad_loss.numel() != 0:
+            raise InternalError("q2l loss: backward through a call made with need_grad=False")
+        return (None, None, scaled_by(grad, grad_loss)) + (None,) * (ctx.n_inputs - 3)
+
+    @staticmethod
+    def jvp(ctx: Any, _op: Any, _keyset: Any, logits_tangent: Tensor | None, *_rest: Any) -> tuple[Any, None]:
+        (grad,) = ctx.saved_tensors
+        if logits_tangent is None:
+            return None, None
+        if grad.numel() == 0 and logits_tangent.numel() != 0:
+            # Only a traced call under torch.no_grad() is made without the gradient.
+            raise NotImplementedError(
+                f"{ctx.op_name}: forward-mode AD (torch.func.jvp, forward_ad) of a loss traced by "
+                "torch.compile under torch.no_grad() is not supported; trace it with grad mode on"
+            )
+        tangent = grad * logits_tangent.to(grad.dtype)
+        dims = tuple(range(ctx.loss_dim, grad.dim()))
+        return (tangent.sum(dims) if dims else tangent), None
 
 
 class LossOp:
@@ -79,9 +126,27 @@ class LossOp:
         args = ["Tensor logits"] + [f"Tensor{'?' if t.endswith('?') else ''} {t.rstrip('?')}" for t in tensors]
         args += [f"{_TORCH_TYPES[f.kind]} {f.name}" for f in options.fields] + ["bool need_grad"]
         schema = f"({', '.join(args)}) -> (Tensor, Tensor)"
-        self.op = torch.library.custom_op(f"q2l::{options.op}", self._run, mutates_args=(), schema=schema)
-        self.op.register_fake(self._fake)
-        torch.library.register_autograd(f"q2l::{options.op}", _backward, setup_context=_setup_context)
+        name = options.op
+        self._lib = torch.library.Library("q2l", "FRAGMENT")
+        self._lib.define(name + schema, tags=(torch.Tag.pt2_compliant_tag,))
+        self._lib.impl(name, self._run, "CompositeExplicitAutograd")
+        self._lib.impl(name, self._autograd, "Autograd", with_keyset=True)
+        torch.library.register_fake(f"q2l::{name}", self._fake, lib=self._lib)
+        torch.library.register_vmap(f"q2l::{name}", self._vmap, lib=self._lib)
+        self.op = getattr(torch.ops.q2l, name).default
+
+    def _autograd(self, keyset: Any, *args: Any) -> tuple[Tensor, Tensor]:
+        with enable_single_level_autograd_function():
+            return _OpAutograd.apply(self.op, keyset, *args)  # type: ignore[attr-defined]  # set in C
+
+    def _vmap(self, info: Any, in_dims: tuple[int | None, ...], *args: Any) -> tuple[Any, tuple[int, int]]:
+        # Once per slice of the mapped dimension, so that every check and the fused
+        # kernel see plain tensors.
+        def part(a: Any, dim: int | None, i: int) -> Any:
+            return a if dim is None or a is None else a.select(dim, i)
+
+        outs = [self.op(*(part(a, d, i) for a, d in zip(args, in_dims, strict=True))) for i in range(info.batch_size)]
+        return (torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])), (0, 0)
 
     def _split(self, args: tuple[Any, ...]) -> tuple[Tensor, dict[str, Tensor | None], dict[str, Any], bool]:
         logits, rest = args[0], args[1:]
