@@ -14,3 +14,19 @@ def device(request) -> str:
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+# Text the default Rust panic hook writes to stderr. A panic is caught at the boundary and
+# raised as InternalError, but its message still reaches the user's terminal: none may
+# appear in any test (pytest captures each test's stderr at the file descriptor).
+_PANIC_TEXT = ("panicked at", "RUST_BACKTRACE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    stderr = report.capstderr  # the setup's and the call's, in the call's report
+    if report.when == "call" and report.passed and any(text in stderr for text in _PANIC_TEXT):
+        report.outcome = "failed"
+        report.longrepr = f"a Rust panic reached stderr:\n{stderr}"
