@@ -29,10 +29,24 @@ def _batch(b=6, k=9, hidden=0.5, seed=0, dtype=torch.float64):
 
 OPTIONS = [{}, {"clip": 0.05, "gamma_pos": 1.0, "gamma_neg": 4.0, "alpha_unann": 0.5, "likelihood_topk": 2}]
 
+# The options each mode never reads: given away from their defaults, they are refused.
+IGNORED = {
+    "negative": ("likelihood_topk", "prior_threshold"),
+    "ignore": ("likelihood_topk", "prior_threshold", "gamma_unann", "alpha_unann"),
+    "ignore_normalize_classes": ("likelihood_topk", "prior_threshold", "gamma_unann", "alpha_unann"),
+    "selective": (),
+}
+
+
+def _used(mode, options):
+    """``options`` without those ``mode`` ignores."""
+    return {k: v for k, v in options.items() if k not in IGNORED[mode]}
+
 
 @pytest.mark.parametrize("mode", PARTIAL_MODES)
 @pytest.mark.parametrize("options", OPTIONS)
 def test_every_mode_matches_the_official_loss_and_its_gradient(mode, options):
+    options = _used(mode, options)
     logits, targets = _batch()
     x = logits.clone().requires_grad_()
     x_ref = logits.clone().requires_grad_()
@@ -80,8 +94,9 @@ def test_modes_differ_where_they_should():
 )
 def test_hypothesis_sweep_against_the_official_loss(b, k, hidden, mode, topk, seed):
     logits, targets = _batch(b, k, hidden, seed)
-    got = partial_asymmetric_loss(logits, targets, mode=mode, likelihood_topk=topk)
-    want = reference(logits, targets, _args(mode, likelihood_topk=topk))
+    options = _used(mode, {"likelihood_topk": topk})
+    got = partial_asymmetric_loss(logits, targets, mode=mode, **options)
+    want = reference(logits, targets, _args(mode, **options))
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -92,7 +107,10 @@ def test_gradcheck_float64_and_float32_result():
     # analytic one only without focusing.
     flat = dict(gamma_pos=0.0, gamma_neg=0.0, gamma_unann=0.0, clip=0.05)
     for mode in PARTIAL_MODES:
-        assert torch.autograd.gradcheck(lambda t, m=mode: partial_asymmetric_loss(t, targets, mode=m, **flat), (x,))
+        kw = _used(mode, flat)
+        assert torch.autograd.gradcheck(
+            lambda t, m=mode, kw=kw: partial_asymmetric_loss(t, targets, mode=m, **kw), (x,)
+        )
     assert partial_asymmetric_loss(logits.float(), targets).dtype == torch.float32
     assert partial_asymmetric_loss(logits.half(), targets.half()).dtype == torch.float32
 
@@ -133,6 +151,7 @@ def test_bad_input_is_named():
 @pytest.mark.parametrize("mode", PARTIAL_MODES)
 @pytest.mark.parametrize("options", [*OPTIONS, {"gamma_unann": 1.0, "alpha_pos": 0.5}])
 def test_kernel_and_tensor_paths_match_the_official_loss(mode, options):
+    options = _used(mode, options)
     logits, targets = _batch(b=7, k=11, seed=5)
     priors = torch.linspace(0.0, 0.2, 11, dtype=torch.float64) if mode == "selective" else None
     want_x = logits.clone().requires_grad_()
@@ -175,7 +194,7 @@ def test_selective_kernel_and_tensor_paths_break_ties_alike(clip):
 def test_integer_and_bool_targets_give_the_float_targets_loss(backend):
     logits, targets = _batch(b=5, k=7, seed=2)
     for mode in PARTIAL_MODES:
-        for options in ({}, {"gamma_unann": 1.0}):
+        for options in ({}, _used(mode, {"gamma_unann": 1.0})):
             want = partial_asymmetric_loss(logits, targets, mode=mode, backend=backend, **options)
             got = partial_asymmetric_loss(logits, targets.long(), mode=mode, backend=backend, **options)
             torch.testing.assert_close(got, want, rtol=0, atol=0)
@@ -183,6 +202,22 @@ def test_integer_and_bool_targets_give_the_float_targets_loss(backend):
             want = partial_asymmetric_loss(logits, full, mode=mode, backend=backend, **options)
             got = partial_asymmetric_loss(logits, full.bool(), mode=mode, backend=backend, **options)
             torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", PARTIAL_MODES)
+def test_options_the_mode_ignores_are_refused(mode):
+    logits, targets = _batch()
+    changed = {"likelihood_topk": 2, "prior_threshold": 0.3, "gamma_unann": 1.0, "alpha_unann": 0.5}
+    for name, value in changed.items():
+        if name in IGNORED[mode]:
+            with pytest.raises(InvalidArgumentError, match=f"{name} is used only by .*mode '{mode}' would ignore it"):
+                PartialAsymmetricLoss(mode, **{name: value})
+            with pytest.raises(InvalidArgumentError, match=f"{name} is used only by"):
+                partial_asymmetric_loss(logits, targets, mode=mode, **{name: value})
+        else:
+            PartialAsymmetricLoss(mode, **{name: value})(logits, targets)
+    # Defaults given explicitly change nothing and are taken.
+    PartialAsymmetricLoss(mode, **{k: PARTIAL_DEFAULTS[k] for k in changed})(logits, targets)
 
 
 def test_unknown_backend_is_named():

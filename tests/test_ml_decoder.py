@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import q2l
-from q2l.errors import InvalidArgumentError
+from q2l.errors import InvalidArgumentError, InvalidTypeError
 from q2l.heads.ml_decoder import _torch_forward, duplicate_factor
 
 
@@ -94,7 +94,7 @@ def _pair(k, g, e=32, c=24, zsl=0, dtype=torch.float64, seed=0, word_dim=300):
         d_model=e,
         dim_feedforward=64,
         zsl=bool(zsl),
-        embedding_dim=word_dim,
+        embedding_dim=word_dim if zsl else None,
     )
     head.load_state_dict(ref.state_dict())  # strict: the names are the official ones
     return ref, head.to(dtype).eval()
@@ -241,8 +241,14 @@ def test_from_official_reads_a_whole_model_state_dict(tmp_path):
 def test_bad_input_is_named():
     with pytest.raises(InvalidArgumentError, match=r"num_groups must be None or an int in \[1, num_classes=5\]"):
         q2l.MLDecoderHead(num_classes=5, num_groups=6)
-    with pytest.raises(InvalidArgumentError, match="num_classes must be a positive int"):
+    with pytest.raises(InvalidTypeError, match="num_classes must be an integer, got None"):
         q2l.MLDecoderHead()
+    with pytest.raises(InvalidArgumentError, match="num_classes must be a positive int, got 0"):
+        q2l.MLDecoderHead(num_classes=0)
+    with pytest.raises(InvalidTypeError, match="num_classes must be an integer, got the bool True"):
+        q2l.MLDecoderHead(num_classes=True)
+    with pytest.raises(InvalidArgumentError, match="embedding_dim is the width of a zero-shot head's"):
+        q2l.MLDecoderHead(num_classes=5, embedding_dim=512)
     with pytest.raises(InvalidArgumentError, match="divisible by nhead"):
         q2l.MLDecoderHead(num_classes=5, d_model=30)
     _, head = _pair(8, 4, dtype=torch.float32)

@@ -188,6 +188,42 @@ impl Checked for PartialOptions {
         at_least("alpha_unann", self.alpha_unann, 0.0)?;
         in_range("clip", self.clip, 0.0, 1.0, false)?;
         in_range("prior_threshold", self.prior_threshold, 0.0, 1.0, true)?;
-        at_least("likelihood_topk", self.likelihood_topk, 0)
+        at_least("likelihood_topk", self.likelihood_topk, 0)?;
+        self.check_used_by_mode()
+    }
+}
+
+impl PartialOptions {
+    /// Refuses an option set away from its default that the chosen mode never reads: it
+    /// would be dropped without a word. (One equal to its default cannot be told from one
+    /// left out, and changes nothing.)
+    fn check_used_by_mode(&self) -> Result<()> {
+        let d = Self::default();
+        let unused: &[(&str, bool)] = match self.mode {
+            PartialMode::Selective => &[],
+            PartialMode::Negative => &[
+                ("likelihood_topk", self.likelihood_topk != d.likelihood_topk),
+                ("prior_threshold", self.prior_threshold != d.prior_threshold),
+            ],
+            // Unannotated labels are left out: their focusing and weight never apply.
+            PartialMode::Ignore | PartialMode::IgnoreNormalizeClasses => &[
+                ("likelihood_topk", self.likelihood_topk != d.likelihood_topk),
+                ("prior_threshold", self.prior_threshold != d.prior_threshold),
+                ("gamma_unann", self.gamma_unann != d.gamma_unann),
+                ("alpha_unann", self.alpha_unann != d.alpha_unann),
+            ],
+        };
+        if let Some((name, _)) = unused.iter().find(|(_, set)| *set) {
+            let used_by = if name.ends_with("_unann") {
+                "modes 'negative' and 'selective'"
+            } else {
+                "mode 'selective'"
+            };
+            crate::bail!(
+                "{name} is used only by {used_by}; mode '{}' would ignore it (leave it out)",
+                self.mode.name()
+            );
+        }
+        Ok(())
     }
 }

@@ -142,6 +142,10 @@ mod tests {
             PartialMode::Selective,
         ];
         for mode in modes {
+            // Each mode is given only the options it reads (the others are refused).
+            let d = PartialOptions::default();
+            let reads_unann = matches!(mode, PartialMode::Negative | PartialMode::Selective);
+            let unann = |v: f64, default: f64| if reads_unann { v } else { default };
             let options = [
                 PartialOptions {
                     mode,
@@ -150,7 +154,7 @@ mod tests {
                 // Unannotated labels focused as negatives: one kernel pass.
                 PartialOptions {
                     mode,
-                    gamma_unann: 1.0,
+                    gamma_unann: unann(1.0, d.gamma_unann),
                     ..Default::default()
                 },
                 PartialOptions {
@@ -159,8 +163,12 @@ mod tests {
                     gamma_pos: 1.0,
                     gamma_neg: 4.0,
                     alpha_pos: 0.7,
-                    alpha_unann: 0.5,
-                    likelihood_topk: 2,
+                    alpha_unann: unann(0.5, d.alpha_unann),
+                    likelihood_topk: if mode == PartialMode::Selective {
+                        2
+                    } else {
+                        d.likelihood_topk
+                    },
                     ..Default::default()
                 },
             ];

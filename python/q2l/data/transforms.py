@@ -143,7 +143,7 @@ class Compose:
         normalize: ``"imagenet"`` (torchvision's mean/std), ``None`` for plain ``x / 255``
             (TResNet-style models), or a ``(mean, std)`` pair of RGB triples.
         output: ``"float32"`` (normalised) or ``"uint8"`` (raw, to normalise on the GPU with
-            :func:`normalize_on_device`).
+            :func:`normalize_on_device`; ``normalize`` must then be left at its default).
 
     Raises:
         ValueError: an unknown or badly placed operation, or bad parameters.
@@ -158,6 +158,11 @@ class Compose:
         self.ops = list(ops)
         if output not in ("float32", "uint8"):
             raise InvalidArgumentError(f"output must be 'float32' or 'uint8', got {output!r}")
+        if output == "uint8" and not (isinstance(normalize, str) and normalize == "imagenet"):
+            raise InvalidArgumentError(
+                f"normalize={normalize!r} would be ignored: output='uint8' gives raw bytes, normalised on the "
+                "device with normalize_on_device(images, mean, std); leave normalize out or use output='float32'"
+            )
         mean: Sequence[float]
         std: Sequence[float]
         if normalize == "imagenet":

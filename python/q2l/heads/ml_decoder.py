@@ -96,8 +96,9 @@ class MLDecoderHead(nn.Module):
         dim_feedforward: FFN width.
         zsl: Zero-shot mode: the queries are label embeddings ``(K, embedding_dim)``
             through ``wordvec_proj`` and a ReLU, scored by one shared linear map.
-        embedding_dim: Width of the label embeddings (300 officially, word2vec); when it
-            equals ``d_model`` there is no projection (the official ``nn.Identity``).
+        embedding_dim: Width of a zero-shot head's label embeddings (default 300, as officially:
+            word2vec); when it equals ``d_model`` there is no projection (the official
+            ``nn.Identity``). Only for ``zsl=True``.
         {options}
 
     Shape:
@@ -119,7 +120,7 @@ class MLDecoderHead(nn.Module):
         dim_feedforward: int = 2048,
         dropout: float = OPTIONS.defaults["dropout"],
         zsl: bool = False,
-        embedding_dim: int = 300,
+        embedding_dim: int | None = None,
     ) -> None:
         super().__init__()
         config = OPTIONS.resolve(dict(d_model=d_model, nhead=nhead, dropout=dropout))
@@ -135,10 +136,17 @@ class MLDecoderHead(nn.Module):
                     f"{name} is for heads with fixed label queries; a zero-shot head (zsl=True) has as many"
                     f" labels as the embeddings given to forward, so leave {name} out (got {value!r})"
                 )
+        if not zsl and embedding_dim is not None:
+            raise InvalidArgumentError(
+                f"embedding_dim is the width of a zero-shot head's label embeddings; this head has fixed"
+                f" label queries (zsl=False), so leave it out or set zsl=True (got {embedding_dim!r})"
+            )
         # A zero-shot head has as many labels as embeddings given to forward.
         classes = 0 if self.zsl else positive_int("num_classes", num_classes)
         if self.zsl:
-            positive_int("embedding_dim", embedding_dim)
+            embedding_dim = positive_int("embedding_dim", 300 if embedding_dim is None else embedding_dim)
+        else:
+            embedding_dim = 0
         # The official default: one group per label up to 100.
         groups = 0 if self.zsl else num_groups_arg(num_groups, classes) or min(100, classes)
         check_buildable(
