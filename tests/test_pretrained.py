@@ -72,20 +72,20 @@ def _edit_config(folder, edit):
         (lambda c: c["head"].update(temperature=0), "key 'head': temperature must be > 0"),
         (lambda c: c["head"].update(pre_norm="no"), "key 'head': pre_norm must be a bool, got the str 'no'"),
         (lambda c: c["head"].update(dropout="0.1"), "key 'head': dropout must be a number, got the str '0.1'"),
-        (lambda c: c["head"].update(num_classes="10"), "key 'head.num_classes': num_classes must be a positive"),
+        (lambda c: c["head"].update(num_classes="10"), "key 'head': num_classes must be an integer, got the str '10'"),
         (lambda c: c["head"].update(nhead=3), r"key 'head': d_model \(32\) must be even and divisible by nhead"),
         (lambda c: c.update(classes=list("abcda")), r"key 'classes'\[4\]: 'a' appears twice"),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, 0], "std": [0, 0, 0]}),
-            "key 'preprocessing': normalisation std must be positive",
+            "key 'preprocessing.mean/std': normalisation std must be positive",
         ),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, 0], "std": [1, 1e999, 1]}),
-            "key 'preprocessing': normalisation std must be positive and finite",
+            "key 'preprocessing.mean/std': normalisation std must be positive and finite",
         ),
         (
             lambda c: c.update(preprocessing={"img_size": 0, "mean": [0, 0, 0], "std": [1, 1, 1]}),
-            "key 'preprocessing': Resize.size must be >= 1",
+            "key 'preprocessing.img_size': Resize.size must be >= 1",
         ),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, 0, "0"], "std": [1, 1, 1]}),
@@ -93,7 +93,7 @@ def _edit_config(folder, edit):
         ),
         (
             lambda c: c.update(preprocessing={"img_size": 32, "mean": [0, float("nan"), 0], "std": [1, 1, 1]}),
-            "key 'preprocessing': .*mean finite",
+            "key 'preprocessing.mean/std': .*mean finite",
         ),
     ],
 )

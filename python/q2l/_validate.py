@@ -14,14 +14,23 @@ from typing import Any
 from .errors import InvalidArgumentError, InvalidTypeError, OutOfMemoryError
 
 
-def int_arg(name: str, value, minimum: int | None = 0, maximum: int | None = None) -> int:
-    """``value`` as an int in [minimum, maximum]; bools and non-integral numbers are refused."""
+def _got(value: Any) -> str:
+    """``value`` as the type errors show it, the wording of the Rust options' errors."""
+    if value is None:
+        return "None"
+    kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value))
+    return f"the {kind} {value!r}" if kind else f"{type(value).__name__} {value!r}"
+
+
+def int_arg(name: str, value: Any, minimum: int | None = 0, maximum: int | None = None) -> int:
+    """``value`` as an int in [minimum, maximum]; bools and non-integral numbers are refused
+    (``InvalidTypeError``), as the Rust options refuse them."""
     if isinstance(value, (bool, float)):
-        raise InvalidTypeError(f"{name} must be an integer, got {value!r}")
+        raise InvalidTypeError(f"{name} must be an integer, got {_got(value)}")
     try:
         v = operator.index(value)
     except TypeError:
-        raise InvalidTypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+        raise InvalidTypeError(f"{name} must be an integer, got {_got(value)}") from None
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
         bounds = [f">= {minimum}"] if minimum is not None else []
         bounds += [f"<= {maximum}"] if maximum is not None else []
@@ -29,36 +38,36 @@ def int_arg(name: str, value, minimum: int | None = 0, maximum: int | None = Non
     return v
 
 
-def float_arg(name: str, value) -> float:
+def float_arg(name: str, value: Any) -> float:
     """``value`` as a finite float; NaN and infinities are refused (ranges are the caller's)."""
     if isinstance(value, bool):
-        raise InvalidTypeError(f"{name} must be a number, got {value!r}")
+        raise InvalidTypeError(f"{name} must be a number, got {_got(value)}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
+        raise InvalidTypeError(f"{name} must be a number, got {_got(value)}") from None
     if not math.isfinite(v):
         raise InvalidArgumentError(f"{name} must be a finite number, got {v}")
     return v
 
 
 def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 1; bools, floats, ``None`` and smaller numbers are refused alike
-    (a model size)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-    return value
+    """``value`` as an int >= 1 (a model size); the check of ``options::positive`` in Rust,
+    for the sizes that are not declared options."""
+    v = int_arg(name, value, minimum=None)
+    if v < 1:
+        raise InvalidArgumentError(f"{name} must be a positive int, got {v}")
+    return v
 
 
 def num_groups_arg(num_groups: Any, num_classes: int) -> int | None:
     """``num_groups`` as ``None`` or an int in [1, num_classes] (group queries of a head)."""
     if num_groups is None:
         return None
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or not 1 <= num_groups <= num_classes:
-        raise InvalidArgumentError(
-            f"num_groups must be None or an int in [1, num_classes={num_classes}], got {num_groups!r}"
-        )
-    return num_groups
+    v = int_arg("num_groups", num_groups, minimum=None)
+    if not 1 <= v <= num_classes:
+        raise InvalidArgumentError(f"num_groups must be None or an int in [1, num_classes={num_classes}], got {v}")
+    return v
 
 
 def class_names(value: Any, count: int | None, where: str) -> list[str]:

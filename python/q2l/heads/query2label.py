@@ -226,6 +226,38 @@ class _Stack(nn.Module):
 OPTIONS = Options("query2label_head")
 
 
+def check_arguments(
+    *,
+    num_classes: Any,
+    in_channels: Any,
+    dim_feedforward: Any,
+    input_proj: Any,
+    num_groups: Any,
+    options: dict[str, Any],
+) -> tuple[dict[str, Any], int | None, bool]:
+    """The one check of :class:`Query2LabelHead`'s arguments, the constructor's and a model
+    folder's, before any tensor is built.
+
+    Returns:
+        The resolved options, ``num_groups`` and whether the head has an input projection.
+    """
+    config = OPTIONS.resolve(options)
+    for name, value in (
+        ("num_classes", num_classes),
+        ("in_channels", in_channels),
+        ("dim_feedforward", dim_feedforward),
+    ):
+        positive_int(name, value)
+    groups = num_groups_arg(num_groups, num_classes)
+    if input_proj is not None and not isinstance(input_proj, bool):
+        raise InvalidTypeError(f"input_proj must be None, True or False, got {input_proj!r}")
+    d_model = config["d_model"]
+    use_proj = (in_channels != d_model) if input_proj is None else input_proj
+    if not use_proj and in_channels != d_model:
+        raise InvalidArgumentError(f"input_proj=False needs in_channels == d_model, got {in_channels} and {d_model}")
+    return config, groups, use_proj
+
+
 @documented(OPTIONS)
 class Query2LabelHead(nn.Module):
     """The Query2Label head (Liu et al. 2021) on a backbone feature map.
@@ -279,8 +311,13 @@ class Query2LabelHead(nn.Module):
         num_groups: int | None = None,
     ) -> None:
         super().__init__()
-        config = OPTIONS.resolve(
-            dict(
+        config, num_groups, use_proj = check_arguments(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            dim_feedforward=dim_feedforward,
+            input_proj=input_proj,
+            num_groups=num_groups,
+            options=dict(
                 d_model=d_model,
                 nhead=nhead,
                 num_encoder_layers=num_encoder_layers,
@@ -290,15 +327,8 @@ class Query2LabelHead(nn.Module):
                 keep_first_self_attn=keep_first_self_attn,
                 keep_other_self_attn=keep_other_self_attn,
                 temperature=temperature,
-            )
+            ),
         )
-        for name, value in [
-            ("num_classes", num_classes),
-            ("in_channels", in_channels),
-            ("dim_feedforward", dim_feedforward),
-        ]:
-            positive_int(name, value)
-        num_groups = num_groups_arg(num_groups, num_classes)
         queries = num_classes if num_groups is None else num_groups
         check_buildable(
             "Query2LabelHead",
@@ -316,11 +346,6 @@ class Query2LabelHead(nn.Module):
                 dim_feedforward=dim_feedforward,
             ),
         )
-        use_proj = (in_channels != d_model) if input_proj is None else bool(input_proj)
-        if not use_proj and in_channels != d_model:
-            raise InvalidArgumentError(
-                f"input_proj=False needs in_channels == d_model, got {in_channels} and {d_model}"
-            )
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.d_model: int = config["d_model"]

@@ -16,11 +16,11 @@ from torch import nn
 
 from .. import _native
 from .._files import load_state_checked, read_json
-from .._validate import class_names, num_groups_arg, positive_int
+from .._validate import class_names
 from ..data.transforms import eval_transform
 from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError, OutOfMemoryError
 from ..heads import Query2LabelHead
-from ..heads.query2label import OPTIONS as HEAD_OPTIONS
+from ..heads.query2label import check_arguments as check_head_arguments
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -142,10 +142,16 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
             v = pre[key]
             if not isinstance(v, list) or len(v) != 3 or not all(_is_number(x) for x in v):
                 raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{key}' must be 3 numbers")
-        try:  # the values are checked by the pipeline they describe (sizes, limits, std > 0)
-            eval_transform(size, normalize=(pre["mean"], pre["std"]))
-        except InvalidArgumentError as err:
-            raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing': {err}") from None
+        # The values are checked by the pipeline they describe: the size and its pixel
+        # limit, then the normalisation (std > 0); each error names its key.
+        for keys, build in (
+            ("img_size", lambda: eval_transform(size, normalize=None)),
+            ("mean/std", lambda: eval_transform(1, normalize=(pre["mean"], pre["std"]))),
+        ):
+            try:
+                build()
+            except InvalidArgumentError as err:
+                raise InvalidArgumentError(f"{os.fspath(path)}: key 'preprocessing.{keys}': {err}") from None
     return config
 
 
@@ -154,26 +160,15 @@ def _is_number(x: Any) -> bool:
 
 
 def _check_head(path: Path, head: dict[str, Any]) -> None:
-    """The head's keys, each checked by the validator of its argument before any tensor is
-    built; errors name the file and the key."""
-    where = os.fspath(path)
-    options = {k: v for k, v in head.items() if k in HEAD_OPTIONS.names}
+    """The head's keys, checked by the head's own argument check before any tensor is built;
+    errors name the file."""
+    params = inspect.signature(Query2LabelHead.__init__).parameters
+    given = {name: head.get(name, p.default) for name, p in params.items() if name != "self"}
+    sizes = ("num_classes", "in_channels", "dim_feedforward", "input_proj", "num_groups")
     try:
-        HEAD_OPTIONS.resolve(options)  # the message names the option, the first in declaration order
+        check_head_arguments(**{k: given[k] for k in sizes}, options={k: v for k, v in given.items() if k not in sizes})
     except (InvalidArgumentError, InvalidTypeError) as err:
-        raise InvalidArgumentError(f"{where}: key 'head': {err}") from None
-    for key in ("num_classes", "in_channels", "dim_feedforward"):
-        if key in head:
-            try:
-                positive_int(key, head[key])
-            except InvalidArgumentError as err:
-                raise InvalidArgumentError(f"{where}: key 'head.{key}': {err}") from None
-    if head.get("input_proj") is not None and not isinstance(head["input_proj"], bool):
-        raise InvalidArgumentError(f"{where}: key 'head.input_proj' must be true, false or null")
-    try:
-        num_groups_arg(head.get("num_groups"), head["num_classes"])
-    except InvalidArgumentError as err:
-        raise InvalidArgumentError(f"{where}: key 'head.num_groups': {err}") from None
+        raise InvalidArgumentError(f"{os.fspath(path)}: key 'head': {err}") from None
 
 
 def load_weights(model: nn.Module, path: Path, map_location) -> None:
