@@ -101,14 +101,48 @@ impl From<tch::TchError> for Error {
 /// A zero-filled `Vec` of `len` elements whose size comes from input: a failed allocation is
 /// an [`Error::Memory`] naming `what` and the size, not the abort of `vec![..]`.
 pub fn try_zeroed<T: Copy + Default>(len: usize, what: &str) -> Result<Vec<T>> {
+    try_filled(&[len], T::default(), what)
+}
+
+/// A `Vec` of the product of `dims` elements, each `value`, where the sizes come from input
+/// (rows x classes of a dataset's targets): a product that overflows or an allocation that
+/// fails is an [`Error::Memory`] naming `what` and the sizes, never a wrap or an abort.
+pub fn try_filled<T: Copy>(dims: &[usize], value: T, what: &str) -> Result<Vec<T>> {
     let too_big = || {
-        let bytes = (len as u128) * std::mem::size_of::<T>() as u128;
-        Error::Memory(format!("cannot allocate {bytes} bytes for {what}"))
+        let sizes: Vec<String> = dims.iter().map(usize::to_string).collect();
+        let bytes = dims.iter().fold(std::mem::size_of::<T>() as u128, |a, &d| {
+            a.saturating_mul(d as u128)
+        });
+        Error::Memory(format!(
+            "cannot allocate {} ({bytes} bytes) for {what}",
+            sizes.join(" x ")
+        ))
     };
+    let len = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(too_big)?;
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| too_big())?;
-    v.resize(len, T::default());
+    v.resize(len, value);
     Ok(v)
+}
+
+/// This machine's physical memory in bytes (`u64::MAX` where it cannot be read): the bound
+/// of what input may ask a long-lived buffer to hold, since Linux overcommits and a buffer
+/// filled past it ends in the OOM killer rather than in an allocation error.
+pub fn machine_memory() -> u64 {
+    // SAFETY: sysconf reads system constants and has no preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGE_SIZE),
+        )
+    };
+    if pages <= 0 || size <= 0 {
+        return u64::MAX;
+    }
+    (pages as u64).saturating_mul(size as u64)
 }
 
 /// Returns `Err(Error::Value(..))` with a formatted message.
@@ -117,4 +151,21 @@ macro_rules! bail {
     ($($arg:tt)*) => {
         return Err($crate::error::Error::value(format!($($arg)*)))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_from_input_never_wrap_or_abort() {
+        assert_eq!(try_filled(&[2, 3], -1i8, "t").unwrap(), vec![-1i8; 6]);
+        for dims in [[usize::MAX, 2], [1 << 40, 1 << 30]] {
+            match try_filled(&dims, 0i8, "the targets") {
+                Err(Error::Memory(m)) => assert!(m.contains("the targets"), "{m}"),
+                other => panic!("{dims:?}: {other:?}"),
+            }
+        }
+        assert!(machine_memory() > 1 << 20);
+    }
 }

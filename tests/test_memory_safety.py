@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+import q2l
+
 #: The fuzz targets' seed corpus; image seeds start with 8 window bytes (fuzz/fuzz_targets/window.rs).
 SEEDS = Path(__file__).resolve().parents[1] / "fuzz" / "corpus"
 
@@ -162,3 +164,14 @@ def test_cmyk_without_an_adobe_segment_decodes_as_pil_decodes_it(tmp_path):
         with Image.open(tmp_path / name) as im:
             ref = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
         assert torch.equal(data.decode_image(tmp_path / name), ref), name
+
+
+def test_loader_sizes_are_bounded_before_anything_is_allocated():
+    ds = q2l.data.Dataset.scenes(n=16, size=16)
+    with pytest.raises(q2l.errors.InvalidArgumentError, match="prefetch must be <= 1024, got 4611686018427387904"):
+        q2l.data.Loader(ds, q2l.data.eval_transform(16), prefetch=2**62)
+    with pytest.raises(q2l.errors.InvalidArgumentError, match="num_threads must be <= 1024, got 100000"):
+        q2l.data.Loader(ds, q2l.data.eval_transform(16), num_threads=100_000)
+    # 16 float32 images of 3 x 13000 x 13000 (each under the pixel limit) are 121 GiB a batch.
+    with pytest.raises(q2l.errors.OutOfMemoryError, match=r"batches of 16 images of 3x13000x13000 .* batch_size 64"):
+        q2l.data.Loader(ds, q2l.data.eval_transform(13000))

@@ -53,6 +53,11 @@ crate::options! {
     }
 }
 
+/// More threads than any machine has cores cannot help, and each costs a stack.
+const MAX_THREADS: usize = 1024;
+/// Batches kept ready ahead; the memory they hold is checked in [`Loader::new`].
+const MAX_PREFETCH: usize = 1024;
+
 impl crate::options::Checked for LoaderOptions {
     fn check(&self) -> Result<()> {
         for (name, v) in [
@@ -65,6 +70,14 @@ impl crate::options::Checked for LoaderOptions {
                 bail!("{name} must be >= 1, got 0");
             }
         }
+        for (name, v, max) in [
+            ("num_threads", self.num_threads, MAX_THREADS),
+            ("prefetch", self.prefetch, MAX_PREFETCH),
+        ] {
+            if v > max {
+                bail!("{name} must be <= {max}, got {v}");
+            }
+        }
         if self.rank >= self.world_size {
             bail!(
                 "rank must be in [0, world_size), got rank {} of {}",
@@ -74,6 +87,35 @@ impl crate::options::Checked for LoaderOptions {
         }
         Ok(())
     }
+}
+
+/// Refuses options whose batches would not fit in this machine's memory: the loader holds
+/// up to `prefetch` finished batches, one being filled and the one the consumer has.
+fn check_memory(dataset: &Dataset, pipeline: &Pipeline, opts: &LoaderOptions) -> Result<()> {
+    let rows = opts.batch_size.min(dataset.len().div_ceil(opts.world_size));
+    let (c, h, w) = pipeline.shape();
+    let elem = match pipeline.output() {
+        Output::Normalize { .. } => 4,
+        Output::Uint8 => 1,
+    };
+    let batch = [rows, c, h, w, elem]
+        .iter()
+        .try_fold(1u128, |acc, &v| acc.checked_mul(v as u128));
+    let held = batch.and_then(|b| b.checked_mul(opts.prefetch as u128 + 2));
+    let have = crate::error::machine_memory() as u128;
+    if held.is_none_or(|held| held > have) {
+        let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+        return Err(Error::Memory(format!(
+            "batches of {rows} images of {c}x{h}x{w} ({:.1} GiB each; batch_size {}) with prefetch {} \
+             would hold {:.1} GiB, more than this machine's {:.1} GiB of memory",
+            gib(batch.unwrap_or(u128::MAX)),
+            opts.batch_size,
+            opts.prefetch,
+            gib(held.unwrap_or(u128::MAX)),
+            gib(have)
+        )));
+    }
+    Ok(())
 }
 
 /// One finished batch.
@@ -112,6 +154,7 @@ impl Loader {
         pin_memory: Option<usize>,
     ) -> Result<Self> {
         crate::options::Schema::check(&opts)?;
+        check_memory(&dataset, &pipeline, &opts)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.num_threads)
             .thread_name(|i| format!("q2l-data-{i}"))

@@ -298,8 +298,10 @@ impl NativePipeline {
         mean: Option<[f32; 3]>,
         std: Option<[f32; 3]>,
     ) -> PyResult<Self> {
-        let output = Output::new(output, mean, std)?;
-        Ok(NativePipeline(Arc::new(Pipeline::new(ops, output)?)))
+        guarded(|| {
+            let output = Output::new(output, mean, std)?;
+            Ok(NativePipeline(Arc::new(Pipeline::new(ops, output)?)))
+        })
     }
 
     /// Output `(C, H, W)`.
@@ -414,8 +416,11 @@ impl NativeLoader {
         pin_memory: Option<usize>,
     ) -> PyResult<Self> {
         let (d, p) = (dataset.0.clone(), pipeline.0.clone());
-        let loader = Loader::new(d, p, options.0, pin_memory)?;
-        Ok(NativeLoader(Arc::new(loader)))
+        guarded(|| {
+            Ok(NativeLoader(Arc::new(Loader::new(
+                d, p, options.0, pin_memory,
+            )?)))
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -423,12 +428,12 @@ impl NativeLoader {
     }
 
     /// This rank's dataset indices for `epoch`, padding included.
-    fn order(&self, epoch: u64) -> Vec<usize> {
-        self.0.order(epoch).into_iter().map(|(_, i)| i).collect()
+    fn order(&self, epoch: u64) -> PyResult<Vec<usize>> {
+        guarded(|| Ok(self.0.order(epoch).into_iter().map(|(_, i)| i).collect()))
     }
 
-    fn iter(&self, epoch: u64) -> NativeBatchIter {
-        NativeBatchIter(Mutex::new(Some(self.0.iter(epoch))))
+    fn iter(&self, epoch: u64) -> PyResult<NativeBatchIter> {
+        guarded(|| Ok(NativeBatchIter(Mutex::new(Some(self.0.iter(epoch))))))
     }
 }
 
@@ -452,13 +457,15 @@ impl NativeBatchIter {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<PyBatch> {
         let next = py.allow_threads(|| {
-            let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            let item = guard.as_mut().and_then(Iterator::next);
-            if !matches!(item, Some(Ok(_))) {
-                *guard = None;
-            }
-            item
-        });
+            guarded(|| {
+                let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                let item = guard.as_mut().and_then(Iterator::next);
+                if !matches!(item, Some(Ok(_))) {
+                    *guard = None;
+                }
+                Ok(item)
+            })
+        })?;
         match next {
             None => Err(PyStopIteration::new_err(())),
             Some(Err(e)) => Err(e.into()),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{under, Dataset, Source};
 use crate::bail;
 use crate::data::file::read_text;
-use crate::error::Result;
+use crate::error::{try_filled, Result};
 
 #[derive(Deserialize)]
 struct Instances {
@@ -71,7 +71,11 @@ pub fn coco(annotations: &Path, image_dir: &Path, annotated_only: bool) -> Resul
         }
     }
     let nc = cats.len();
-    let mut targets = vec![0i8; doc.images.len() * nc];
+    let mut targets = try_filled(
+        &[doc.images.len(), nc],
+        0i8,
+        "the targets (images x classes)",
+    )?;
     let mut annotated = vec![false; doc.images.len()];
     for (k, a) in doc.annotations.iter().enumerate() {
         let Some(&r) = row.get(&a.image_id) else {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::{under, Dataset, LabelTable, Source};
 use crate::bail;
 use crate::data::file::read_text;
-use crate::error::{Error, Result};
+use crate::error::{try_filled, Error, Result};
 
 /// One listed image: its path, its positive labels, its unknown labels, and its line.
 struct Entry {
@@ -145,7 +145,7 @@ pub fn list_file(
     };
     let table = LabelTable::new(classes)?;
     let nc = table.len();
-    let mut targets = vec![0i8; entries.len() * nc];
+    let mut targets = try_filled(&[entries.len(), nc], 0i8, "the targets (images x classes)")?;
     for (r, e) in entries.iter().enumerate() {
         let here = || format!("{}:{}", path.display(), e.line);
         for name in &e.unknown {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Dataset, LabelTable, Source};
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::{try_filled, Error, Result};
 
 fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>> {
     let file = crate::data::file::open_regular(path)?;
@@ -143,7 +143,7 @@ pub fn open_images(
     };
     let table = LabelTable::new(mids)?;
     let nc = table.len();
-    let mut targets = vec![-1i8; images.len() * nc];
+    let mut targets = try_filled(&[images.len(), nc], -1i8, "the targets (images x classes)")?;
     for row in &rows {
         let c = table.get(&row.label, &|| {
             format!("{}:{}", labels_csv.display(), row.line)
