@@ -27,3 +27,14 @@ def test_data_benchmark_quick_mode_runs(capsys):
     out = capsys.readouterr().out
     assert "decode only" in out and "training 64 (resize, Cutout, RandAugment)" in out
     assert "photographs 1024x768" in out and "training 32 (RandomResizedCrop, flip)" in out
+
+
+def test_data_profile_quick_mode_runs(capsys):
+    assert main(["data", "--profile", "--quick", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "decode-bound limit" in out and "hand-over" in out
+    for recipe in ("validation 64", "training 64", "training 32 (RandomResizedCrop"):
+        assert recipe in out
+    # The loader's own stages were counted: its decode column is not zero.
+    decode = [line.split() for line in out.splitlines() if line.startswith("decode ")]
+    assert decode and all(float(row[-1]) > 0 for row in decode)

@@ -38,6 +38,7 @@ __all__ = [
     "average_precision",
     "best_f1_thresholds",
     "class_priors",
+    "data_profile",
     "dataset_coco",
     "dataset_fashion",
     "dataset_list",
@@ -240,6 +241,9 @@ class NativePipeline:
         self, *, path: str | os.PathLike[str], seed: int, options: _Options
     ) -> tuple[torch.Tensor, str | None]:
         """An image file through the pipeline as the loader decodes it: ``([3, H', W'], warning)``."""
+
+def data_profile(*, on: bool) -> list[tuple[str, float]]:
+    """Seconds per data-pipeline stage since the last call; profiling on or off as ``on`` says."""
 
 def read_npy(*, path: str | os.PathLike[str]) -> torch.Tensor:
     """A ``.npy`` file of floats as a CPU tensor of its dtype (any byte order; no pickle)."""

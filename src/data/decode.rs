@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::image::Image;
 use super::jpeg::{self, corrupt, Rect};
+use super::profile::{timed, Stage};
 use super::resize::{resize_box, Window};
 use crate::error::{try_zeroed, Error, Result};
 
@@ -110,9 +111,13 @@ fn decode_inner(
             Ok(Decoded { image, warning })
         }
         Some(Format::Png) => {
-            let image = decode_png(bytes, opts.max_pixels).map_err(label)?;
+            let image =
+                timed(Stage::Decode, || decode_png(bytes, opts.max_pixels)).map_err(label)?;
             let image = match window {
-                Some(f) => f(image.width, image.height).apply(&image)?,
+                Some(f) => {
+                    let window = f(image.width, image.height);
+                    timed(Stage::Resize, || window.apply(&image))?
+                }
                 None => image,
             };
             Ok(Decoded {
@@ -150,7 +155,7 @@ pub fn read_image_window(
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    super::file::read_file(path).map_err(|e| match e {
+    timed(Stage::Read, || super::file::read_file(path)).map_err(|e| match e {
         // An image that is not a file is an image error, as a corrupt one is.
         Error::Value(_) => Error::Image {
             path: path.display().to_string(),
@@ -269,21 +274,25 @@ fn decode_jpeg(
         width: (hull.x + hull.width + m).min(sw) - x0,
         height: (hull.y + hull.height + m).min(sh) - y0,
     };
-    let (decoded, covered) = decoder.decode(denom, Some(region))?;
+    let (decoded, covered) = timed(Stage::Decode, || decoder.decode(denom, Some(region)))?;
     // A window over the whole image (a Resize) needs no copy of what was decoded.
     let crop = if covered == hull {
         decoded
     } else {
-        decoded.crop(
-            hull.x - covered.x,
-            hull.y - covered.y,
-            hull.width,
-            hull.height,
-        )?
+        timed(Stage::Crop, || {
+            decoded.crop(
+                hull.x - covered.x,
+                hull.y - covered.y,
+                hull.width,
+                hull.height,
+            )
+        })?
     };
     let (hx, hy) = (hull.x as f64, hull.y as f64);
     let inside = [edges[0] - hx, edges[1] - hy, edges[2] - hx, edges[3] - hy];
-    resize_box(&crop, inside, win.out_width, win.out_height)
+    timed(Stage::Resize, || {
+        resize_box(&crop, inside, win.out_width, win.out_height)
+    })
 }
 
 /// Decodes a PNG; errors about the file come back as [`Error::Image`] with an empty path.

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use super::dataset::Dataset;
+use super::profile::{timed, Stage};
 use super::rng::Rng;
 use super::transform::{Output, Pipeline};
 use crate::bail;
@@ -375,7 +376,7 @@ impl Job {
         let write_row = |row: usize, position: usize, index: usize| -> Result<Option<String>> {
             let (img, warning) = self.sample(position, index)?;
             // SAFETY: row `row` of the batch tensor, written by this task only.
-            unsafe {
+            timed(Stage::Layout, || unsafe {
                 match kind {
                     Kind::Float => self
                         .pipeline
@@ -384,7 +385,7 @@ impl Job {
                         .pipeline
                         .write_u8(&img, u8_ptr.slice_mut(row * plane, plane)),
                 }
-            }
+            });
             Ok(warning)
         };
         let results = self.pool.install(|| {

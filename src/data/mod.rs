@@ -8,6 +8,7 @@ pub mod jpeg;
 pub mod jpeg_encode;
 pub mod loader;
 pub mod npy;
+pub mod profile;
 pub mod resize;
 pub mod rng;
 #[cfg(test)]

@@ -488,7 +488,16 @@ impl NativeBatchIter {
     }
 }
 
+/// The seconds each data-pipeline stage took, summed over threads, since the last call (the
+/// counters then restart); profiling is then on or off as `on` says. For the benchmark.
+#[pyfunction]
+#[pyo3(signature = (*, on))]
+fn data_profile(on: bool) -> Vec<(&'static str, f64)> {
+    crate::data::profile::take(on)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(data_profile, m)?)?;
     m.add_class::<NativeDataset>()?;
     m.add_class::<NativePipeline>()?;
     m.add_class::<NativeLoader>()?;

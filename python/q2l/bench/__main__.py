@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     dat.add_argument("--quick", action="store_true", help="48 small images (for tests)")
     dat.add_argument("--device", default="cpu", help="cpu, or cuda to include the copy to the GPU")
     dat.add_argument("--workers", type=int, default=0, help="threads / worker processes (default: CPUs available)")
+    dat.add_argument(
+        "--profile", action="store_true", help="per-stage time per image (read, decode, resize, ...) instead"
+    )
     args = parser.parse_args(argv)
     if args.what == "loss":
         from .loss import main as run
@@ -47,6 +50,10 @@ def main(argv=None) -> int:
         from .metrics import main as run_metrics
 
         return run_metrics(quick=args.quick, device=args.device)
+    if args.what == "data" and args.profile:
+        from .profile import main as run_profile
+
+        return run_profile(quick=args.quick, workers=args.workers)
     if args.what == "data":
         from .data import main as run_data
 

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod randaugment;
 
 use super::image::Image;
+use super::profile::{timed, Stage};
 use super::resize::Window;
 use super::rng::Rng;
 use crate::bail;
@@ -105,10 +106,12 @@ impl Pipeline {
 
     /// Runs the operations after the first on the image its window gave.
     pub fn finish(&self, mut img: Image, rng: &mut Rng) -> Result<Image> {
-        for op in &self.ops[1..] {
-            img = op.apply(img, rng)?;
-        }
-        Ok(img)
+        timed(Stage::Augment, || {
+            for op in &self.ops[1..] {
+                img = op.apply(img, rng)?;
+            }
+            Ok(img)
+        })
     }
 
     /// Writes `img` (already of the output size) as float32 CHW.
