@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .. import data
-from ._measure import threads_line
+from ._measure import one_torch_thread, threads_line
 from .photos import write_photos
 
 
@@ -195,12 +195,8 @@ def _bench_set(name, paths, targets, classes, folder, recipes, opts) -> None:
         with Image.open(p) as im:
             return im.convert("RGB")
 
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         rates = [_decode_rate(paths, f) for f in (pil_decode, lambda p: decode_jpeg(read_file(p)), data.decode_image)]
-    finally:
-        torch.set_num_threads(torch_threads)
     pil, tv, ours = rates
     print(
         f"decode only, one thread: PIL {pil:.0f} img/s, torchvision decode_jpeg {tv:.0f} img/s, q2l {ours:.0f} img/s"

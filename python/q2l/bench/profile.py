@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from .. import _native, data
-from ._measure import threads_line
-from .data import FolderDataset, TensorFolderDataset, _rate, _recipes
+from ._measure import one_torch_thread, threads_line
+from .data import FolderDataset, TensorFolderDataset, _dataset, _decode_rate, _rate, _recipes
 from .photos import write_photos
 
 ROWS = ("read", "decode", "crop + resize", "augment", "normalise + layout", "hand-over")
@@ -92,16 +92,6 @@ def _q2l_stages(loader: data.Loader, images: int, workers: int) -> tuple[dict[st
     return out, images / wall
 
 
-def _decode_seconds(paths: list[str]) -> float:
-    """Seconds per image of q2l-rs's full decode, one thread."""
-    for p in paths[:4]:
-        data.decode_image(p)
-    t0 = time.perf_counter()
-    for p in paths:
-        data.decode_image(p)
-    return (time.perf_counter() - t0) / len(paths)
-
-
 def main(quick: bool = False, workers: int = 0) -> int:
     n = 16 if quick else 128
     size, crop = (64, 32) if quick else (448, 224)
@@ -112,15 +102,9 @@ def main(quick: bool = False, workers: int = 0) -> int:
     with tempfile.TemporaryDirectory(prefix="q2l-bench-profile-") as tmp:
         paths = write_photos(Path(tmp), n, 640, 480)
         targets = torch.ones(n, 1)
-        listing = Path(tmp) / "list.csv"
-        listing.write_text("image,labels\n" + "".join(f"{os.path.basename(p)},photo\n" for p in paths))
-        ours_ds = data.Dataset.from_list(listing, classes=["photo"])
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            decode = _decode_seconds(paths)
-        finally:
-            torch.set_num_threads(threads)
+        ours_ds = _dataset(Path(tmp), paths, targets, ["photo"])
+        with one_torch_thread():
+            decode = 1 / _decode_rate(paths, data.decode_image)  # q2l-rs's full decode
         limit = workers / decode
         print(f"q2l-rs full decode: {decode * 1e3:.2f} ms per image; decode-bound limit {limit:.0f} img/s")
         for recipe, (official_tf, tensor_tf, our_tf) in _recipes(size, crop).items():
@@ -129,11 +113,8 @@ def main(quick: bool = False, workers: int = 0) -> int:
                 ("official", FolderDataset, official_tf, False),
                 ("torchvision", TensorFolderDataset, tensor_tf, True),
             ):
-                torch.set_num_threads(1)
-                try:
+                with one_torch_thread():
                     stages = _reference_stages(paths, tf, tensors)
-                finally:
-                    torch.set_num_threads(threads)
                 loader = torch.utils.data.DataLoader(
                     cls(paths, targets, tf), batch_size=batch, num_workers=workers, persistent_workers=True
                 )
