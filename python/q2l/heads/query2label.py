@@ -233,7 +233,7 @@ def check_arguments(
     dim_feedforward: Any,
     input_proj: Any,
     num_groups: Any,
-    options: dict[str, Any],
+    **options: Any,
 ) -> tuple[dict[str, Any], int | None, bool]:
     """The one check of :class:`Query2LabelHead`'s arguments, the constructor's and a model
     folder's, before any tensor is built.
@@ -317,17 +317,15 @@ class Query2LabelHead(nn.Module):
             dim_feedforward=dim_feedforward,
             input_proj=input_proj,
             num_groups=num_groups,
-            options=dict(
-                d_model=d_model,
-                nhead=nhead,
-                num_encoder_layers=num_encoder_layers,
-                num_decoder_layers=num_decoder_layers,
-                dropout=dropout,
-                pre_norm=pre_norm,
-                keep_first_self_attn=keep_first_self_attn,
-                keep_other_self_attn=keep_other_self_attn,
-                temperature=temperature,
-            ),
+            d_model=d_model,
+            nhead=nhead,
+            num_encoder_layers=num_encoder_layers,
+            num_decoder_layers=num_decoder_layers,
+            dropout=dropout,
+            pre_norm=pre_norm,
+            keep_first_self_attn=keep_first_self_attn,
+            keep_other_self_attn=keep_other_self_attn,
+            temperature=temperature,
         )
         queries = num_classes if num_groups is None else num_groups
         check_buildable(

@@ -164,9 +164,8 @@ def _check_head(path: Path, head: dict[str, Any]) -> None:
     errors name the file."""
     params = inspect.signature(Query2LabelHead.__init__).parameters
     given = {name: head.get(name, p.default) for name, p in params.items() if name != "self"}
-    sizes = ("num_classes", "in_channels", "dim_feedforward", "input_proj", "num_groups")
     try:
-        check_head_arguments(**{k: given[k] for k in sizes}, options={k: v for k, v in given.items() if k not in sizes})
+        check_head_arguments(**given)
     except (InvalidArgumentError, InvalidTypeError) as err:
         raise InvalidArgumentError(f"{os.fspath(path)}: key 'head': {err}") from None
 
