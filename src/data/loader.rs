@@ -90,10 +90,19 @@ impl crate::options::Checked for LoaderOptions {
     }
 }
 
+/// Samples of `n` one rank sees per epoch (`DistributedSampler`'s `num_samples`).
+fn samples_per_rank(n: usize, opts: &LoaderOptions) -> usize {
+    if opts.drop_last && opts.world_size > 1 {
+        n / opts.world_size
+    } else {
+        n.div_ceil(opts.world_size)
+    }
+}
+
 /// Refuses options whose batches would not fit in this machine's memory: the loader holds
 /// up to `prefetch` finished batches, one being filled and the one the consumer has.
 fn check_memory(dataset: &Dataset, pipeline: &Pipeline, opts: &LoaderOptions) -> Result<()> {
-    let rows = opts.batch_size.min(dataset.len().div_ceil(opts.world_size));
+    let rows = opts.batch_size.min(samples_per_rank(dataset.len(), opts));
     let (c, h, w) = pipeline.shape();
     let elem = match pipeline.output() {
         Output::Normalize { .. } => 4,
@@ -185,12 +194,7 @@ impl Loader {
 
     /// Samples this rank sees per epoch (`DistributedSampler`'s `num_samples`).
     pub fn samples_per_rank(&self) -> usize {
-        let (n, w) = (self.dataset.len(), self.opts.world_size);
-        if self.opts.drop_last && w > 1 {
-            n / w
-        } else {
-            n.div_ceil(w)
-        }
+        samples_per_rank(self.dataset.len(), &self.opts)
     }
 
     /// Batches per epoch.
