@@ -28,23 +28,19 @@ def _scaled(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
 
 class _FusedLoss(torch.autograd.Function):
     """Runs a native loss that returns ``(loss, d loss / d logits)`` and keeps that gradient
-    (one logits-sized buffer) for the backward: the eager path.
-
-    The other tensors (targets, weights, priors) are passed positionally after ``names``.
-    """
+    (one logits-sized buffer) for the backward: the eager path."""
 
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, options: dict, names: tuple[str, ...], *values):
-        loss, grad = native(logits=logits, **dict(zip(names, values, strict=True)), options=options, need_grad=True)
+    def forward(ctx: Any, logits: torch.Tensor, native: NativeLoss, tensors: dict, options: dict) -> torch.Tensor:
+        loss, grad = native(logits=logits, **tensors, options=options, need_grad=True)
         ctx.save_for_backward(grad)
-        ctx.num_values = len(values)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_output: torch.Tensor):
         (grad,) = ctx.saved_tensors
-        return (_scaled(grad, grad_output), *(None,) * (3 + ctx.num_values))
+        return _scaled(grad, grad_output), None, None, None
 
 
 def _transformed(logits: torch.Tensor, tensors: dict[str, torch.Tensor | None]) -> bool:
@@ -85,8 +81,7 @@ def run(
     # the vmap and jvp rules (without them the loss would have no tangent).
     if _transformed(logits, tensors):
         return op(logits, tensors, options, True)[0]
-    names = tuple(tensors)
     if need_grad:
-        return _FusedLoss.apply(logits, op.native, options, names, *tensors.values())
+        return _FusedLoss.apply(logits, op.native, tensors, options)
     loss, _ = op.native(logits=logits, **tensors, options=options, need_grad=False)
     return loss
