@@ -5,7 +5,7 @@
 #   bash .ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET ...]
 #
 # The short run is a minute per target (the default); before a release, run each for an hour.
-# Targets (fuzz/fuzz_targets/harness.rs): jpeg png npy idx list coco voc. Each starts from its
+# Targets (fuzz/fuzz_targets/harness.rs): jpeg png npy idx list coco voc shards. Each starts from its
 # seeds in fuzz/corpus/<target>/ and keeps what it learns in target/fuzz-corpus/<target>/ (not
 # committed). A crash leaves its input in fuzz/artifacts/<target>/ and stops the script: once
 # fixed, copy the input into fuzz/corpus/<target>/, where `cargo test` runs it every time.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jpeg png npy idx list coco voc)
+[ ${#targets[@]} -gt 0 ] || targets=(jpeg png npy idx list coco voc shards)
 # shellcheck disable=SC1091
 . .venv/bin/activate
 command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz

@@ -12,7 +12,7 @@ use std::path::Path;
 fn every_corpus_file_runs_through_its_target() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     type Harness = fn(&[u8]);
-    let targets: [(&str, Harness); 7] = [
+    let targets: [(&str, Harness); 8] = [
         ("jpeg", harness::image),
         ("png", harness::image),
         ("npy", harness::npy),
@@ -20,6 +20,7 @@ fn every_corpus_file_runs_through_its_target() {
         ("list", harness::list),
         ("coco", harness::coco),
         ("voc", harness::voc),
+        ("shards", harness::shards),
     ];
     for (target, run) in targets {
         let files: Vec<_> = std::fs::read_dir(corpus.join(target))

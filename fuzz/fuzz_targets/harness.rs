@@ -8,9 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use q2l::data::dataset::{coco, idx, listfile, voc};
+use q2l::data::dataset::{coco, idx, listfile, shards, voc};
 use q2l::data::decode::{decode, decode_window, DecodeOptions};
 use q2l::data::resize::Window;
+use q2l::data::OnError;
 
 /// Images (`jpeg`, `png`): 8 bytes choose the decode options and a window, then the file.
 /// The window is placed from the image's own size, so every input asks for a valid crop and
@@ -78,6 +79,21 @@ pub fn coco(data: &[u8]) {
     for annotated_only in [false, true] {
         let _ = coco::coco(&path, &scratch(), annotated_only);
     }
+}
+
+/// WebDataset tar shards: the first byte picks raising or skipping; the rest is the shard.
+/// Labels name the classes `cat`, `dog`, `bird` or index them.
+pub fn shards(data: &[u8]) {
+    let Some((&pick, shard)) = data.split_first() else {
+        return;
+    };
+    let on_error = if pick & 1 == 0 {
+        OnError::Raise
+    } else {
+        OnError::Skip
+    };
+    let classes = vec!["cat".into(), "dog".into(), "bird".into()];
+    let _ = shards::index_bytes(shard, classes, on_error);
 }
 
 /// Pascal VOC annotation XML, read through a one-image split.

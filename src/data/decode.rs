@@ -296,6 +296,24 @@ fn decode_jpeg(
 }
 
 /// Decodes a PNG; errors about the file come back as [`Error::Image`] with an empty path.
+/// Encodes an RGB image as an 8-bit PNG (what the shard writer stores for images that have
+/// no file of their own).
+pub fn encode_png(img: &Image) -> Result<Vec<u8>> {
+    let fail = |e: png::EncodingError| Error::Value(format!("cannot encode a PNG: {e}"));
+    let mut bytes = Vec::new();
+    let (w, h) = (u32::try_from(img.width), u32::try_from(img.height));
+    let (Ok(w), Ok(h)) = (w, h) else {
+        crate::bail!("a {}x{} image is too large for PNG", img.width, img.height);
+    };
+    let mut enc = png::Encoder::new(&mut bytes, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(fail)?;
+    writer.write_image_data(&img.data).map_err(fail)?;
+    writer.finish().map_err(fail)?;
+    Ok(bytes)
+}
+
 fn decode_png(bytes: &[u8], max_pixels: usize) -> Result<Image> {
     let limits = png::Limits {
         bytes: max_pixels.saturating_mul(8),

@@ -10,99 +10,22 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, OnError};
+use super::loader_options::LoaderOptions;
 use super::profile::{timed, Stage};
 use super::rng::Rng;
+use super::sampler;
 use super::transform::{Output, Pipeline};
 use crate::bail;
 use crate::error::{panic_message, Error, Result};
 use crate::parallel::SendPtr;
 
-crate::choices! {
-    /// What to do with an image that cannot be read or decoded.
-    pub enum OnError("on_error") {
-        /// Stop with an exception naming the file.
-        Raise = "raise",
-        /// Leave the sample out of its batch and report it with the batch.
-        Skip = "skip",
-    }
-}
-
-crate::options! {
-    /// How a loader orders, batches, shards and prepares a dataset.
-    pub struct LoaderOptions {
-        /// Images per batch.
-        batch_size: usize = 64,
-        /// A new order each epoch.
-        shuffle: bool = false,
-        /// Drop the last incomplete batch.
-        drop_last: bool = false,
-        /// Seeds orders and augmentations (the same on every rank).
-        seed: u64 = 0,
-        /// Decoding and augmenting threads (`q2l.data.Loader`'s default: one per CPU this
-        /// process may use).
-        num_threads: usize = 1,
-        /// Finished batches kept ready ahead of the consumer.
-        prefetch: usize = 2,
-        /// This process's shard, as `DistributedSampler`'s rank (padding included).
-        rank: usize = 0,
-        /// The number of shards.
-        world_size: usize = 1,
-        /// "raise" stops at an unreadable image with an exception naming it; "skip" leaves
-        /// it out of its batch and reports it.
-        on_error: OnError = OnError::Raise,
-    }
-}
-
-/// More threads than any machine has cores cannot help, and each costs a stack.
-const MAX_THREADS: usize = 1024;
-/// Batches kept ready ahead; the memory they hold is checked in [`Loader::new`].
-const MAX_PREFETCH: usize = 1024;
-
-impl crate::options::Checked for LoaderOptions {
-    fn check(&self) -> Result<()> {
-        for (name, v) in [
-            ("batch_size", self.batch_size),
-            ("num_threads", self.num_threads),
-            ("prefetch", self.prefetch),
-            ("world_size", self.world_size),
-        ] {
-            if v == 0 {
-                bail!("{name} must be >= 1, got 0");
-            }
-        }
-        for (name, v, max) in [
-            ("num_threads", self.num_threads, MAX_THREADS),
-            ("prefetch", self.prefetch, MAX_PREFETCH),
-        ] {
-            if v > max {
-                bail!("{name} must be <= {max}, got {v}");
-            }
-        }
-        if self.rank >= self.world_size {
-            bail!(
-                "rank must be in [0, world_size), got rank {} of {}",
-                self.rank,
-                self.world_size
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Samples of `n` one rank sees per epoch (`DistributedSampler`'s `num_samples`).
-fn samples_per_rank(n: usize, opts: &LoaderOptions) -> usize {
-    if opts.drop_last && opts.world_size > 1 {
-        n / opts.world_size
-    } else {
-        n.div_ceil(opts.world_size)
-    }
-}
-
 /// Refuses options whose batches would not fit in this machine's memory: the loader holds
 /// up to `prefetch` finished batches, one being filled and the one the consumer has.
 fn check_memory(dataset: &Dataset, pipeline: &Pipeline, opts: &LoaderOptions) -> Result<()> {
-    let rows = opts.batch_size.min(samples_per_rank(dataset.len(), opts));
+    let rows = opts
+        .batch_size
+        .min(sampler::samples_per_rank(dataset.len(), opts));
     let (c, h, w) = pipeline.shape();
     let elem = match pipeline.output() {
         Output::Normalize { .. } => 4,
@@ -151,7 +74,6 @@ pub struct Loader {
     pool: Arc<rayon::ThreadPool>,
 }
 
-const ORDER: u64 = 0x0dde;
 const AUGMENT: u64 = 0xa097;
 
 impl Loader {
@@ -164,6 +86,13 @@ impl Loader {
         pin_memory: Option<usize>,
     ) -> Result<Self> {
         crate::options::Schema::check(&opts)?;
+        let default_buffer = LoaderOptions::default().shuffle_buffer;
+        if dataset.shards().is_none() && opts.shuffle_buffer != default_buffer {
+            bail!(
+                "shuffle_buffer applies to tar shards only; this dataset is shuffled whole \
+                 (leave shuffle_buffer at {default_buffer})"
+            );
+        }
         check_memory(&dataset, &pipeline, &opts)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.num_threads)
@@ -194,7 +123,7 @@ impl Loader {
 
     /// Samples this rank sees per epoch (`DistributedSampler`'s `num_samples`).
     pub fn samples_per_rank(&self) -> usize {
-        samples_per_rank(self.dataset.len(), &self.opts)
+        sampler::samples_per_rank(self.dataset.len(), &self.opts)
     }
 
     /// Batches per epoch.
@@ -211,38 +140,19 @@ impl Loader {
         self.len() == 0
     }
 
-    /// This rank's `(global position, dataset index)` order for `epoch`.
-    ///
-    /// As `DistributedSampler`: shuffle the whole dataset, pad by repeating from the start
-    /// (or trim when dropping the last uneven samples), then take every `world_size`-th
-    /// index from `rank`.
+    /// This rank's `(global position, dataset index)` order for `epoch` ([`sampler::order`]).
     pub fn order(&self, epoch: u64) -> Vec<(usize, usize)> {
-        let n = self.dataset.len();
-        let mut all: Vec<usize> = (0..n).collect();
-        if self.opts.shuffle {
-            Rng::keyed(&[self.opts.seed, epoch, ORDER]).shuffle(&mut all);
-        }
-        let per = self.samples_per_rank();
-        let total = per * self.opts.world_size;
-        let mut k = 0;
-        while all.len() < total {
-            all.push(all[k % n]);
-            k += 1;
-        }
-        all.truncate(total);
-        all.into_iter()
-            .enumerate()
-            .skip(self.opts.rank)
-            .step_by(self.opts.world_size)
-            .collect()
+        sampler::order(&self.dataset, &self.opts, epoch)
     }
 
-    /// Starts producing `epoch`'s batches in the background.
-    pub fn iter(&self, epoch: u64) -> BatchIter {
+    /// Starts producing `epoch`'s batches in the background, from batch `start` on (a run
+    /// resumed mid-epoch continues with the first batch it has not seen).
+    pub fn iter(&self, epoch: u64, start: usize) -> BatchIter {
         let order = self.order(epoch);
         let chunks: Vec<Vec<(usize, usize)>> = order
             .chunks(self.opts.batch_size)
             .take(self.len())
+            .skip(start)
             .map(<[_]>::to_vec)
             .collect();
         let (tx, rx) = sync_channel(self.opts.prefetch.max(1));
@@ -484,7 +394,9 @@ impl Drop for BatchIter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::dataset::fixture::TempDir;
     use crate::data::dataset::from_memory;
+    use crate::data::dataset::shards::{self, tests as shard_tests, writer};
     use crate::data::transform::{Op, Resize, Size};
 
     /// Ten 2x2 grey images whose pixels hold their index, two classes.
@@ -513,6 +425,7 @@ mod tests {
             rank,
             world_size,
             on_error: OnError::Raise,
+            shuffle_buffer: 1000,
         };
         Loader::new(Arc::new(d), Arc::new(p), opts, None).unwrap()
     }
@@ -551,7 +464,7 @@ mod tests {
     fn batches_follow_the_order() {
         let l = loader(0, 1, true, false);
         let order = indices(&l, 2);
-        let batches: Vec<Batch> = l.iter(2).collect::<Result<_>>().unwrap();
+        let batches: Vec<Batch> = l.iter(2, 0).collect::<Result<_>>().unwrap();
         assert_eq!(batches.len(), 4);
         assert_eq!(batches[3].images.size(), vec![1, 3, 2, 2]);
         let seen: Vec<i64> = batches.iter().flat_map(|b| b.indices.clone()).collect();
@@ -592,5 +505,79 @@ mod tests {
         })
         .contains("num_threads"));
         assert!("ignore".parse::<OnError>().is_err());
+    }
+
+    fn shard_loader(d: &Arc<Dataset>, rank: usize, shuffle: bool) -> Loader {
+        let size = Size {
+            height: 2,
+            width: 2,
+        };
+        let p = Pipeline::new(vec![Op::Resize(Resize { size })], Output::Uint8).unwrap();
+        let opts = LoaderOptions {
+            batch_size: 2,
+            shuffle,
+            seed: 3,
+            num_threads: 2,
+            rank,
+            world_size: 2,
+            shuffle_buffer: 3,
+            ..Default::default()
+        };
+        Loader::new(d.clone(), Arc::new(p), opts, None).unwrap()
+    }
+
+    fn seen(l: &Loader, epoch: u64, start: usize) -> Vec<i64> {
+        let batches: Vec<_> = l.iter(epoch, start).collect::<Result<_>>().unwrap();
+        batches.iter().flat_map(|b| b.indices.clone()).collect()
+    }
+
+    #[test]
+    fn two_ranks_of_two_threads_see_every_sample_once_and_resume() {
+        let dir = TempDir::new();
+        writer::write_shards(
+            &shard_tests::memory(12),
+            dir.path(),
+            &shard_tests::layout(3),
+        )
+        .unwrap();
+        let pattern = dir
+            .path()
+            .join("train-{000000..000003}.tar")
+            .display()
+            .to_string();
+        let d =
+            Arc::new(shards::shards(&[pattern], shard_tests::classes(), OnError::Raise).unwrap());
+        for shuffle in [false, true] {
+            let ranks = [shard_loader(&d, 0, shuffle), shard_loader(&d, 1, shuffle)];
+            for epoch in 0..3 {
+                let mut all: Vec<i64> = ranks.iter().flat_map(|l| seen(l, epoch, 0)).collect();
+                assert_eq!(all.len(), 12);
+                all.sort();
+                assert_eq!(
+                    all,
+                    (0..12).collect::<Vec<_>>(),
+                    "shuffle {shuffle} epoch {epoch}"
+                );
+            }
+            // Resuming at batch 2 continues with the first sample not yet seen.
+            let full = seen(&ranks[1], 1, 0);
+            assert_eq!(seen(&ranks[1], 1, 2), full[4..]);
+        }
+        let l = shard_loader(&d, 0, true);
+        assert_ne!(
+            seen(&l, 0, 0),
+            seen(&l, 1, 0),
+            "each epoch is shuffled anew"
+        );
+        assert_eq!(
+            seen(&l, 0, 0),
+            seen(&l, 0, 0),
+            "and the same for the same epoch"
+        );
+        // Unshuffled, rank 0 reads the first two shards front to back.
+        assert_eq!(
+            seen(&shard_loader(&d, 0, false), 0, 0),
+            (0..6).collect::<Vec<_>>()
+        );
     }
 }

@@ -7,15 +7,18 @@ pub mod image;
 pub mod jpeg;
 pub mod jpeg_encode;
 pub mod loader;
+pub mod loader_options;
 pub mod npy;
 pub mod profile;
 pub mod resize;
 pub mod rng;
+pub mod sampler;
 #[cfg(test)]
 mod seeds;
 pub mod transform;
 
-pub use dataset::{Dataset, Source};
+pub use dataset::{Dataset, OnError, Source};
 pub use image::Image;
-pub use loader::{Batch, Loader, LoaderOptions, OnError};
+pub use loader::{Batch, Loader};
+pub use loader_options::LoaderOptions;
 pub use transform::{Op, Output, Pipeline};

@@ -12,16 +12,17 @@ use tch::{Device, Kind, Tensor};
 use super::errors::guarded;
 use super::options::{values, Opts};
 use crate::data::dataset::{self, coco, fashion, listfile, nuswide, openimages, scenes, voc};
-use crate::data::loader::{BatchIter, Loader, LoaderOptions};
+use crate::data::loader::{BatchIter, Loader};
+use crate::data::loader_options::LoaderOptions;
 use crate::data::transform::{randaugment, Op, Output, Pipeline, Size};
 use crate::data::{decode, resize, Dataset, Image};
 use crate::error::{Error, Result};
 
 /// A dataset handle (labels in memory, images read on demand).
 #[pyclass(frozen, module = "q2l._native")]
-pub struct NativeDataset(Arc<Dataset>);
+pub struct NativeDataset(pub(super) Arc<Dataset>);
 
-fn wrap(d: Result<Dataset>) -> Result<NativeDataset> {
+pub(super) fn wrap(d: Result<Dataset>) -> Result<NativeDataset> {
     d.map(|d| NativeDataset(Arc::new(d)))
 }
 
@@ -81,6 +82,14 @@ impl NativeDataset {
                 Ok((PyTensor(image_tensor(&loaded.image)?), loaded.warning))
             })
         })
+    }
+
+    /// Samples a shard reader left out under `on_error="skip"`: name and reason.
+    #[getter]
+    fn skipped(&self) -> Vec<(String, String)> {
+        self.0
+            .shards()
+            .map_or_else(Vec::new, |s| s.skipped().to_vec())
     }
 
     fn objects(&self, i: usize) -> PyResult<Vec<(usize, [f32; 4])>> {
@@ -432,8 +441,10 @@ impl NativeLoader {
         guarded(|| Ok(self.0.order(epoch).into_iter().map(|(_, i)| i).collect()))
     }
 
-    fn iter(&self, epoch: u64) -> PyResult<NativeBatchIter> {
-        guarded(|| Ok(NativeBatchIter(Mutex::new(Some(self.0.iter(epoch))))))
+    /// `epoch`'s batches from batch `start` on.
+    #[pyo3(signature = (epoch, *, start))]
+    fn iter(&self, epoch: u64, start: usize) -> PyResult<NativeBatchIter> {
+        guarded(|| Ok(NativeBatchIter(Mutex::new(Some(self.0.iter(epoch, start))))))
     }
 }
 

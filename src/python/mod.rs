@@ -13,6 +13,7 @@ mod errors;
 mod loss;
 mod metrics;
 mod options;
+mod shards;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -29,6 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     loss::register(m)?;
     metrics::register(m)?;
     options::register(m)?;
+    shards::register(m)?;
     Ok(())
 }
 

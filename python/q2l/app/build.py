@@ -56,6 +56,16 @@ def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Da
         return data.Dataset.fashion_mnist_scenes(
             "train" if train else "test", n=n, size=cfg.img_size, seed=cfg.seed, root=root or data.FASHION_MNIST_ROOT
         )
+    listed = cfg.train_list if train else cfg.val_list
+    if cfg.dataset == "shards":
+        if listed is None:
+            raise InvalidArgumentError(f"dataset 'shards' needs --{'data' if train else 'val-data'} shards:PATTERN")
+        # Validation shares the training shards' label table unless the model gives one.
+        table: list[str] | Path | None = classes
+        if table is None and cfg.train_list is not None:
+            beside = Path(data.expand_shards(cfg.train_list)[0]).parent / "classes.txt"
+            table = beside if beside.is_file() else None
+        return data.Dataset.shards(listed, classes=table)
     if root is None:  # refused by config.validate already; the readers below need a folder
         raise InvalidArgumentError(f"--root is needed for dataset {cfg.dataset!r}")
     if cfg.dataset == "coco":
@@ -65,7 +75,6 @@ def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Da
         return data.Dataset.voc(root, _split(cfg.train_split, "trainval") if train else _split(cfg.val_split, "test"))
     if cfg.dataset == "nuswide":
         return data.Dataset.nus_wide(root, _split(cfg.train_split, "train") if train else _split(cfg.val_split, "test"))
-    listed = cfg.train_list if train else cfg.val_list
     if cfg.dataset == "openimages":
         table = root / "class-descriptions.csv"
         if listed is None:

@@ -21,8 +21,8 @@ HELP = {
     "root": "dataset folder (COCO root with annotations/, a VOC20xx folder, NUS-WIDE release, image folder)",
     "train_split": "training split (COCO train2014, VOC trainval, NUS-WIDE train)",
     "val_split": "validation split (COCO val2014, VOC test, NUS-WIDE test)",
-    "train_list": "training list (csv: image,labels; openimages: labels CSV)",
-    "val_list": "validation list",
+    "train_list": "training list (csv: image,labels; openimages: labels CSV; shards: a shard pattern)",
+    "val_list": "validation list (shards: a shard pattern)",
     "train_size": "number of generated training scenes",
     "val_size": "number of generated validation scenes",
     "img_size": "input side in pixels",
@@ -64,6 +64,34 @@ HELP = {
 }
 
 
+DATA_HELP = (
+    "WebDataset tar shards, e.g. shards:'train-{000..015}.tar' (labels in .cls or .json members; the "
+    "label table is classes.txt beside the training shards, as q2l.data.write_shards leaves it)"
+)
+
+
+def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
+    if train:
+        p.add_argument("--data", help=f"training data: {DATA_HELP}")
+    p.add_argument("--val-data", dest="val_data", help="validation data, as --data")
+
+
+def _data_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """``--data shards:P`` / ``--val-data shards:P`` as the options they stand for."""
+    from ..errors import InvalidArgumentError
+
+    out: dict[str, str] = {}
+    for flag, key in (("data", "train_list"), ("val_data", "val_list")):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        kind, sep, pattern = value.partition(":")
+        if kind != "shards" or not sep or not pattern:
+            raise InvalidArgumentError(f"--{flag.replace('_', '-')} takes shards:PATTERN, got {value!r}")
+        out |= {"dataset": "shards", key: pattern}
+    return out
+
+
 MODEL_HELP = "a checkpoint of q2l train (.pt) or a model folder (config.json + model.safetensors)"
 
 
@@ -99,14 +127,15 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error"
     )
-    _add_train_args(
-        sub.add_parser("train", parents=[common], help="train a model (no arguments: the generated-scenes demo)")
-    )
+    tr = sub.add_parser("train", parents=[common], help="train a model (no arguments: the generated-scenes demo)")
+    _add_train_args(tr)
+    _add_data_args(tr, train=True)
     ev = sub.add_parser("evaluate", parents=[common], help="all metrics of a checkpoint on its validation set, as JSON")
     ev.add_argument("checkpoint", help=MODEL_HELP)
     ev.add_argument("--which", default="best", choices=["best", "model", "ema"])
     ev.add_argument("--dataset"), ev.add_argument("--root"), ev.add_argument("--val-split", dest="val_split")
     ev.add_argument("--val-list", dest="val_list"), ev.add_argument("--val-size", dest="val_size", type=int)
+    _add_data_args(ev, train=False)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--output", help="write the JSON report here as well")
     pr = sub.add_parser("predict", parents=[common], help="labels and scores of images")
@@ -170,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         from .config import resolve
         from .train import TrainingError, train
 
-        cfg = resolve({k: getattr(args, k) for k in field_names()}, args.config)
+        cfg = resolve({k: getattr(args, k) for k in field_names()} | _data_overrides(args), args.config)
         try:
             train(cfg)
         except TrainingError as err:
@@ -179,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "evaluate":
         overrides = {k: getattr(args, k) for k in ("dataset", "root", "val_split", "val_list", "val_size")}
+        overrides |= _data_overrides(args)
         report = commands.evaluate(args.checkpoint, args.which, overrides, args.device)
         text = json.dumps(report, indent=2)
         if args.output:

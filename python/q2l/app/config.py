@@ -20,7 +20,7 @@ from .._files import read_json
 from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError
 from ..loss.partial import PARTIAL_MODES
 
-DATASETS = ("scenes", "fashion", "coco", "voc", "nuswide", "openimages", "csv")
+DATASETS = ("scenes", "fashion", "coco", "voc", "nuswide", "openimages", "csv", "shards")
 
 
 @dataclass
@@ -230,8 +230,12 @@ def validate(cfg: TrainConfig) -> None:
             f"device must be auto, cpu or cuda[:N], got {cfg.device!r}",
         ),
         (
-            cfg.dataset in ("scenes", "fashion") or cfg.root is not None or cfg.dataset == "csv",
+            cfg.dataset in ("scenes", "fashion", "csv", "shards") or cfg.root is not None,
             f"--root is needed for dataset {cfg.dataset!r}",
+        ),
+        (
+            cfg.dataset != "shards" or (cfg.train_list is not None and cfg.val_list is not None),
+            "dataset 'shards' needs --data shards:TRAIN_PATTERN and --val-data shards:VAL_PATTERN",
         ),
         (cfg.dataset != "csv" or cfg.train_list is not None, "--train-list is needed for dataset 'csv'"),
     ]

@@ -17,6 +17,8 @@ from .datasets import (
     Dataset,
     RepairedImageWarning,
     decode_image,
+    expand_shards,
+    write_shards,
 )
 from .loader import Loader
 from .transforms import Compose, eval_transform, train_transform
@@ -40,6 +42,8 @@ __all__ = [
     "RepairedImageWarning",
     "decode_image",
     "eval_transform",
+    "expand_shards",
     "train_transform",
     "transforms",
+    "write_shards",
 ]

@@ -143,6 +143,51 @@ class Dataset:
         )
 
     @classmethod
+    def shards(
+        cls,
+        urls: PathLike | Sequence[PathLike],
+        classes: Sequence[str] | PathLike | None = None,
+        on_error: str = "raise",
+    ) -> Dataset:
+        """WebDataset tar shards, read in place (never unpacked).
+
+        Each sample is a group of members sharing a key: an image (``key.jpg``, ``.jpeg`` or
+        ``.png``) and its labels, ``key.cls`` (class indices, separated by spaces or commas)
+        or ``key.json`` (a list of labels, or ``{"labels": [...], "unknown": [...]}``, each
+        label a class name or index). Opening reads every tar header and label member once;
+        :func:`write_shards` makes shards from any dataset. :class:`~q2l.data.Loader` splits
+        the shards over ranks and shuffles them with a seeded buffer (``shuffle_buffer``).
+
+        Args:
+            urls: shard paths, each may hold brace lists such as ``"train-{000..015}.tar"``
+                or ``"{train,extra}.tar"``.
+            classes: the label table: a list of names, or a text file of them (one per
+                line). Default: ``classes.txt`` beside the first shard (as
+                :func:`write_shards` leaves it).
+            on_error: ``"raise"``: a sample without an image or labels, a label outside the
+                table, or a truncated or damaged shard raises an error naming the shard and
+                member. ``"skip"``: those samples (and the rest of a damaged shard) are left
+                out and listed in :attr:`skipped`.
+        """
+        if isinstance(urls, (str, os.PathLike)):
+            urls = [urls]
+        if not isinstance(urls, Sequence) or not urls or not all(isinstance(u, (str, os.PathLike)) for u in urls):
+            raise InvalidTypeError(f"urls must be a path or a non-empty list of paths, got {urls!r}")
+        patterns = [os.fsdecode(u) for u in urls]
+        if classes is None:
+            first = expand_shards(patterns[0])[0]
+            classes = Path(first).parent / "classes.txt"
+            if not classes.is_file():
+                raise InvalidArgumentError(
+                    f"no classes given and no {classes} beside the first shard: pass classes= (a list of "
+                    "names or a file of them, one per line)"
+                )
+        if isinstance(classes, (str, os.PathLike)):
+            classes = _native.read_class_file(path=os.fsdecode(classes))
+        native = _native.dataset_shards(patterns=patterns, classes=list(classes), on_error=on_error)
+        return cls(native, f"shards {', '.join(patterns)}")
+
+    @classmethod
     def from_arrays(cls, images, targets, classes: Sequence[str]) -> Dataset:
         """In-memory images: uint8 ``[N, H, W]`` or ``[N, H, W, 3]`` (numpy or torch) and ``[N, C]`` targets."""
         # numpy arrays are read in place (any strides) and tensors from the CPU; anything
@@ -268,6 +313,11 @@ class Dataset:
         """Image paths, or ``None`` for generated and in-memory data."""
         return self._native.paths()
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Samples :meth:`shards` left out with ``on_error="skip"``: ``(shard:member, reason)``."""
+        return self._native.skipped
+
     def objects(self, index: int) -> list[tuple[int, tuple[float, float, float, float]]]:
         """Class and ``(x0, y0, x1, y1)`` box of each object of a generated scene."""
         return [(c, tuple(b)) for c, b in self._native.objects(int(index))]
@@ -349,3 +399,50 @@ def decode_image(
     if warning is not None:
         warnings.warn(warning, RepairedImageWarning, stacklevel=2)
     return image
+
+
+def expand_shards(pattern: PathLike) -> list[str]:
+    """The shard paths a brace pattern stands for: ``"train-{000..002}.tar"`` gives
+    ``train-000.tar``, ``train-001.tar``, ``train-002.tar`` (zero-padded as written);
+    ``"{a,b}.tar"`` gives ``a.tar``, ``b.tar``."""
+    return _native.expand_shards(pattern=os.fsdecode(pattern))
+
+
+def write_shards(
+    dataset: Dataset,
+    directory: PathLike,
+    prefix: str = "shard",
+    samples_per_shard: int = 1000,
+    max_shard_bytes: int | None = None,
+) -> list[Path]:
+    """Writes ``dataset`` as WebDataset tar shards that :meth:`Dataset.shards` reads back.
+
+    Each sample becomes ``KEY.jpg`` or ``KEY.png`` (image files copied byte for byte;
+    generated and in-memory images as lossless PNG) and ``KEY.json`` with its labels and
+    unknown labels by class name. ``classes.txt`` beside the shards holds the label table.
+    Each shard is written under a temporary name and renamed once complete.
+
+    Args:
+        dataset: any dataset (COCO, VOC, lists, folders, arrays, generated, shards).
+        directory: the output folder (created if missing).
+        prefix: shards are ``PREFIX-000000.tar``, ``PREFIX-000001.tar``, ...
+        samples_per_shard: samples per shard at most.
+        max_shard_bytes: bytes per shard at most (default: no limit).
+
+    Returns:
+        The shard paths, in order.
+    """
+    if not isinstance(dataset, Dataset):
+        raise InvalidTypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
+    samples_per_shard = int_arg("samples_per_shard", samples_per_shard, minimum=1)
+    limit = 2**64 - 1 if max_shard_bytes is None else int_arg("max_shard_bytes", max_shard_bytes, minimum=1, maximum=2**64 - 1)
+    if not isinstance(prefix, str):
+        raise InvalidTypeError(f"prefix must be a str, got {type(prefix).__name__}")
+    paths = _native.write_shards(
+        dataset=dataset._native,
+        directory=os.fsdecode(directory),
+        prefix=prefix,
+        samples_per_shard=samples_per_shard,
+        max_shard_bytes=limit,
+    )
+    return [Path(p) for p in paths]

@@ -62,9 +62,14 @@ class Loader:
             Images a lenient decode repaired (``dataset.with_decoding(strict=False)``) stay
             in their batch, with a :class:`~q2l.data.RepairedImageWarning`, and are counted in
             :attr:`repaired`.
+        shuffle_buffer: tar shards (:meth:`Dataset.shards`) only: with ``shuffle``, the
+            samples held in WebDataset's seeded shuffle buffer. Shards are shuffled whole,
+            each rank reads a contiguous run of them, and the buffer mixes samples across
+            about that many neighbours. Other datasets are shuffled whole.
 
     Like ``DistributedSampler``, call :meth:`set_epoch` before each epoch; without it, each
-    new iteration moves to the next epoch by itself.
+    new iteration moves to the next epoch by itself. :meth:`state_dict` and
+    :meth:`load_state_dict` resume an epoch at the first batch not yet seen.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Loader:
         return_indices: bool = False,
         pin_memory: bool = False,
         on_error: str = OPTIONS.defaults["on_error"],
+        shuffle_buffer: int = OPTIONS.defaults["shuffle_buffer"],
     ):
         if not isinstance(dataset, Dataset):
             raise InvalidTypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
@@ -103,6 +109,7 @@ class Loader:
                 rank=rank,
                 world_size=world_size,
                 on_error=on_error,
+                shuffle_buffer=shuffle_buffer,
             )
         )
         pin_device = None
@@ -123,6 +130,9 @@ class Loader:
         )
         self._epoch: int | None = None
         self._next_epoch = 0
+        # Where the last iteration stands, and where a loaded state resumes.
+        self._position = (0, 0)
+        self._resume: tuple[int, int] | None = None
 
     # Read-only: the native loader holds the options, so assigning one would change nothing.
     @property
@@ -139,6 +149,7 @@ class Loader:
     rank = _option("rank")
     world_size = _option("world_size")
     on_error = _option("on_error")
+    shuffle_buffer = _option("shuffle_buffer")
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose order and augmentations the next iteration uses."""
@@ -151,16 +162,36 @@ class Loader:
         """This rank's dataset indices for ``epoch``, in order, padding included."""
         return self._native.order(int_arg("epoch", epoch, minimum=0))
 
+    def state_dict(self) -> dict[str, int]:
+        """Where iteration stands: ``{"epoch": e, "step": s}``, ``s`` batches of epoch ``e`` yielded."""
+        epoch, step = self._position
+        return {"epoch": epoch, "step": step}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Makes the next iteration resume epoch ``state["epoch"]`` at batch ``state["step"]``:
+        the same order and augmentations, from the first batch not yet seen. Later
+        iterations go on with the following epochs."""
+        if not isinstance(state, Mapping) or set(state) != {"epoch", "step"}:
+            raise InvalidTypeError(f"state must be a mapping with the keys 'epoch' and 'step', got {state!r}")
+        epoch = int_arg("state['epoch']", state["epoch"])
+        step = int_arg("state['step']", state["step"], maximum=len(self))
+        self._resume = (epoch, step)
+
     def __iter__(self) -> Iterator:
-        if self._epoch is not None:
+        start = 0
+        if self._resume is not None:
+            (epoch, start), self._resume = self._resume, None
+            self._epoch, self._next_epoch = None, epoch + 1
+        elif self._epoch is not None:
             epoch = self._epoch
         else:
             epoch = self._next_epoch
             self._next_epoch += 1
-        return self._iterate(epoch)
+        return self._iterate(epoch, start)
 
-    def _iterate(self, epoch: int):
-        it = self._native.iter(epoch)
+    def _iterate(self, epoch: int, start: int):
+        self._position = (epoch, start)
+        it = self._native.iter(epoch, start=start)
         try:
             for images, targets, indices, skipped, repaired in it:
                 if skipped:
@@ -171,6 +202,7 @@ class Loader:
                     self.repaired.extend(repaired)
                     for index, reason in repaired:
                         warnings.warn(f"image {index}: {reason}", RepairedImageWarning, stacklevel=3)
+                self._position = (epoch, self._position[1] + 1)
                 yield (images, targets, indices) if self.return_indices else (images, targets)
         finally:
             it.close()

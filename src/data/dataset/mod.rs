@@ -10,13 +10,14 @@ pub mod listfile;
 pub mod nuswide;
 pub mod openimages;
 pub mod scenes;
+pub mod shards;
 pub mod voc;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::decode::{read_image, read_image_window, DecodeOptions, Decoded};
+use super::decode::{decode, decode_window, read_image, read_image_window, DecodeOptions, Decoded};
 use super::image::Image;
 use super::resize::Window;
 
@@ -24,6 +25,17 @@ use crate::array::Matrix;
 use crate::bail;
 use crate::error::Result;
 use ndarray::ArrayViewD;
+
+crate::choices! {
+    /// What to do with a sample that cannot be read or decoded: the loader's images, a shard
+    /// reader's members.
+    pub enum OnError("on_error") {
+        /// Stop with an exception naming the file.
+        Raise = "raise",
+        /// Leave the sample out of its batch and report it with the batch.
+        Skip = "skip",
+    }
+}
 
 /// A generated sample's labelled boxes: `(class, [x0, y0, x1, y1])` in pixels.
 pub type Boxes = Vec<(usize, [f32; 4])>;
@@ -60,6 +72,8 @@ pub enum Source {
     Scenes(scenes::Scenes),
     /// Scenes composed from Fashion-MNIST items.
     Fashion(Arc<fashion::FashionScenes>),
+    /// Images inside WebDataset tar shards.
+    Shards(Arc<shards::Shards>),
 }
 
 /// A labelled multi-label dataset.
@@ -129,6 +143,7 @@ impl Dataset {
             } => pixels.len() / (height * width * channels).max(1),
             Source::Scenes(s) => s.len,
             Source::Fashion(f) => f.len(),
+            Source::Shards(s) => s.len(),
         };
         if len == 0 {
             bail!("the dataset is empty: no images were found");
@@ -179,6 +194,7 @@ impl Dataset {
     pub fn name(&self, i: usize) -> String {
         match &self.source {
             Source::Files(p) => p[i].display().to_string(),
+            Source::Shards(s) => s.name(i),
             _ => format!("sample {i}"),
         }
     }
@@ -187,6 +203,14 @@ impl Dataset {
     pub fn paths(&self) -> Option<&[PathBuf]> {
         match &self.source {
             Source::Files(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The shards, when the images live in tar shards.
+    pub fn shards(&self) -> Option<&shards::Shards> {
+        match &self.source {
+            Source::Shards(s) => Some(s),
             _ => None,
         }
     }
@@ -201,6 +225,7 @@ impl Dataset {
         }
         let image = match &self.source {
             Source::Files(p) => return read_image(&p[i], &self.decode),
+            Source::Shards(s) => return decode(&self.read_member(s, i)?, &s.name(i), &self.decode),
             Source::Memory {
                 pixels,
                 height,
@@ -231,8 +256,13 @@ impl Dataset {
         i: usize,
         window: &mut dyn FnMut(usize, usize) -> Window,
     ) -> Result<Decoded> {
-        if let (Source::Files(p), true) = (&self.source, i < self.len) {
-            return read_image_window(&p[i], &self.decode, window);
+        match (&self.source, i < self.len) {
+            (Source::Files(p), true) => return read_image_window(&p[i], &self.decode, window),
+            (Source::Shards(s), true) => {
+                let bytes = self.read_member(s, i)?;
+                return decode_window(&bytes, &s.name(i), &self.decode, window);
+            }
+            _ => {}
         }
         let full = self.load(i)?;
         let (w, h) = (full.image.width, full.image.height);
@@ -240,6 +270,10 @@ impl Dataset {
             image: window(w, h).apply(&full.image)?,
             warning: full.warning,
         })
+    }
+
+    fn read_member(&self, s: &shards::Shards, i: usize) -> Result<Vec<u8>> {
+        super::profile::timed(super::profile::Stage::Read, || s.read(i))
     }
 
     /// The labelled boxes `(class, x0, y0, x1, y1)` of a generated sample, in pixels.
