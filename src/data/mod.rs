@@ -11,6 +11,8 @@ pub mod loader_options;
 pub mod npy;
 pub mod profile;
 pub mod resize;
+#[cfg(target_arch = "x86_64")]
+mod resize_avx2;
 pub mod rng;
 pub mod sampler;
 #[cfg(test)]

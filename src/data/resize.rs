@@ -7,13 +7,13 @@
 use super::image::{pixels, Image};
 use crate::error::{try_zeroed, Result};
 
-const PRECISION_BITS: u32 = 32 - 8 - 2;
+pub(super) const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// Filter taps of one axis: for each output position, its first input index and weights.
-struct Taps {
-    bounds: Vec<(usize, usize)>,
-    ksize: usize,
-    coeffs: Vec<i32>,
+pub(super) struct Taps {
+    pub bounds: Vec<(usize, usize)>,
+    pub ksize: usize,
+    pub coeffs: Vec<i32>,
 }
 
 fn bilinear(x: f64) -> f64 {
@@ -152,6 +152,15 @@ fn horizontal(
     let t = taps(src.width, span, out_w);
     let mut data = try_zeroed(pixels(out_w, rows.len())?, "a resize")?;
     let h = rows.len();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 is checked first.
+    if super::resize_avx2::available()
+        && unsafe {
+            super::resize_avx2::horizontal(&src.data, src.width, rows.clone(), &t, &mut data, out_w)
+        }
+    {
+        return Ok(Image::from_rgb(out_w, h, data));
+    }
     // Fixed tap counts let the compiler unroll the inner loop (about 2x here).
     match t.ksize {
         k if k > src.width => horizontal_any(src, rows, &t, &mut data, out_w),
@@ -273,6 +282,40 @@ mod tests {
                 _ => b.copy_from_slice(&a),
             }
             assert_eq!(a, b, "width 40 -> {out_w}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_horizontal_pass_equals_the_scalar_one() {
+        if !crate::data::resize_avx2::available() {
+            return;
+        }
+        for (w, h) in [(1, 3), (2, 2), (5, 4), (17, 6), (40, 9), (641, 3)] {
+            let data: Vec<u8> = (0..w * h * 3)
+                .map(|v| ((v * 97 + v / 7) % 256) as u8)
+                .collect();
+            let img = Image::from_rgb(w, h, data);
+            for out_w in [1, 2, 3, w / 3 + 1, w / 2 + 1, w, w + 1, 2 * w + 3, 448] {
+                for span in [(0.0, w as f64), (0.3, w as f64 * 0.8)] {
+                    let t = taps(w, span, out_w);
+                    let rows = h / 2..h;
+                    let mut scalar = vec![0u8; out_w * rows.len() * 3];
+                    let mut simd = scalar.clone();
+                    horizontal_any(&img, rows.clone(), &t, &mut scalar, out_w);
+                    // SAFETY: checked above.
+                    let done = unsafe {
+                        crate::data::resize_avx2::horizontal(
+                            &img.data, w, rows, &t, &mut simd, out_w,
+                        )
+                    };
+                    if done {
+                        assert_eq!(simd, scalar, "{w}x{h} -> {out_w}, span {span:?}");
+                    } else {
+                        assert!(t.ksize > w);
+                    }
+                }
+            }
         }
     }
 
