@@ -5,7 +5,8 @@
 //! never negative): two `vpmaddwd` give `sum(p * hi)` and `sum(p * lo)` for a pair of taps, and
 //! `(sum_hi << 11) + sum_lo` is the exact 32-bit sum the scalar code forms. One 256-bit
 //! register holds two output pixels (one per 128-bit lane); each lane reads 16 bytes, five RGB
-//! pixels, so taps go five at a time.
+//! pixels, so taps go five at a time. The vertical pass splits the same way and takes 16
+//! columns of two rows per step, the sums kept in registers across all taps.
 
 use std::arch::x86_64::*;
 
@@ -169,6 +170,72 @@ fn scalar(
         }
         for ch in 0..3 {
             dst[xx * 3 + ch] = (acc[ch] >> PRECISION_BITS).clamp(0, 255) as u8;
+        }
+    }
+}
+
+/// Vertical pass: output row `yy` of `out` from rows `ymin - offset ..` of `src` (`stride`
+/// bytes per row), for every output row of `t`; bit-equal to the scalar pass.
+///
+/// # Safety
+/// The CPU must have AVX2 ([`available`]).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn vertical(src: &[u8], stride: usize, t: &Taps, offset: usize, out: &mut [u8]) {
+    let half = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+    let wide = stride / 16 * 16;
+    for (yy, &(ymin, n)) in t.bounds.iter().enumerate() {
+        let k = &t.coeffs[yy * t.ksize..yy * t.ksize + n];
+        let row = |j: usize| &src[(ymin + j - offset) * stride..(ymin + j - offset + 1) * stride];
+        // Tap pairs as (row a, row b, hi pair, lo pair); an odd last tap pairs with weight 0.
+        let pairs: Vec<(&[u8], &[u8], __m256i, __m256i)> = (0..n)
+            .step_by(2)
+            .map(|j| {
+                let (ca, cb) = (k[j], if j + 1 < n { k[j + 1] } else { 0 });
+                let b = if j + 1 < n { j + 1 } else { j };
+                let pair = |f: fn(i32) -> i32| {
+                    let packed = (f(ca) as u16 as u32) | ((f(cb) as u16 as u32) << 16);
+                    _mm256_set1_epi32(packed as i32)
+                };
+                (
+                    row(j),
+                    row(b),
+                    pair(|c| c >> SPLIT),
+                    pair(|c| c & ((1 << SPLIT) - 1)),
+                )
+            })
+            .collect();
+        let dst = &mut out[yy * stride..(yy + 1) * stride];
+        for x in (0..wide).step_by(16) {
+            let zero = _mm256_setzero_si256();
+            let (mut hi_a, mut hi_b, mut lo_a, mut lo_b) = (zero, zero, zero, zero);
+            for &(a, b, hi, lo) in &pairs {
+                let a = _mm256_cvtepu8_epi16(_mm_loadu_si128(a.as_ptr().add(x).cast()));
+                let b = _mm256_cvtepu8_epi16(_mm_loadu_si128(b.as_ptr().add(x).cast()));
+                // Columns 0-3 | 8-11 and 4-7 | 12-15, each (a, b) next to each other.
+                let (first, second) = (_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b));
+                hi_a = _mm256_add_epi32(hi_a, _mm256_madd_epi16(first, hi));
+                hi_b = _mm256_add_epi32(hi_b, _mm256_madd_epi16(second, hi));
+                lo_a = _mm256_add_epi32(lo_a, _mm256_madd_epi16(first, lo));
+                lo_b = _mm256_add_epi32(lo_b, _mm256_madd_epi16(second, lo));
+            }
+            let sum = |hi: __m256i, lo: __m256i| {
+                let s = _mm256_add_epi32(_mm256_slli_epi32::<{ SPLIT as i32 }>(hi), lo);
+                _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(_mm256_add_epi32(s, half))
+            };
+            let words = _mm256_packs_epi32(sum(hi_a, lo_a), sum(hi_b, lo_b));
+            let bytes = _mm256_packus_epi16(words, words);
+            let bytes = _mm256_permute4x64_epi64::<0b1000>(bytes);
+            _mm_storeu_si128(
+                dst.as_mut_ptr().add(x).cast(),
+                _mm256_castsi256_si128(bytes),
+            );
+        }
+        for x in wide..stride {
+            let mut acc = 1i32 << (PRECISION_BITS - 1);
+            for (j, &c) in k.iter().enumerate() {
+                acc += row(j)[x] as i32 * c;
+            }
+            dst[x] = (acc >> PRECISION_BITS).clamp(0, 255) as u8;
         }
     }
 }
