@@ -230,12 +230,12 @@ pub(super) unsafe fn vertical(src: &[u8], stride: usize, t: &Taps, offset: usize
                 _mm256_castsi256_si128(bytes),
             );
         }
-        for x in wide..stride {
+        for (x, o) in dst.iter_mut().enumerate().skip(wide) {
             let mut acc = 1i32 << (PRECISION_BITS - 1);
             for (j, &c) in k.iter().enumerate() {
                 acc += row(j)[x] as i32 * c;
             }
-            dst[x] = (acc >> PRECISION_BITS).clamp(0, 255) as u8;
+            *o = (acc >> PRECISION_BITS).clamp(0, 255) as u8;
         }
     }
 }

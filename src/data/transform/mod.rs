@@ -3,6 +3,8 @@
 pub mod affine;
 pub mod color;
 pub mod crop;
+#[cfg(target_arch = "x86_64")]
+mod layout_avx2;
 pub mod ops;
 pub mod randaugment;
 
@@ -46,6 +48,9 @@ pub struct Pipeline {
     output: Output,
     width: usize,
     height: usize,
+    /// Normalisation as `v * scale + bias` (one rounding), and the same as tables.
+    scale: [f32; 3],
+    bias: [f32; 3],
     luts: [[f32; 256]; 3],
 }
 
@@ -71,9 +76,14 @@ impl Pipeline {
         let Some(Size { width, height }) = size else {
             bail!("a pipeline needs an operation that fixes the size (Resize, RandomResizedCrop or MultiScaleCrop): batches need one image size");
         };
+        let (scale, bias) = normalization(&output)?;
         Ok(Pipeline {
             ops,
-            luts: normalization_luts(&output)?,
+            luts: std::array::from_fn(|c| {
+                std::array::from_fn(|v| (v as f32).mul_add(scale[c], bias[c]))
+            }),
+            scale,
+            bias,
             output,
             width,
             height,
@@ -117,10 +127,16 @@ impl Pipeline {
     /// Writes `img` (already of the output size) as float32 CHW.
     pub fn write_f32(&self, img: &Image, out: &mut [f32]) {
         let plane = self.width * self.height;
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if layout_avx2::available() && img.data.len() == 3 * plane && out.len() == 3 * plane {
+            // SAFETY: the features are checked, the lengths just above.
+            done = unsafe { layout_avx2::write_f32(&img.data, out, plane, self.scale, self.bias) };
+        }
         let (r, rest) = out.split_at_mut(plane);
         let (g, b) = rest.split_at_mut(plane);
         let [lr, lg, lb] = &self.luts;
-        for (i, p) in img.data.chunks_exact(3).enumerate() {
+        for (i, p) in img.data.chunks_exact(3).enumerate().skip(done) {
             r[i] = lr[p[0] as usize];
             g[i] = lg[p[1] as usize];
             b[i] = lb[p[2] as usize];
@@ -130,7 +146,13 @@ impl Pipeline {
     /// Writes `img` (already of the output size) as uint8 CHW.
     pub fn write_u8(&self, img: &Image, out: &mut [u8]) {
         let plane = self.width * self.height;
-        for (i, p) in img.data.chunks_exact(3).enumerate() {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if layout_avx2::available() && img.data.len() == 3 * plane && out.len() == 3 * plane {
+            // SAFETY: the features are checked, the lengths just above.
+            done = unsafe { layout_avx2::write_u8(&img.data, out, plane) };
+        }
+        for (i, p) in img.data.chunks_exact(3).enumerate().skip(done) {
             out[i] = p[0];
             out[plane + i] = p[1];
             out[2 * plane + i] = p[2];
@@ -138,9 +160,10 @@ impl Pipeline {
     }
 }
 
-/// Per channel, the float each byte value becomes: `(v / 255 - mean) / std`.
-fn normalization_luts(output: &Output) -> Result<[[f32; 256]; 3]> {
-    let mut luts = [[0f32; 256]; 3];
+/// Per channel, `(scale, bias)` with `(v / 255 - mean) / std = v * scale + bias`, each
+/// rounded once to float32 from double precision.
+fn normalization(output: &Output) -> Result<([f32; 3], [f32; 3])> {
+    let (mut scale, mut bias) = ([0f32; 3], [0f32; 3]);
     if let Output::Normalize { mean, std } = output {
         for c in 0..3 {
             // An infinite std would silently give all-zero inputs; NaN fails `> 0.0`.
@@ -150,12 +173,11 @@ fn normalization_luts(output: &Output) -> Result<[[f32; 256]; 3]> {
                      got mean {mean:?} std {std:?}"
                 );
             }
-            for (v, l) in luts[c].iter_mut().enumerate() {
-                *l = ((v as f64 / 255.0 - mean[c] as f64) / std[c] as f64) as f32;
-            }
+            scale[c] = (1.0 / (255.0 * std[c] as f64)) as f32;
+            bias[c] = (-(mean[c] as f64) / std[c] as f64) as f32;
         }
     }
-    Ok(luts)
+    Ok((scale, bias))
 }
 
 #[cfg(test)]
@@ -178,6 +200,42 @@ mod tests {
                 .starts_with("transform 1: CenterCrop 5x4 does not fit"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn layouts_match_the_formula_for_every_size() {
+        let output = Output::new(
+            "float32",
+            Some([0.485, 0.456, 0.406]),
+            Some([0.229, 0.224, 0.225]),
+        )
+        .unwrap();
+        for (w, h) in [(1, 1), (5, 3), (16, 1), (37, 5), (448, 448)] {
+            let size = Size {
+                height: h,
+                width: w,
+            };
+            let ops = vec![Op::Resize(Resize { size })];
+            let f = Pipeline::new(ops.clone(), output.clone()).unwrap();
+            let u = Pipeline::new(ops, Output::Uint8).unwrap();
+            let data: Vec<u8> = (0..w * h * 3)
+                .map(|v| ((v * 7 + v / 3) % 256) as u8)
+                .collect();
+            let img = Image::from_rgb(w, h, data.clone());
+            let (mut floats, mut bytes) = (vec![0f32; w * h * 3], vec![0u8; w * h * 3]);
+            f.write_f32(&img, &mut floats);
+            u.write_u8(&img, &mut bytes);
+            for (i, p) in data.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    let [mean, std] = [[0.485, 0.456, 0.406][c], [0.229, 0.224, 0.225][c]];
+                    let exact = (p[c] as f64 / 255.0 - mean) / std;
+                    let got = floats[c * w * h + i];
+                    assert_eq!(got, f.luts[c][p[c] as usize], "{w}x{h} pixel {i}");
+                    assert!((got as f64 - exact).abs() < 1e-6, "{got} vs {exact}");
+                    assert_eq!(bytes[c * w * h + i], p[c]);
+                }
+            }
+        }
     }
 
     #[test]
