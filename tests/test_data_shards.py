@@ -184,10 +184,10 @@ def test_resume_continues_with_the_next_unseen_batch(scenes_shards):
     resumed.load_state_dict(state)
     rest = list(resumed)
     assert len(first) + len(rest) == len(full)
-    for (a, ta, ia), (b, tb, ib) in zip(first + rest, full):
+    for (a, ta, ia), (b, tb, ib) in zip(first + rest, full, strict=True):
         assert torch.equal(ia, ib) and torch.equal(a, b) and torch.equal(ta, tb)
     assert resumed.state_dict() == {"epoch": 0, "step": len(full)}
-    assert [i for _, _, i in resumed][0].tolist() != full[0][2].tolist(), "the next iteration is epoch 1"
+    assert next(i for _, _, i in resumed).tolist() != full[0][2].tolist(), "the next iteration is epoch 1"
     with pytest.raises(InvalidArgumentError, match="step"):
         resumed.load_state_dict({"epoch": 0, "step": len(full) + 1})
     with pytest.raises(InvalidTypeError, match="epoch"):
@@ -202,17 +202,15 @@ def test_resume_continues_with_the_next_unseen_batch(scenes_shards):
     shuffle=st.booleans(),
     epoch=st.integers(0, 3),
 )
-def test_shard_order_covers_every_sample_as_distributed_sampler_pads(tmp_path_factory, sizes, world, buffer, shuffle, epoch):
+def test_shard_order_pads_as_distributed_sampler(tmp_path_factory, sizes, world, buffer, shuffle, epoch):
     root = tmp_path_factory.mktemp("sweep")
     img = jpeg(size=(8, 8))
     for k, n in enumerate(sizes):
         make_tar(root / f"s{k}.tar", [m for i in range(n) for m in ((f"{k}_{i}.jpg", img), (f"{k}_{i}.cls", b"0"))])
     d = Dataset.shards([root / f"s{k}.tar" for k in range(len(sizes))], classes=CLASSES)
     total = sum(sizes)
-    orders = [
-        Loader(d, data.eval_transform(8), shuffle=shuffle, rank=r, world_size=world, shuffle_buffer=buffer).indices(epoch)
-        for r in range(world)
-    ]
+    kw = dict(shuffle=shuffle, world_size=world, shuffle_buffer=buffer)
+    orders = [Loader(d, data.eval_transform(8), rank=r, **kw).indices(epoch) for r in range(world)]
     per = -(-total // world)
     assert all(len(o) == per for o in orders)
     flat = [i for o in orders for i in o]

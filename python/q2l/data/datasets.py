@@ -435,7 +435,9 @@ def write_shards(
     if not isinstance(dataset, Dataset):
         raise InvalidTypeError(f"dataset must be a q2l.data.Dataset, got {type(dataset).__name__}")
     samples_per_shard = int_arg("samples_per_shard", samples_per_shard, minimum=1)
-    limit = 2**64 - 1 if max_shard_bytes is None else int_arg("max_shard_bytes", max_shard_bytes, minimum=1, maximum=2**64 - 1)
+    limit = 2**64 - 1
+    if max_shard_bytes is not None:
+        limit = int_arg("max_shard_bytes", max_shard_bytes, minimum=1, maximum=limit)
     if not isinstance(prefix, str):
         raise InvalidTypeError(f"prefix must be a str, got {type(prefix).__name__}")
     paths = _native.write_shards(
