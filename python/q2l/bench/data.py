@@ -14,7 +14,9 @@ of workers (q2l threads vs DataLoader worker processes):
   (``q2l.data.transforms.normalize_on_device``), 4x fewer bytes.
 
 Each loader is warmed up with one epoch, then three epochs are timed and the median rate is
-reported; the one-thread decode rates of PIL, ``decode_jpeg`` and q2l come first.
+reported; the one-thread decode rates of PIL, ``decode_jpeg`` and q2l come first. The
+640x480 photographs are then also read from WebDataset tar shards (``q2l.data.write_shards``)
+and compared with the folder loader, rounds interleaved.
 """
 
 import os
@@ -230,6 +232,26 @@ def _bench_set(name, paths, targets, classes, folder, recipes, opts) -> None:
         )
 
 
+def _bench_shards(paths, targets, classes, folder, recipes, opts) -> None:
+    """The same images read from tar shards and from a folder, rounds interleaved."""
+    folder_ds = _dataset(folder, paths, targets, classes)
+    shard_paths = data.write_shards(folder_ds, folder / "shards", samples_per_shard=64)
+    shards_ds = data.Dataset.shards(shard_paths)
+    assert torch.equal(shards_ds.targets, folder_ds.targets)
+    print(f"\n== the same {len(paths)} photographs from {len(shard_paths)} tar shard(s) vs the folder")
+    print(f"{'transform':<46} {'folder':>7} {'shards':>7} {'shards/folder (median, range)':>30}")
+    for recipe in list(recipes)[::2]:
+        tf = recipes[recipe][2]
+        loaders = [
+            data.Loader(d, tf, batch_size=opts["batch"], shuffle=True, num_threads=opts["workers"])
+            for d in (folder_ds, shards_ds)
+        ]
+        rounds = [[_rate(loader, opts["device"], 1) for loader in loaders] for _ in range(max(3, opts["epochs"]))]
+        ratios = sorted(b / a for a, b in rounds)
+        a, b = (sorted(r[k] for r in rounds)[len(rounds) // 2] for k in (0, 1))
+        print(f"{recipe:<46} {a:7.0f} {b:7.0f} {ratios[len(ratios) // 2]:>14.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+
+
 def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
     n = 24 if quick else 256
     size, crop = (64, 32) if quick else (448, 224)
@@ -251,6 +273,8 @@ def main(quick: bool = False, device: str = "cpu", workers: int = 0) -> int:
             paths = write_photos(folder, n, width, height)
             targets = torch.ones(n, 1)
             _bench_set(f"photographs {width}x{height}", paths, targets, photo_classes, folder, recipes, opts)
+            if width == 640:
+                _bench_shards(paths, targets, photo_classes, folder, recipes, opts)
         paths, targets, what = write_scenes(folder, n)
         classes = data.FASHION_CLASSES if what.startswith("Fashion") else data.SCENE_CLASSES
         _bench_set(f"{what} 640x480, quality 90", paths, targets, classes, folder, recipes, opts)

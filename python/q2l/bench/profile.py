@@ -7,7 +7,9 @@ references each stage is timed image by image in this process (one thread), and 
 rates come from a ``DataLoader`` with the same number of workers. "hand-over" is the rest of a
 worker's time per image (``workers x wall time / images`` minus the stages): collating,
 queues, inter-process copies, idle threads. The decode-bound limit is the rate the workers
-would reach doing nothing but q2l-rs's full-image decode.
+would reach doing nothing but q2l-rs's full-image decode. For RandomResizedCrop, the column
+"q2l, whole" is q2l-rs with ``dct_scaling=False``, which decodes every image at full size
+instead of only the crop's rows and columns at the coarsest DCT scale that keeps its resolution.
 """
 
 import os
@@ -122,6 +124,11 @@ def main(quick: bool = False, workers: int = 0) -> int:
                 del loader
                 stages["hand-over"] = max(0.0, workers * 1 / rate - sum(stages.values()))
                 columns[name] = (stages, rate)
+            if "RandomResizedCrop" in recipe:
+                # What decoding only the crop, at a DCT scale, saves: the same loader decoding whole.
+                whole = ours_ds.with_decoding(dct_scaling=False)
+                full = data.Loader(whole, our_tf, batch_size=batch, num_threads=workers)
+                columns["q2l, whole"] = _q2l_stages(full, n, workers)
             ours = data.Loader(ours_ds, our_tf, batch_size=batch, num_threads=workers)
             columns["q2l-rs"] = _q2l_stages(ours, n, workers)
             print(f"\n{recipe}")
