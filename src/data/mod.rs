@@ -13,6 +13,7 @@ pub mod profile;
 pub mod resize;
 #[cfg(target_arch = "x86_64")]
 mod resize_avx2;
+mod resize_taps;
 pub mod rng;
 pub mod sampler;
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::resize::{Taps, PRECISION_BITS};
+use super::resize_taps::{Taps, PRECISION_BITS};
 
 /// Taps read from one 16-byte load.
 const PER_LOAD: usize = 5;
