@@ -38,3 +38,16 @@ def test_data_profile_quick_mode_runs(capsys):
     # The loader's own stages were counted: its decode column is not zero.
     decode = [line.split() for line in out.splitlines() if line.startswith("decode ")]
     assert decode and all(float(row[-1]) > 0 for row in decode)
+
+
+def test_speed_benchmark_quick_mode_runs_under_load(capsys):
+    assert main(["speed", "--quick", "--busy", "--compile", "aot_eager"]) == 0
+    out = capsys.readouterr().out
+    assert "one other process spinning" in out and "cores available" in out
+    for row in (
+        "training step vs official eager",
+        "vs official compiled",
+        "vs numpy vectorised",
+        "vs the official module",
+    ):
+        assert row in out

@@ -1,4 +1,4 @@
-"""``python -m q2l.bench {loss,head,metrics,data}``: run one benchmark and print its table."""
+"""``python -m q2l.bench {loss,head,metrics,data,speed}``: run one benchmark and print its table."""
 
 import argparse
 import sys
@@ -37,7 +37,15 @@ def main(argv=None) -> int:
     dat.add_argument(
         "--profile", action="store_true", help="per-stage time per image (read, decode, resize, ...) instead"
     )
+    speed = sub.add_parser("speed", help="head, loss, mAP and ML-Decoder: each ratio against the official code")
+    speed.add_argument("--quick", action="store_true", help="small cases (for tests)")
+    speed.add_argument("--busy", action="store_true", help="keep one other process spinning on a core meanwhile")
+    speed.add_argument("--compile", dest="compile_backend", default="inductor", help="backend of the compiled rows")
     args = parser.parse_args(argv)
+    if args.what == "speed":
+        from .speed import main as run_speed
+
+        return run_speed(quick=args.quick, busy=args.busy, compile_backend=args.compile_backend)
     if args.what == "loss":
         from .loss import main as run
 

@@ -147,7 +147,27 @@ def fmt_mib(nbytes: int | None) -> str:
     return "     n/a" if nbytes is None else f"{nbytes / 2**20:8.2f}"
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), for every figure's caption."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def threads_line() -> str:
+    import os
+
     from .. import _native
 
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, q2l kernels: {_native.simd_level()}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{cpu_name()}, {cores} cores available; torch {torch.__version__}, {torch.get_num_threads()} threads,"
+        f" q2l kernels: {_native.simd_level()}"
+    )
