@@ -43,7 +43,18 @@ pub(super) struct Sink<'a> {
     pub skipped: Vec<(String, String)>,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// An empty index over `table`.
+    pub fn new(table: &'a LabelTable, on_error: OnError) -> Self {
+        Sink {
+            table,
+            on_error,
+            members: Vec::new(),
+            targets: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
     /// Adds a sample, or skips or refuses it with a message naming shard and key.
     fn finish(&mut self, shard: u32, name: &str, p: Pending) -> Result<()> {
         if p.key.is_empty() {

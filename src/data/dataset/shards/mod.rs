@@ -109,13 +109,7 @@ pub fn shards(patterns: &[String], classes: Vec<String>, on_error: OnError) -> R
         bail!("no shards given");
     }
     let table = LabelTable::new(classes)?;
-    let mut sink = Sink {
-        table: &table,
-        on_error,
-        members: Vec::new(),
-        targets: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut sink = Sink::new(&table, on_error);
     let mut spans = Vec::with_capacity(paths.len());
     for (k, path) in paths.iter().enumerate() {
         let file = open_regular(path)?;
@@ -168,13 +162,7 @@ pub fn shards(patterns: &[String], classes: Vec<String>, on_error: OnError) -> R
 /// first error.
 pub fn index_bytes(bytes: &[u8], classes: Vec<String>, on_error: OnError) -> Result<usize> {
     let table = LabelTable::new(classes)?;
-    let mut sink = Sink {
-        table: &table,
-        on_error,
-        members: Vec::new(),
-        targets: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut sink = Sink::new(&table, on_error);
     index_shard(
         std::io::Cursor::new(bytes),
         bytes.len() as u64,
