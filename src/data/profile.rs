@@ -76,7 +76,9 @@ mod tests {
         timed(Stage::Decode, || {
             std::thread::sleep(std::time::Duration::from_millis(2))
         });
+        // Other tests decode in parallel while profiling is on, so only this stage's own
+        // two milliseconds are certain.
         let got = take(false);
-        assert!(got[1].1 >= 0.002 && got.iter().filter(|(_, s)| *s > 0.0).count() == 1);
+        assert!(got[1].1 >= 0.002, "{got:?}");
     }
 }
