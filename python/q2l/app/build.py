@@ -10,6 +10,7 @@ from torch import nn
 from .. import data
 from ..errors import InvalidArgumentError
 from ..models import Query2Label, TinyBackbone, backbone_features  # noqa: F401  (TinyBackbone: an old home)
+from ..models.backbone_weights import record as pretrained_source
 from .config import TrainConfig
 
 
@@ -115,12 +116,19 @@ class LinearBaseline(nn.Module):
         return self.fc(backbone_features(self.backbone, images, self.channels_last).mean((2, 3)))
 
 
-def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """Backbone (``tiny``, a torchvision name, or ``timm:<name>``) plus the configured head."""
+def model(cfg: TrainConfig, num_classes: int, *, backbone_weights: bool = True) -> nn.Module:
+    """Backbone (``tiny``, a torchvision name, or ``timm:<name>``) plus the configured head.
+
+    Args:
+        backbone_weights: Load the backbone's pretrained weights (``--weights``,
+            ``--pretrained``). False when a checkpoint will supply every weight: the model
+            then only records what the backbone started from.
+    """
     full = Query2Label(
         cfg.backbone,
         num_classes,
-        weights=cfg.weights,
+        weights=cfg.weights if backbone_weights else None,
+        pretrained=cfg.pretrained and backbone_weights,
         freeze_stem=cfg.freeze_stem,
         d_model=cfg.d_model,
         nhead=cfg.nhead,
@@ -131,6 +139,9 @@ def model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         pre_norm=cfg.pre_norm,
         num_groups=cfg.num_groups,
     )
+    if not backbone_weights:
+        source = pretrained_source(cfg.backbone, cfg.weights, cfg.pretrained)
+        full.backbone_weights = None if source is None else source.to_json()
     return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
 
 

@@ -33,7 +33,9 @@ HELP = {
     "flip": "random horizontal flips",
     "workers": "data threads (default: all CPUs)",
     "backbone": "tiny, a torchvision name (resnet101, mobilenet_v2, efficientnet_b0, ...) or timm:<name>",
-    "weights": "local backbone weights file (never downloaded)",
+    "weights": "backbone weights: a torchvision weights name (IMAGENET1K_V1, DEFAULT; read from $TORCH_HOME's "
+    "cache, downloaded only if missing and HF_HUB_OFFLINE is unset) or a local file",
+    "pretrained": "start a timm backbone from timm's weights of its tag (--backbone timm:convnext_tiny.fb_in22k)",
     "d_model": "head width",
     "nhead": "attention heads",
     "enc_layers": "encoder layers",

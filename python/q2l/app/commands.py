@@ -56,8 +56,7 @@ def load_model(path: str, which: str = "best") -> Loaded:
     classes = class_names(ckpt["classes"], None, f"{path}: key 'classes'")
     if which == "best":
         which = ckpt["best"].get("which") or "model"
-    cfg.weights = None  # the checkpoint holds every weight
-    model = build.model(cfg, len(classes))
+    model = build.model(cfg, len(classes), backbone_weights=False)  # the checkpoint holds every weight
     checkpoint.load_state(model, ckpt[which], f"{path}: {which!r} weights")
     return Loaded(model.eval(), cfg, classes)
 

@@ -46,6 +46,7 @@ class TrainConfig:
     head: str = "q2l"
     backbone: str = "tiny"
     weights: str | None = None
+    pretrained: bool = False
     d_model: int = 128
     nhead: int = 4
     enc_layers: int = 1
@@ -238,6 +239,11 @@ def validate(cfg: TrainConfig) -> None:
             "dataset 'shards' needs --data shards:TRAIN_PATTERN and --val-data shards:VAL_PATTERN",
         ),
         (cfg.dataset != "csv" or cfg.train_list is not None, "--train-list is needed for dataset 'csv'"),
+        (
+            not cfg.pretrained or cfg.backbone.startswith("timm:"),
+            f"--pretrained is for timm backbones; torchvision's {cfg.backbone!r} takes --weights DEFAULT "
+            f"(or a weights name such as IMAGENET1K_V1)",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -112,7 +112,8 @@ class Trainer:
             num_threads=threads,
             pin_memory=self.device.type == "cuda",
         )
-        self.model = build.model(cfg, len(self.classes)).to(self.device)
+        # A resumed run's checkpoint holds the backbone: its starting weights are not read again.
+        self.model = build.model(cfg, len(self.classes), backbone_weights=not cfg.resume).to(self.device)
         self.ema = ModelEma(self.model, cfg.ema)
         self.net: nn.Module = self.model
         if self.distributed:

@@ -1,6 +1,5 @@
 """The full Query2Label model: any backbone that yields a feature map, plus the head."""
 
-import os
 from typing import Any
 
 import torch
@@ -9,15 +8,7 @@ from torch import nn
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..heads import Query2LabelHead
 from . import pretrained
-from .backbones import (
-    _RESNETS,
-    TinyBackbone,
-    _is_channels_last,
-    freeze_resnet_stem,
-    frozen_batchnorm,
-    timm_backbone,
-    torchvision_backbone,
-)
+from .backbones import _RESNETS, _is_channels_last, freeze_resnet_stem, frozen_batchnorm, named_backbone
 
 
 def backbone_features(backbone: nn.Module, images: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -43,7 +34,12 @@ class Query2Label(nn.Module):
             ``"timm:<name>"`` for a timm model (see :func:`timm_backbone`), or ``"tiny"``
             (:class:`TinyBackbone`).
         num_classes: Number of labels.
-        weights: Local weights file for a backbone given by name.
+        weights: The pretrained weights of a backbone given by name: for torchvision a
+            weights name (``"IMAGENET1K_V1"``, ``"DEFAULT"``) or enum member, for either
+            library a local file (for timm, the full classifier checkpoint it publishes).
+            See :func:`torchvision_backbone` for where names are looked up.
+        pretrained: Start a ``"timm:<name>.<tag>"`` backbone from timm's weights of that
+            tag (see :func:`timm_backbone`).
         channels_last: The backbone returns ``[B, H, W, C]`` (Swin-style). ``None``: true
             for timm models that declare NHWC features, false otherwise.
         freeze_stem: Freeze a ResNet's conv1/bn1/layer1 (official recipe).
@@ -62,7 +58,8 @@ class Query2Label(nn.Module):
         backbone: str | nn.Module,
         num_classes: int,
         *,
-        weights: str | os.PathLike | None = None,
+        weights: Any = None,
+        pretrained: bool = False,
         channels_last: bool | None = None,
         freeze_stem: bool = False,
         frozen_bn: bool = False,
@@ -70,22 +67,20 @@ class Query2Label(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone_name = backbone if isinstance(backbone, str) else None
+        #: What a named backbone started from (``config.json``'s ``backbone_weights``).
+        self.backbone_weights: dict[str, Any] | None = None
         if isinstance(backbone, str):
             name = backbone
-            if name == "tiny":
-                if weights is not None:
-                    raise InvalidArgumentError("weights applies to torchvision/timm backbones, not 'tiny'")
-                backbone = TinyBackbone()
-            elif name.startswith("timm:"):
-                backbone = timm_backbone(name[5:], weights)
-            else:
-                backbone = torchvision_backbone(name, weights)
-                if freeze_stem and name in _RESNETS:
-                    freeze_resnet_stem(backbone)
+            backbone, source = named_backbone(name, weights, pretrained)
+            self.backbone_weights = None if source is None else source.to_json()
+            if freeze_stem and name in _RESNETS:
+                freeze_resnet_stem(backbone)
         elif not isinstance(backbone, nn.Module):
             raise InvalidTypeError(f"backbone must be an nn.Module or a backbone name, got {type(backbone).__name__}")
-        elif weights is not None:
-            raise InvalidArgumentError("weights is for backbones given by name; load your module's weights yourself")
+        elif weights is not None or pretrained:
+            raise InvalidArgumentError(
+                "weights and pretrained are for backbones given by name; load your module's weights yourself"
+            )
         if frozen_bn:
             frozen_batchnorm(backbone)
         self.backbone = backbone
@@ -125,9 +120,10 @@ class Query2Label(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The architecture as ``from_pretrained`` rebuilds it (``backbone`` is ``None`` for
-        a backbone passed as a module)."""
+        a backbone passed as a module), and the weights the backbone started from."""
         return {
             "backbone": self.backbone_name,
+            "backbone_weights": self.backbone_weights,
             "channels_last": self.channels_last,
             "freeze_stem": self.freeze_stem,
             "frozen_bn": self.frozen_bn,

@@ -28,7 +28,7 @@ FORMAT = "q2l-rs/query2label"
 FORMAT_VERSION = 1
 
 _MODEL_KEYS = ("backbone", "channels_last", "freeze_stem", "frozen_bn", "head")
-_OPTIONAL_KEYS = ("classes", "preprocessing", "q2l_version")
+_OPTIONAL_KEYS = ("backbone_weights", "classes", "preprocessing", "q2l_version")
 _PREPROCESSING_KEYS = ("img_size", "mean", "std")
 
 
@@ -127,6 +127,11 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     if "num_classes" not in head:
         raise InvalidArgumentError(f"{os.fspath(path)}: missing key 'head.num_classes'")
     _check_head(path, head)
+    source = config.get("backbone_weights")
+    if source is not None and not (
+        isinstance(source, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in source.items())
+    ):
+        raise InvalidArgumentError(f"{os.fspath(path)}: key 'backbone_weights' must be an object of strings or null")
     if config.get("classes") is not None:
         class_names(config["classes"], head["num_classes"], f"{os.fspath(path)}: key 'classes'")
     pre = config.get("preprocessing")
@@ -231,7 +236,9 @@ def from_pretrained(
         raise InvalidArgumentError(f"{where}: {err}") from None
     except OutOfMemoryError as err:
         raise OutOfMemoryError(f"{where}: {err}") from None
+    # The folder holds the trained backbone: its starting weights are a record, never fetched.
     load_weights(model, Path(directory) / WEIGHTS_NAME, map_location)
+    model.backbone_weights = config.get("backbone_weights")
     model.classes = config.get("classes")
     model.preprocessing = config.get("preprocessing")
     return model.to(map_location).eval()
