@@ -27,6 +27,8 @@ pub trait Real:
 {
     const ZERO: Self;
     const ONE: Self;
+    /// The smallest positive normal value.
+    const MIN_POSITIVE: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
@@ -45,6 +47,18 @@ pub trait Real:
         } else {
             u.ln() * (self / d)
         }
+    }
+
+    /// `e^x` for `x <= 0` (or NaN); may be faster than [`Real::exp`].
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
+        self.exp()
+    }
+
+    /// `ln(x)` for a normal, positive, finite `x`; may be faster than [`Real::ln`].
+    #[inline(always)]
+    fn ln_normal(self) -> Self {
+        self.ln()
     }
 
     /// `ln(1 + t)` for `t` in [0, 1]; may be faster than [`Real::ln_1p`].
@@ -75,6 +89,7 @@ pub trait Real:
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const MIN_POSITIVE: Self = f64::MIN_POSITIVE;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
@@ -108,6 +123,7 @@ impl Real for f64 {
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const MIN_POSITIVE: Self = f32::MIN_POSITIVE;
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -123,6 +139,14 @@ impl Real for f32 {
     #[inline(always)]
     fn ln(self) -> Self {
         ln_f32(self)
+    }
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
+        exp_nonpositive_f32(self)
+    }
+    #[inline(always)]
+    fn ln_normal(self) -> Self {
+        ln_scaled_f32(self, 0)
     }
     #[inline(always)]
     fn ln_1p(self) -> Self {
@@ -148,20 +172,7 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// `e^x` for `f32`, branch-free.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    let xc = x.clamp(-87.33, 88.37);
-    // Round to nearest by the 1.5 * 2^23 trick: `round_ties_even` is a libm call
-    // without SSE4.1, which would keep the baseline build from vectorising.
-    let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-    let r = xc - n * LN2_HI - n * LN2_LO;
-    let p = 1.987_569_2e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
-    let y = p * (r * r) + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
-    let out = y * scale;
+    let out = exp_clamped_f32(x.clamp(-87.33, 88.37));
     let out = if x < -87.33 { 0.0 } else { out };
     let out = if x > 88.37 { f32::INFINITY } else { out };
     if x != x {
@@ -171,18 +182,54 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `e^x` for `f32` and `x <= 0`, branch-free: [`exp_f32`] without the overflow checks.
+#[inline(always)]
+pub fn exp_nonpositive_f32(x: f32) -> f32 {
+    let out = exp_clamped_f32(x.max(-87.33));
+    let out = if x < -87.33 { 0.0 } else { out };
+    if x != x {
+        x
+    } else {
+        out
+    }
+}
+
+/// `e^x` for `x` in [-87.33, 88.37].
+#[inline(always)]
+fn exp_clamped_f32(xc: f32) -> f32 {
+    // Round to nearest by the 1.5 * 2^23 trick: `round_ties_even` is a libm call
+    // without SSE4.1, which would keep the baseline build from vectorising.
+    let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    // Estrin's scheme rather than Horner's: the kernels that call this are bound by the
+    // latency of the polynomial's dependency chain, which this halves.
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let p01 = 5.000_000_1e-1 + 1.666_666_5e-1 * r;
+    let p23 = 4.166_579_6e-2 + 8.333_452e-3 * r;
+    let p45 = 1.398_199_9e-3 + 1.987_569_2e-4 * r;
+    let p = (p01 + p23 * r2) + p45 * r4;
+    let y = p * r2 + r + 1.0;
+    // 2^n from the bits of n + 127 + 2^23, whose low mantissa bits hold n + 127 (in
+    // [1, 254] after the clamp): `n as i32` saturates and maps NaN to 0, which LLVM
+    // compiles lane by lane, in scalar code, inside the vector loops.
+    let scale = f32::from_bits((n + 8_388_735.0).to_bits() << 23);
+    y * scale
+}
+
 /// The polynomial of `ln(1 + f) = f - f^2/2 + f^3 P(f)` for `f` in [sqrt(1/2) - 1, sqrt(2) - 1].
 #[inline(always)]
 fn ln_poly(f: f32) -> f32 {
-    let p = 7.037_683_6e-2;
-    let p = p * f - 1.151_461e-1;
-    let p = p * f + 1.167_699_9e-1;
-    let p = p * f - 1.242_014_1e-1;
-    let p = p * f + 1.424_932_3e-1;
-    let p = p * f - 1.666_805_8e-1;
-    let p = p * f + 2.000_071_4e-1;
-    let p = p * f - 2.499_999_4e-1;
-    p * f + 3.333_333_1e-1
+    // Estrin's scheme, as in `exp_f32`.
+    let f2 = f * f;
+    let f4 = f2 * f2;
+    let p01 = 3.333_333_1e-1 - 2.499_999_4e-1 * f;
+    let p23 = 2.000_071_4e-1 - 1.666_805_8e-1 * f;
+    let p45 = 1.424_932_3e-1 - 1.242_014_1e-1 * f;
+    let p67 = 1.167_699_9e-1 - 1.151_461e-1 * f;
+    let lo = p01 + p23 * f2;
+    let hi = p45 + p67 * f2;
+    (lo + hi * f4) + 7.037_683_6e-2 * (f4 * f4)
 }
 
 /// `ln(1 + t)` for `f32` and `t` in [0, 1] (the range of `exp(-|x|)` in log-sigmoid):
@@ -219,16 +266,7 @@ pub fn ln_1p_f32(t: f32) -> f32 {
 pub fn ln_f32(x: f32) -> f32 {
     let tiny = x < f32::MIN_POSITIVE;
     let xs = if tiny { x * 8_388_608.0 } else { x };
-    let bits = xs.to_bits() as i32;
-    let mut e = ((bits >> 23) & 0xff) - 126 - if tiny { 23 } else { 0 };
-    let m0 = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
-    let small = m0 < std::f32::consts::FRAC_1_SQRT_2;
-    e -= small as i32;
-    let m = if small { m0 + m0 - 1.0 } else { m0 - 1.0 };
-    let z = m * m;
-    let ef = e as f32;
-    let y = m * z * ln_poly(m) + ef * LN2_LO - 0.5 * z;
-    let out = m + y + ef * LN2_HI;
+    let out = ln_scaled_f32(xs, if tiny { 23 } else { 0 });
     let out = if x == 0.0 { f32::NEG_INFINITY } else { out };
     let out = if x == f32::INFINITY { x } else { out };
     if x < 0.0 || x != x {
@@ -236,6 +274,21 @@ pub fn ln_f32(x: f32) -> f32 {
     } else {
         out
     }
+}
+
+/// `ln(xs) - scale * ln(2)` for a normal, positive, finite `xs`.
+#[inline(always)]
+fn ln_scaled_f32(xs: f32, scale: i32) -> f32 {
+    let bits = xs.to_bits() as i32;
+    let mut e = ((bits >> 23) & 0xff) - 126 - scale;
+    let m0 = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
+    let small = m0 < std::f32::consts::FRAC_1_SQRT_2;
+    e -= small as i32;
+    let m = if small { m0 + m0 - 1.0 } else { m0 - 1.0 };
+    let z = m * m;
+    let ef = e as f32;
+    let y = m * z * ln_poly(m) + ef * LN2_LO - 0.5 * z;
+    m + y + ef * LN2_HI
 }
 
 #[cfg(test)]
@@ -260,6 +313,27 @@ mod tests {
         assert_eq!(exp_f32(200.0), f32::INFINITY);
         assert_eq!(exp_f32(0.0), 1.0);
         assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_narrow_exp_and_ln_equal_the_general_ones_on_their_ranges() {
+        let mut x = -100.0f32;
+        while x <= 0.0 {
+            assert_eq!(
+                exp_nonpositive_f32(x).to_bits(),
+                exp_f32(x).to_bits(),
+                "exp({x})"
+            );
+            x += 0.000_913;
+        }
+        assert_eq!(exp_nonpositive_f32(0.0), 1.0);
+        assert!(exp_nonpositive_f32(f32::NAN).is_nan());
+        let mut bits = f32::MIN_POSITIVE.to_bits();
+        while bits < f32::MAX.to_bits() {
+            let x = f32::from_bits(bits);
+            assert_eq!(x.ln_normal().to_bits(), ln_f32(x).to_bits(), "ln({x})");
+            bits += 1009;
+        }
     }
 
     #[test]

@@ -82,6 +82,18 @@ impl<R: Real> Pow<R> {
         }
     }
 
+    /// The exponent when it is one of the integers computed by multiplication.
+    fn integer(self) -> Option<u32> {
+        match self {
+            Pow::Zero => Some(0),
+            Pow::One => Some(1),
+            Pow::Two => Some(2),
+            Pow::Three => Some(3),
+            Pow::Four => Some(4),
+            Pow::Real(_) => None,
+        }
+    }
+
     /// `out[i] = base[i] ^ (gamma - 1)` (0 for gamma 0), given `pow[i] = base[i] ^ gamma`:
     /// the derivative's factor, by multiplication rather than a division for integer gammas.
     #[inline(always)]
@@ -107,11 +119,15 @@ struct Consts<R> {
     gp_value: R,
     gn_value: R,
     clip: R,
+    eps: R,
     log_eps: R,
     /// 1 when the gradient flows through the focal weight, else 0.
     focal: R,
     /// Multiplies every gradient element: the reduction factor times the loss scale.
     grad_factor: R,
+    /// The integer exponents (positive, negative) when both are and `eps` is a normal
+    /// number: hard targets then take [`hard_targets_one_log`].
+    one_log: Option<(u32, u32)>,
 }
 
 impl<R: Real> Consts<R> {
@@ -122,6 +138,7 @@ impl<R: Real> Consts<R> {
             gp_value: R::from_f64(o.gamma_pos),
             gn_value: R::from_f64(o.gamma_neg),
             clip: R::from_f64(o.clip),
+            eps: R::from_f64(o.eps),
             log_eps: R::from_f64(if o.eps > 0.0 {
                 o.eps.ln()
             } else {
@@ -133,6 +150,13 @@ impl<R: Real> Consts<R> {
                 R::ONE
             },
             grad_factor: R::from_f64(grad_factor),
+            one_log: match (
+                Pow::<R>::new(o.gamma_pos).integer(),
+                Pow::<R>::new(o.gamma_neg).integer(),
+            ) {
+                (Some(p), Some(n)) if R::from_f64(o.eps) >= R::MIN_POSITIVE => Some((p, n)),
+                _ => None,
+            },
         }
     }
 }
@@ -317,6 +341,103 @@ fn hard_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n:
     }
 }
 
+/// `(b^k, b^(k-1))` for `k` in 0..=4 (`b^-1` as 0: it is only multiplied by `k = 0`),
+/// branch-free: every power is computed and the loop-invariant `k` selects, so the loop
+/// still vectorises.
+#[inline(always)]
+fn int_pow<R: Real>(b: R, k: u32) -> (R, R) {
+    let b2 = b * b;
+    let b3 = b2 * b;
+    let b4 = b2 * b2;
+    match k {
+        0 => (R::ONE, R::ZERO),
+        1 => (b, R::ONE),
+        2 => (b2, b),
+        3 => (b3, b2),
+        _ => (b4, b3),
+    }
+}
+
+/// Targets 0, 1 and -1 with integer exponents and a normal `eps`: an element needs the log
+/// of one probability only (`p` for a positive, the shifted `1 - p` for a negative), so one
+/// `ln` replaces the two log-sigmoids. It is the official code's log of the probability
+/// clamped at `eps`, so its argument is a normal number; `eps = 0` needs the log-sigmoids,
+/// whose logs stay finite.
+///
+/// The work is split into short loops (exp; sigmoid; ln; the rest) through the scratch
+/// block: one loop with the whole chain is bound by its latency, as out-of-order execution
+/// overlaps too few of its iterations; short loops overlap many.
+#[inline(always)]
+fn hard_targets_one_log<R: Real, const CLIP: bool>(
+    c: &Consts<R>,
+    (kp, kn): (u32, u32),
+    s: &mut Scratch<R>,
+    n: usize,
+) {
+    let (gp, gn, focal) = (c.gp_value, c.gn_value, c.focal);
+    for i in 0..n {
+        s.lsn[i] = (-s.x[i].abs()).exp_nonpositive();
+    }
+    for i in 0..n {
+        let (x, t) = (s.x[i], s.lsn[i]);
+        let inv = R::ONE / (R::ONE + t);
+        let pos = x >= R::ZERO;
+        let p = if pos { inv } else { t * inv };
+        let sn = if pos { t * inv } else { inv };
+        // A negative's probability `pm` and focal base `q`, with the margin when clipping.
+        let (pm_raw, q) = if CLIP {
+            (sn + c.clip, (p - c.clip).max(R::ZERO))
+        } else {
+            (sn, p)
+        };
+        s.p[i] = p;
+        s.sn[i] = sn;
+        s.q[i] = q;
+        s.wn1[i] = pm_raw;
+        s.lq[i] = if s.y[i] == R::ONE {
+            p
+        } else {
+            pm_raw.min(R::ONE)
+        };
+    }
+    for i in 0..n {
+        // `max` also maps a NaN probability (of a NaN logit, reported below) to eps.
+        s.wp[i] = s.lq[i].max(c.eps).ln_normal();
+    }
+    for i in 0..n {
+        let (x, y, p, sn, q, pm_raw, lc) =
+            (s.x[i], s.y[i], s.p[i], s.sn[i], s.q[i], s.wn1[i], s.wp[i]);
+        let psn = p * sn;
+        // The clamp passes the gradient where the probability is at least eps.
+        let kept = s.lq[i] >= c.eps;
+        let wp = int_pow(sn, kp).0;
+        let (wn, wn1) = int_pow(q, kn);
+        let dwp = focal * (-gp * p * wp);
+        let (dwn, dln) = if CLIP {
+            let dq = if p > c.clip { psn } else { R::ZERO };
+            let dln = if pm_raw < R::ONE && kept {
+                -psn / pm_raw
+            } else {
+                R::ZERO
+            };
+            (focal * gn * wn1 * dq, dln)
+        } else {
+            (focal * gn * sn * wn, if kept { -p } else { R::ZERO })
+        };
+        let dlp = if kept { sn } else { R::ZERO };
+        let (l, g) = if y == R::ONE {
+            (-(wp * lc), -(dwp * lc + wp * dlp))
+        } else if y == R::ZERO {
+            (-(wn * lc), -(dwn * lc + wn * dln))
+        } else {
+            (R::ZERO, R::ZERO)
+        };
+        let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
+        s.l[i] = l * s.w[i];
+        s.g[i] = g * (s.w[i] * c.grad_factor);
+    }
+}
+
 /// Some soft targets in (0, 1): both branches mixed as the official code mixes them, with
 /// the focal weight `b^gamma` computed per element.
 #[inline(always)]
@@ -359,10 +480,13 @@ fn soft_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n:
 #[inline(always)]
 fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
     let counts = census(s, n);
-    sigmoids::<R, CLIP>(c, s, n);
-    if counts.soft == 0 {
+    if let (0, Some(k)) = (counts.soft, c.one_log) {
+        hard_targets_one_log::<R, CLIP>(c, k, s, n);
+    } else if counts.soft == 0 {
+        sigmoids::<R, CLIP>(c, s, n);
         hard_targets::<R, CLIP>(c, s, n);
     } else {
+        sigmoids::<R, CLIP>(c, s, n);
         soft_targets::<R, CLIP>(c, s, n);
     }
     Stats {
