@@ -159,6 +159,20 @@ def test_skip_policy_warns_and_counts(folder):
     assert torch.equal(torch.cat([b[1] for b in batches]), ds.targets[kept])
 
 
+def test_a_batch_with_every_image_skipped_is_dropped_and_counted(folder):
+    root, names = folder
+    for i in (4, 5, 6, 7):  # the whole second batch
+        (root / names[i]).write_bytes(b"not an image")
+    ds = Dataset.from_list(root / "list.csv")
+    loader = Loader(ds, data.eval_transform(24), batch_size=4, on_error="skip", return_indices=True)
+    with pytest.warns(UserWarning, match="dropped batch 1: every image in it was skipped"):
+        batches = list(loader)
+    assert [b[0].shape[0] for b in batches] == [4, 2]
+    assert torch.cat([b[2] for b in batches]).tolist() == [0, 1, 2, 3, 8, 9]
+    assert loader.dropped_batches == 1 and sorted(i for i, _ in loader.skipped) == [4, 5, 6, 7]
+    assert loader.state_dict()["step"] == 3
+
+
 def test_bad_arguments(scenes):
     tf = data.eval_transform(16)
     with pytest.raises(ValueError, match="batch_size"):

@@ -214,7 +214,13 @@ class Trainer:
             self.ema.update(self.model)
             total += loss.item()
             count += 1
-            bar.step(f"loss {loss.item():.3g}")
+            skipped = len(self.train_loader.skipped)
+            dropped = self.train_loader.dropped_batches
+            bar.step(
+                f"loss {loss.item():.3g}"
+                + (f", skipped {skipped} images" if skipped else "")
+                + (f" ({dropped} empty batches dropped)" if dropped else "")
+            )
         return total / max(count, 1)
 
     def _sync_buffers(self) -> None:

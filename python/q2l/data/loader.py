@@ -58,7 +58,9 @@ class Loader:
         return_indices: also yield each row's dataset index.
         pin_memory: page-lock batches for faster ``.to("cuda", non_blocking=True)``.
         on_error: ``"raise"`` stops at an unreadable image with an exception naming it;
-            ``"skip"`` leaves it out of its batch, warns and counts it in :attr:`skipped`.
+            ``"skip"`` leaves it out of its batch, warns and counts it in :attr:`skipped`;
+            a batch left with no image is not yielded and is counted in
+            :attr:`dropped_batches` (so ``len(loader)`` counts batches before skipping).
             Images a lenient decode repaired (``dataset.with_decoding(strict=False)``) stay
             in their batch, with a :class:`~q2l.data.RepairedImageWarning`, and are counted in
             :attr:`repaired`.
@@ -125,6 +127,8 @@ class Loader:
         self.skipped: list[tuple[int, str]] = []
         #: Images a lenient decode repaired (``strict=False``): ``(index, what it forgave)``.
         self.repaired: list[tuple[int, str]] = []
+        #: Batches left out because every image in them was skipped.
+        self.dropped_batches = 0
         self._native = _native.NativeLoader(
             dataset=dataset._native, pipeline=transform._native, options=self._options, pin_memory=pin_device
         )
@@ -203,6 +207,11 @@ class Loader:
                     for index, reason in repaired:
                         warnings.warn(f"image {index}: {reason}", RepairedImageWarning, stacklevel=3)
                 self._position = (epoch, self._position[1] + 1)
+                if images.shape[0] == 0:
+                    # Every image of the batch was skipped: a model cannot take an empty batch.
+                    self.dropped_batches += 1
+                    warnings.warn(f"dropped batch {self._position[1] - 1}: every image in it was skipped", stacklevel=3)
+                    continue
                 yield (images, targets, indices) if self.return_indices else (images, targets)
         finally:
             it.close()
