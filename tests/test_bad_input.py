@@ -307,3 +307,23 @@ def test_exception_classes_are_bound_at_import(monkeypatch):
     monkeypatch.setattr(q2l.errors, "InvalidArgumentError", Stand)
     with pytest.raises(original):
         q2l.asymmetric_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_negative_stride_and_strided_numpy_arrays_work_like_any_other():
+    from q2l import data
+    from q2l.metrics import MultilabelMetrics
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    tf = data.eval_transform(16, output="uint8")
+    for view in (np.flip(image, 1), image[::2, ::-1], np.asfortranarray(image)):
+        assert torch.equal(tf.augment(view, 3), tf.augment(torch.from_numpy(view.copy()), 3))
+    weights = np.arange(1.0, 5.0, dtype=np.float32)[::-1]
+    logits, targets = torch.randn(3, 4), (torch.rand(3, 4) < 0.5).float()
+    flipped = q2l.AsymmetricLoss(class_weight=weights)(logits, targets)
+    assert torch.equal(flipped, q2l.AsymmetricLoss(class_weight=torch.tensor(weights.copy()))(logits, targets))
+    scores, labels = rng.random((6, 4))[::-1], (rng.random((6, 4)) < 0.5).astype(np.int64)[:, ::-1]
+    labels[0] = 1
+    acc = MultilabelMetrics()
+    acc.update(scores, labels)
+    assert acc.compute()["mAP"] == q2l.metrics.mean_average_precision(scores.copy(), labels.copy())

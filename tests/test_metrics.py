@@ -192,19 +192,28 @@ def test_accumulator_over_uneven_batches_equals_one_shot():
         acc.compute()
 
 
-def test_accumulator_rejects_bad_batches():
+def test_accumulator_refuses_a_bad_batch_at_once_and_keeps_the_others():
+    s, t = (torch.from_numpy(a) for a in _data(40, 3, seed=1))
     acc = MultilabelMetrics()
-    acc.update(torch.rand(4, 3), torch.ones(4, 3))
+    acc.update(s[:20], t[:20])
     with pytest.raises(ValueError, match="holds 3 classes"):
         acc.update(torch.rand(4, 5), torch.ones(4, 5))
-    # Values are checked when computing (per batch they would cost a device sync).
-    acc.update(torch.rand(4, 3), torch.full((4, 3), 2))
-    with pytest.raises(ValueError, match=r"update\(\) call 1 .* held another value"):
-        acc.compute()
-    acc.reset()
-    acc.update(torch.full((4, 3), float("nan")), torch.ones(4, 3))
-    with pytest.raises(ValueError, match="NaN"):
-        acc.compute()
+    bad_targets = t[20:].clone()
+    bad_targets[2, 1] = 2
+    with pytest.raises(ValueError, match=r"targets must be 1, 0 or -1 \(ignored\); found 2(\.0)? at index \[2, 1\]"):
+        acc.update(s[20:], bad_targets)
+    for value in (float("nan"), float("inf")):
+        bad_scores = s[20:].clone()
+        bad_scores[3, 0] = value
+        with pytest.raises(ValueError, match=r"scores must be finite; found a NaN or infinity at index \[3, 0\]"):
+            acc.update(bad_scores, t[20:])
+    with pytest.raises(ValueError, match="same device|one device"):
+        acc.update(s[20:], t[20:].to("meta"))
+    assert acc.num_samples == 20
+    acc.update(s[20:], t[20:])
+    report = acc.compute()
+    assert report["mAP"] == mean_average_precision(s, t)
+    torch.testing.assert_close(report["AP"], average_precision(s, t), rtol=0, atol=0)
 
 
 def test_empty_skip_raises_in_both_routes():

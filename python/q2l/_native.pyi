@@ -37,6 +37,7 @@ __all__ = [
     "asymmetric_loss_single_label",
     "average_precision",
     "best_f1_thresholds",
+    "check_metric_batch",
     "class_priors",
     "data_profile",
     "dataset_coco",
@@ -142,6 +143,9 @@ def threshold_summary(
 ) -> dict[str, Any]:
     """CP, CR, CF1, OP, OR, OF1 and per-class precision/recall/f1/tp/fp/fn/support, with
     predictions ``score >= threshold`` (one or one per class) or the top ``k`` per sample."""
+
+def check_metric_batch(*, scores: torch.Tensor, targets: torch.Tensor) -> None:
+    """Raises ValueError naming the first non-finite score or target outside {1, 0, -1}."""
 
 def best_f1_thresholds(*, scores: _Array, targets: _Array) -> tuple[list[float], list[float]]:
     """Per-class thresholds maximising F1, and those F1 values."""

@@ -10,3 +10,12 @@ mod threshold;
 
 pub use average_precision::{average_precision, ranked_ap, ApDefinition, ApOptions, EmptyPolicy};
 pub use threshold::{best_f1_thresholds, counts, Counts, Decision, Summary};
+
+use tch::Tensor;
+
+/// Checks one batch of a streaming evaluation, on its device: finite scores and targets
+/// in {1, 0, -1}; the error names the argument and the first bad index.
+pub fn check_batch(scores: &Tensor, targets: &Tensor) -> crate::Result<()> {
+    crate::tensor::check_finite(scores, "scores")?;
+    crate::tensor::check_ternary(targets)
+}

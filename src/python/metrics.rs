@@ -6,6 +6,7 @@ use pyo3::types::PyDict;
 use super::array::array_arg;
 use super::errors::guarded;
 use super::options::Opts;
+use super::tensor::PyTensor;
 use crate::array::Inputs;
 use crate::metrics::{self, ApOptions, Decision};
 
@@ -82,7 +83,17 @@ fn best_f1_thresholds(
     Ok(pairs.into_iter().unzip())
 }
 
+/// Refuses a batch of `MultilabelMetrics.update` with a NaN or infinite score or a target
+/// outside {1, 0, -1}, naming the argument and the first bad index.
+#[pyfunction]
+#[pyo3(signature = (*, scores, targets))]
+fn check_metric_batch(py: Python<'_>, scores: PyTensor, targets: PyTensor) -> PyResult<()> {
+    let (s, t) = (scores.0, targets.0);
+    py.allow_threads(move || guarded(|| metrics::check_batch(&s, &t)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(check_metric_batch, m)?)?;
     m.add_function(wrap_pyfunction!(average_precision, m)?)?;
     m.add_function(wrap_pyfunction!(threshold_summary, m)?)?;
     m.add_function(wrap_pyfunction!(best_f1_thresholds, m)?)?;

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import _native
+from .._arrays import as_tensor
 from .._validate import int_arg
 from ..errors import InvalidArgumentError
 
@@ -200,7 +201,8 @@ class Compose:
         """Applies the operations (not the normalisation) to one image.
 
         Args:
-            image: uint8 ``[H, W, 3]`` tensor, or the path of a JPEG or PNG file, decoded as
+            image: uint8 ``[H, W, 3]`` tensor or numpy array (any strides: ``np.flip``
+                output is copied once), or the path of a JPEG or PNG file, decoded as
                 the :class:`~q2l.data.Loader` decodes it: only the part the first operation
                 keeps, in the DCT domain at 1/2, 1/4 or 1/8 scale where its output is at most
                 half that part's size (unless ``dct_scaling`` is off).
@@ -216,7 +218,7 @@ class Compose:
             path = os.fsdecode(image)
             out, _ = self._native.augment_file(path=path, seed=seed, options={"dct_scaling": dct_scaling})
             return out
-        return self._native.augment(image, seed=seed)
+        return self._native.augment(as_tensor(image, "image"), seed=seed)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(op) for op in self.ops)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .. import _native
+from .._arrays import tensor_of
 from .._options import Options, OptionsModule, bind_positional, documented
 from ..errors import InvalidArgumentError
 from ._function import run
@@ -127,7 +128,7 @@ class AsymmetricLoss(OptionsModule):
     def __init__(self, *args: Any, class_weight: torch.Tensor | None = None, **options: Any) -> None:
         super().__init__(_official(bind_positional(_POSITIONAL, args, options, type(self).__name__)))
         if class_weight is not None:
-            class_weight = torch.as_tensor(class_weight).detach().clone()
+            class_weight = tensor_of(class_weight, "class_weight").clone()
         self.register_buffer("class_weight", class_weight)
 
     @classmethod

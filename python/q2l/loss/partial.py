@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from .. import _native
+from .._arrays import tensor_of
 from .._options import Options, OptionsModule, bind_positional, documented
 from ..errors import InvalidArgumentError
 from ._function import run
@@ -103,7 +104,7 @@ class PartialAsymmetricLoss(OptionsModule):
 
     def __init__(self, *args: Any, priors: torch.Tensor | None = None, **options: Any) -> None:
         super().__init__(bind_positional(("mode",), args, options, type(self).__name__))
-        self.register_buffer("priors", None if priors is None else torch.as_tensor(priors, dtype=torch.float32))
+        self.register_buffer("priors", None if priors is None else tensor_of(priors, "priors").float())
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return run(_OP, logits, {"targets": targets, "priors": self.priors}, self.options)

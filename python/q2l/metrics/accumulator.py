@@ -4,13 +4,14 @@ from typing import Any
 
 import torch
 
+from .. import _native
+from .._arrays import as_tensor
 from .._options import bind_positional, documented
 from .._validate import float_arg, int_arg
 from ..errors import InvalidArgumentError
 from .functional import (
     OPTIONS,
     ArrayLike,
-    as_tensor,
     average_precision_and_mean,
     threshold_metrics,
     topk_metrics,
@@ -114,15 +115,19 @@ class MultilabelMetrics:
         """Forgets everything accumulated."""
         self._scores: _Growing | None = None
         self._targets = _Growing(torch.int8)
-        self._bad_targets: list[torch.Tensor] = []
         self._classes: int | None = None
 
     def update(self, scores: ArrayLike, targets: ArrayLike) -> None:
         """Adds a batch.
 
         Args:
-            scores: ``[B, C]`` scores of any floating dtype, on any device.
-            targets: ``[B, C]`` targets in {1, 0, -1}.
+            scores: ``[B, C]`` finite scores of any floating dtype, on any device.
+            targets: ``[B, C]`` targets in {1, 0, -1}, on the scores' device.
+
+        Raises:
+            ValueError: a wrong shape, a NaN or infinite score, or a target outside
+                {1, 0, -1}, naming the argument and the first bad index. The batch is
+                then not kept; the batches given before are.
         """
         s = as_tensor(scores, "scores")
         t = as_tensor(targets, "targets")
@@ -135,14 +140,15 @@ class MultilabelMetrics:
             raise InvalidArgumentError(f"scores must be a floating tensor, got {s.dtype}")
         if self._classes is not None and s.shape[1] != self._classes:
             raise InvalidArgumentError(f"this accumulator holds {self._classes} classes, the batch has {s.shape[1]}")
-        # Values are checked by compute(): NaN scores by the core, and targets outside
-        # {1, 0, -1} (lost in the int8 buffer) through a flag per batch that stays on the
-        # batch's device. Reading either here would synchronise an accelerator every step.
+        if s.device != t.device:
+            raise InvalidArgumentError(f"scores are on {s.device} but targets are on {t.device}; use one device")
+        # Checked before anything is kept, so a refused batch leaves the others intact (on
+        # an accelerator this reads one flag back: one synchronisation per batch).
+        _native.check_metric_batch(scores=s, targets=t)
         if self._scores is None:
             self._scores = _Growing(torch.float64 if s.dtype == torch.float64 else torch.float32)
         self._classes = s.shape[1]
         self._scores.append(s.detach())
-        self._bad_targets.append(((t != 1) & (t != 0) & (t != -1)).any())
         self._targets.append(t.detach())
 
     @property
@@ -161,13 +167,6 @@ class MultilabelMetrics:
         """
         if self._scores is None:
             raise InvalidArgumentError("nothing to compute: update() was never called")
-        bad = next((i for i, flag in enumerate(self._bad_targets) if bool(flag)), -1)
-        # Every rank learns of a bad batch on any rank, so all raise rather than some
-        # waiting forever in the gathers below.
-        bad_anywhere = _gather_rows(torch.tensor([[bad]], dtype=torch.int64))
-        if int(bad_anywhere.max()) >= 0:
-            where = f"update() call {bad} (counting from 0)" if bad >= 0 else "another rank's update()"
-            raise InvalidArgumentError(f"targets must be 1, 0 or -1 (ignored); {where} held another value")
         scores = _gather_rows(self._scores.view())
         targets = _gather_rows(self._targets.view())
         aps, mean = average_precision_and_mean(scores, targets, **self.options)

@@ -25,14 +25,12 @@ reference codes use numpy's unstable argsort, so their tie order is arbitrary).
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import _native
+from .._arrays import ArrayLike, as_tensor
 from .._options import Options, documented
 from ..errors import InvalidArgumentError, InvalidTypeError
-
-ArrayLike = np.ndarray | torch.Tensor
 
 #: The options of the average precision, declared once in Rust (``ApOptions`` in
 #: ``src/metrics/average_precision.rs``).
@@ -41,20 +39,6 @@ OPTIONS = Options("average_precision")
 #: The AP definitions and the policies for classes without positives.
 DEFINITIONS: tuple[str, ...] = OPTIONS.choices("definition")
 EMPTY_POLICIES: tuple[str, ...] = OPTIONS.choices("empty")
-
-
-def as_tensor(a: ArrayLike, name: str) -> torch.Tensor:
-    """A torch tensor of ``a``: a view of a numpy array of a torch dtype (a copy where its
-    strides are negative or its byte order foreign, which torch cannot view)."""
-    if isinstance(a, torch.Tensor):
-        return a.detach()
-    if isinstance(a, np.ndarray):
-        if a.dtype == np.bool_ or a.dtype.kind in "iuf":
-            if not a.dtype.isnative or min(a.strides, default=0) < 0:
-                a = a.astype(a.dtype.newbyteorder("="))
-            return torch.from_numpy(a)
-        raise InvalidArgumentError(f"{name} must hold numbers, got a numpy array of dtype {a.dtype}")
-    raise InvalidTypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(a).__name__}")
 
 
 def _same_device(scores: ArrayLike, targets: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
