@@ -12,6 +12,7 @@ from ..errors import InvalidArgumentError
 from .functional import (
     OPTIONS,
     ArrayLike,
+    _same_device,
     average_precision_and_mean,
     threshold_metrics,
     topk_metrics,
@@ -140,8 +141,7 @@ class MultilabelMetrics:
             raise InvalidArgumentError(f"scores must be a floating tensor, got {s.dtype}")
         if self._classes is not None and s.shape[1] != self._classes:
             raise InvalidArgumentError(f"this accumulator holds {self._classes} classes, the batch has {s.shape[1]}")
-        if s.device != t.device:
-            raise InvalidArgumentError(f"scores are on {s.device} but targets are on {t.device}; use one device")
+        _same_device(s, t)
         # Checked before anything is kept, so a refused batch leaves the others intact (on
         # an accelerator this reads one flag back: one synchronisation per batch).
         _native.check_metric_batch(scores=s, targets=t)

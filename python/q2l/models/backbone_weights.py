@@ -59,17 +59,18 @@ def is_file(weights: Any) -> bool:
     return os.sep in weights or "/" in weights or weights.lower().endswith(_FILE_SUFFIXES) or os.path.exists(weights)
 
 
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_record(path: str | os.PathLike) -> Pretrained:
     """A local file's record, with its hash when it can be read."""
     name = os.fspath(path)
-    digest = None
-    if os.path.isfile(name):
-        h = hashlib.sha256()
-        with open(name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digest = h.hexdigest()
-    return Pretrained("file", name, sha256=digest)
+    return Pretrained("file", name, sha256=_sha256(name) if os.path.isfile(name) else None)
 
 
 def _not_cached(what: str, why: str, fix: str) -> MissingFileError:
@@ -123,11 +124,7 @@ def check_cached_hash(path: Path) -> None:
     match = _HASH_PREFIX.search(path.name)
     if match is None:
         return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if not h.hexdigest().startswith(match.group(1)):
+    if not _sha256(path).startswith(match.group(1)):
         raise InvalidArgumentError(
             f"cached weights {os.fspath(path)!r} do not match the hash in their name "
             f"({match.group(1)}...): the file is damaged or another one; delete it"
@@ -156,17 +153,25 @@ def load_torchvision(builder: Any, name: str, member: Any) -> Any:
 # timm -----------------------------------------------------------------------------------
 
 
+def _timm_cfg_or_none(name: str) -> Any:
+    """timm's pretrained config of ``arch`` or ``arch.tag``, ``None`` where there is none
+    (timm raises for an unknown tag and returns ``None`` for a model without weights)."""
+    from timm.models import get_pretrained_cfg
+
+    try:
+        return get_pretrained_cfg(name)
+    except RuntimeError:
+        return None
+
+
 def timm_pretrained_cfg(name: str) -> Any:
     """timm's pretrained config of ``arch`` or ``arch.tag``; an unknown tag names the model,
     the tag and the tags that exist."""
     import timm
-    from timm.models import get_pretrained_cfg, split_model_name_tag
+    from timm.models import split_model_name_tag
 
     arch, tag = split_model_name_tag(name)
-    try:
-        cfg = get_pretrained_cfg(name)
-    except RuntimeError:
-        cfg = None
+    cfg = _timm_cfg_or_none(name)
     if cfg is None:
         tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{arch}.*")]
         what = f"pretrained tag {tag!r}" if tag else "pretrained weights"
@@ -179,12 +184,7 @@ def timm_pretrained_cfg(name: str) -> Any:
 def timm_classifiers(name: str) -> tuple[str, ...]:
     """The module names of a timm model's classifier, as its pretrained config lists them
     (prefixes of the keys a feature extractor leaves out)."""
-    from timm.models import get_pretrained_cfg
-
-    try:
-        cfg = get_pretrained_cfg(name)
-    except RuntimeError:
-        cfg = None
+    cfg = _timm_cfg_or_none(name)
     names = (getattr(cfg, "classifier", None) or ()) if cfg is not None else ()
     return tuple(f"{n}." for n in ((names,) if isinstance(names, str) else names))
 
