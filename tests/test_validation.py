@@ -118,7 +118,7 @@ def test_official_checkpoints_name_what_does_not_fit():
 def test_the_cli_checks_head_options_with_the_heads_validator():
     from q2l.app.config import TrainConfig, validate
 
-    with pytest.raises(ValueError, match="num_groups is for the q2l head; head 'linear' has no label queries"):
+    with pytest.raises(ValueError, match="num_groups is for the query2label and ml-decoder heads; head 'linear'"):
         validate(TrainConfig(head="linear", num_groups=4))
     with pytest.raises(ValueError, match="enc_layers must be >= 0, got -1"):
         validate(TrainConfig(enc_layers=-1))

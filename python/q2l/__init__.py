@@ -6,7 +6,8 @@ Public parts (each a drop-in for the usual PyTorch piece):
   variant, fused forward+backward kernels.
 * :mod:`q2l.heads` -- the Query2Label head (:class:`Query2LabelHead`) and ML-Decoder
   (:class:`MLDecoderHead`).
-* :mod:`q2l.models` -- full models (:class:`Query2Label`), backbones by name, model folders
+* :mod:`q2l.models` -- full models (:class:`Query2Label`, :class:`MLDecoder`), backbones by
+  name, model folders (:func:`load_pretrained`)
   and official checkpoints.
 * :mod:`q2l.metrics` -- mAP (every definition, named), threshold and top-k metrics, and a
   streaming accumulator.
@@ -33,7 +34,7 @@ from .loss import (
     asymmetric_loss,
     asymmetric_loss_single_label,
 )
-from .models import Query2Label
+from .models import MLDecoder, Query2Label, load_pretrained
 
 __version__ = _native.__version__
 
@@ -42,6 +43,7 @@ __all__ = [
     "AsymmetricLoss",
     "AsymmetricLossOptimized",
     "AsymmetricLossSingleLabel",
+    "MLDecoder",
     "MLDecoderHead",
     "Q2LError",
     "Query2Label",
@@ -51,5 +53,6 @@ __all__ = [
     "asymmetric_loss_single_label",
     "data",
     "errors",
+    "load_pretrained",
     "metrics",
 ]

@@ -9,7 +9,8 @@ from torch import nn
 
 from .. import data
 from ..errors import InvalidArgumentError
-from ..models import Query2Label, TinyBackbone, backbone_features  # noqa: F401  (TinyBackbone: an old home)
+from ..heads.ml_decoder import load_label_embeddings
+from ..models import MLDecoder, Query2Label, TinyBackbone, backbone_features  # noqa: F401  (TinyBackbone: an old home)
 from ..models.backbone_weights import record as pretrained_source
 from .config import TrainConfig
 
@@ -110,39 +111,82 @@ class LinearBaseline(nn.Module):
         self.channels_last = q2l.channels_last
         self.fc = nn.Linear(q2l.head.in_channels, num_classes)
 
-    def forward(self, images: torch.Tensor, return_attention: bool = False) -> torch.Tensor:
-        if return_attention:
-            raise InvalidArgumentError("the linear baseline has no attention maps")
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.fc(backbone_features(self.backbone, images, self.channels_last).mean((2, 3)))
 
+    def export(self) -> nn.Module:
+        return self
 
-def model(cfg: TrainConfig, num_classes: int, *, backbone_weights: bool = True) -> nn.Module:
+
+def label_embeddings(cfg: TrainConfig, num_classes: int) -> torch.Tensor | None:
+    """The training labels' embeddings of ``--label-embeddings`` (one row per class, in the
+    dataset's class order), or ``None`` without that option."""
+    if cfg.label_embeddings is None:
+        return None
+    emb = load_label_embeddings(cfg.label_embeddings)
+    if len(emb) != num_classes:
+        raise InvalidArgumentError(
+            f"--label-embeddings {cfg.label_embeddings!r} has {len(emb)} rows but the dataset has {num_classes} "
+            f"classes: one row per class, in the order of the dataset's classes"
+        )
+    return emb
+
+
+def model(
+    cfg: TrainConfig, num_classes: int, *, backbone_weights: bool = True, embeddings: torch.Tensor | None = None
+) -> nn.Module:
     """Backbone (``tiny``, a torchvision name, or ``timm:<name>``) plus the configured head.
 
     Args:
         backbone_weights: Load the backbone's pretrained weights (``--weights``,
             ``--pretrained``). False when a checkpoint will supply every weight: the model
             then only records what the backbone started from.
+        embeddings: The label embeddings of a zero-shot ML-Decoder, when they come from a
+            checkpoint rather than from ``--label-embeddings``.
     """
-    full = Query2Label(
-        cfg.backbone,
-        num_classes,
-        weights=cfg.weights if backbone_weights else None,
-        pretrained=cfg.pretrained and backbone_weights,
-        freeze_stem=cfg.freeze_stem,
-        d_model=cfg.d_model,
-        nhead=cfg.nhead,
-        num_encoder_layers=cfg.enc_layers,
-        num_decoder_layers=cfg.dec_layers,
-        dim_feedforward=cfg.dim_feedforward,
-        dropout=cfg.dropout,
-        pre_norm=cfg.pre_norm,
-        num_groups=cfg.num_groups,
-    )
+    weights = cfg.weights if backbone_weights else None
+    pretrained = cfg.pretrained and backbone_weights
+    full: Query2Label | MLDecoder
+    if cfg.head == "ml-decoder":
+        if embeddings is None:
+            embeddings = label_embeddings(cfg, num_classes)
+        full = MLDecoder(
+            cfg.backbone,
+            num_classes,
+            label_embeddings=embeddings,
+            weights=weights,
+            pretrained=pretrained,
+            freeze_stem=cfg.freeze_stem,
+            d_model=cfg.d_model,
+            nhead=cfg.nhead,
+            num_layers=cfg.dec_layers,
+            dim_feedforward=cfg.dim_feedforward,
+            dropout=cfg.dropout,
+            num_groups=cfg.num_groups,
+        )
+    else:
+        full = Query2Label(
+            cfg.backbone,
+            num_classes,
+            weights=weights,
+            pretrained=pretrained,
+            freeze_stem=cfg.freeze_stem,
+            d_model=cfg.d_model,
+            nhead=cfg.nhead,
+            num_encoder_layers=cfg.enc_layers,
+            num_decoder_layers=cfg.dec_layers,
+            dim_feedforward=cfg.dim_feedforward,
+            dropout=cfg.dropout,
+            pre_norm=cfg.pre_norm,
+            num_groups=cfg.num_groups,
+        )
     if not backbone_weights:
         source = pretrained_source(cfg.backbone, cfg.weights, cfg.pretrained)
         full.backbone_weights = None if source is None else source.to_json()
-    return full if cfg.head == "q2l" else LinearBaseline(full, num_classes)
+    if cfg.head == "linear":
+        assert isinstance(full, Query2Label)
+        return LinearBaseline(full, num_classes)
+    return full
 
 
 def prepare(

@@ -118,7 +118,11 @@ def config_of(ckpt: dict[str, Any], path: str):
 
 def check_architecture(ckpt: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     """Raises naming every setting on which the checkpoint and the model disagree."""
-    got = ckpt.get("architecture", {})
+    from .config import canonical_head
+
+    got = dict(ckpt.get("architecture", {}))
+    if isinstance(got.get("head"), str):
+        got["head"] = canonical_head(got["head"])
     diff = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
     if diff:
         details = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())

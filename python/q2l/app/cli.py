@@ -32,18 +32,23 @@ HELP = {
     "randaugment": "RandAugment (2 ops, magnitude 9)",
     "flip": "random horizontal flips",
     "workers": "data threads (default: all CPUs)",
+    "head": "query2label (default), ml-decoder (group queries, or zero-shot with --label-embeddings), or linear "
+    "(global average pooling + linear, the paper's baseline)",
     "backbone": "tiny, a torchvision name (resnet101, mobilenet_v2, efficientnet_b0, ...) or timm:<name>",
     "weights": "backbone weights: a torchvision weights name (IMAGENET1K_V1, DEFAULT; read from $TORCH_HOME's "
     "cache, downloaded only if missing and HF_HUB_OFFLINE is unset) or a local file",
     "pretrained": "start a timm backbone from timm's weights of its tag (--backbone timm:convnext_tiny.fb_in22k)",
     "d_model": "head width",
     "nhead": "attention heads",
-    "enc_layers": "encoder layers",
+    "enc_layers": "encoder layers (query2label head)",
     "dec_layers": "decoder layers",
     "dim_feedforward": "feed-forward width",
     "dropout": "dropout",
-    "pre_norm": "pre-norm Transformer layers",
-    "num_groups": "group queries, at most the number of classes (ML-Decoder's group decoding); omit for one per label",
+    "pre_norm": "pre-norm Transformer layers (query2label head)",
+    "num_groups": "group queries, at most the number of classes (ML-Decoder's group decoding); omit for one per "
+    "label (query2label) or ML-Decoder's min(100, classes)",
+    "label_embeddings": "a .npy or .safetensors file of one embedding per class (in the dataset's class order): "
+    "trains a zero-shot ML-Decoder (--head ml-decoder) whose predict scores any labels given their embeddings",
     "freeze_stem": "freeze a ResNet's stem and layer1",
     "epochs": "epochs",
     "batch_size": "images per step per process",
@@ -147,6 +152,16 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--thresholds", help="JSON file: a list of per-class thresholds or {class: threshold}")
     pr.add_argument("--format", choices=["json", "table"], default="table")
     pr.add_argument("--which", default="best", choices=["best", "model", "ema"])
+    pr.add_argument(
+        "--label-names",
+        dest="label_names",
+        help="zero-shot models: a file of label names, one per line, to score instead of the training labels",
+    )
+    pr.add_argument(
+        "--label-embeddings",
+        dest="label_embeddings",
+        help="zero-shot models: a .npy or .safetensors file of one embedding per --label-names line",
+    )
     vi = sub.add_parser("visualize", parents=[common], help="per-label attention overlays as PNG")
     vi.add_argument("checkpoint", help=MODEL_HELP)
     vi.add_argument("images", nargs="+")
@@ -219,7 +234,15 @@ def _run(args: argparse.Namespace) -> int:
         print(text)
         return 0
     if args.command == "predict":
-        results = commands.predict(args.checkpoint, args.images, args.threshold, args.thresholds, args.which)
+        results = commands.predict(
+            args.checkpoint,
+            args.images,
+            args.threshold,
+            args.thresholds,
+            args.which,
+            label_names=args.label_names,
+            label_embeddings=args.label_embeddings,
+        )
         print(json.dumps(results, indent=2) if args.format == "json" else commands.format_table(results))
         return 0
     if args.command == "visualize":

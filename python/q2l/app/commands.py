@@ -13,11 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import data
+from .. import _native, data
 from .._files import read_json
 from .._validate import class_names, float_arg
 from ..errors import InternalError, InvalidArgumentError
-from ..models import Query2Label, backbone_features
+from ..models import BackboneModel, MLDecoder, Query2Label, load_pretrained
+from ..models.ml_decoder import label_embeddings_arg
 from . import build, checkpoint, report
 from .config import TrainConfig
 
@@ -56,20 +57,25 @@ def load_model(path: str, which: str = "best") -> Loaded:
     classes = class_names(ckpt["classes"], None, f"{path}: key 'classes'")
     if which == "best":
         which = ckpt["best"].get("which") or "model"
-    model = build.model(cfg, len(classes), backbone_weights=False)  # the checkpoint holds every weight
-    checkpoint.load_state(model, ckpt[which], f"{path}: {which!r} weights")
+    state = ckpt[which]
+    # A zero-shot head's label embeddings are part of its weights; the file they came from is not read.
+    embeddings = state.get("label_embeddings") if cfg.head == "ml-decoder" and cfg.label_embeddings else None
+    if embeddings is not None and not isinstance(embeddings, torch.Tensor):
+        raise InvalidArgumentError(f"{path}: {which!r} weights: 'label_embeddings' must be a tensor")
+    model = build.model(cfg, len(classes), backbone_weights=False, embeddings=embeddings)
+    checkpoint.load_state(model, state, f"{path}: {which!r} weights")
     return Loaded(model.eval(), cfg, classes)
 
 
 def _load_folder(path: str) -> Loaded:
-    model = Query2Label.from_pretrained(path)
+    model = load_pretrained(path)
     where = os.path.join(path, "config.json")
     if model.classes is None:
         raise InvalidArgumentError(f"{where}: has no 'classes'; save with save_pretrained(..., classes=[...])")
     if model.preprocessing is None:
         raise InvalidArgumentError(f"{where}: has no 'preprocessing'; save with save_pretrained(..., img_size=...)")
     pre = model.preprocessing
-    cfg = TrainConfig(img_size=pre["img_size"])
+    cfg = TrainConfig(img_size=pre["img_size"], head=model.HEAD_TYPE)
     return Loaded(model, cfg, list(model.classes), tuple(pre["mean"]), tuple(pre["std"]))
 
 
@@ -132,18 +138,64 @@ def _thresholds(classes: Sequence[str], threshold: float, thresholds_file: str |
     return t
 
 
+def zero_shot_labels(
+    model: nn.Module, names_file: str | None, embeddings_file: str | None
+) -> tuple[list[str], torch.Tensor] | None:
+    """The names and embeddings of ``--label-names`` / ``--label-embeddings``: labels a
+    zero-shot model scores instead of its training ones (``None`` without the options)."""
+    if names_file is None and embeddings_file is None:
+        return None
+    if names_file is None or embeddings_file is None:
+        raise InvalidArgumentError(
+            "--label-names and --label-embeddings go together: the names of the embeddings' rows"
+        )
+    if not isinstance(model, MLDecoder) or model.label_embeddings is None:
+        raise InvalidArgumentError(
+            "--label-embeddings needs a zero-shot model (q2l train --head ml-decoder --label-embeddings FILE); "
+            "this one has fixed label queries"
+        )
+    names = class_names(_native.read_class_file(path=os.fspath(names_file)), None, os.fspath(names_file))
+    emb = label_embeddings_arg(embeddings_file, f"--label-embeddings {os.fspath(embeddings_file)!r}")
+    if len(emb) != len(names):
+        raise InvalidArgumentError(
+            f"--label-embeddings {os.fspath(embeddings_file)!r} has {len(emb)} rows but --label-names "
+            f"{os.fspath(names_file)!r} has {len(names)} names: one row per name"
+        )
+    width = model.label_embeddings.shape[1]
+    if emb.shape[1] != width:
+        raise InvalidArgumentError(
+            f"--label-embeddings {os.fspath(embeddings_file)!r} has width {emb.shape[1]} but the model was "
+            f"trained on embeddings of width {width}: use the same embedding model"
+        )
+    return names, emb
+
+
 def predict(
-    path: str, images: Sequence[str], threshold: float = 0.5, thresholds_file: str | None = None, which: str = "best"
+    path: str,
+    images: Sequence[str],
+    threshold: float = 0.5,
+    thresholds_file: str | None = None,
+    which: str = "best",
+    label_names: str | None = None,
+    label_embeddings: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Labels (score at or above the threshold) and every score, per image."""
+    """Labels (score at or above the threshold) and every score, per image.
+
+    ``label_names`` and ``label_embeddings`` (files) give a zero-shot model other labels
+    to score, seen in training or not."""
     loaded = load_model(path, which)
     model, _cfg, classes = loaded
+    queried = zero_shot_labels(model, label_names, label_embeddings)
+    extra: dict[str, Any] = {}
+    if queried is not None:
+        classes, emb = queried
+        extra = {"label_embeddings": emb}
     cut = _thresholds(classes, threshold, thresholds_file)
     results = []
     for image_path in images:
         _, x = loaded.prepare(image_path)
         with torch.no_grad():
-            scores = model(x).sigmoid()[0]
+            scores = model(x, **extra).sigmoid()[0]
         labels = [
             {"label": classes[k], "score": round(float(scores[k]), 4)}
             for k in torch.argsort(scores, descending=True).tolist()
@@ -170,7 +222,11 @@ def format_table(results: list[dict[str, Any]]) -> str:
 def visualize(path: str, images: Sequence[str], output: str, labels: int = 4, which: str = "best") -> list[str]:
     """One PNG per image: the image and the attention maps of its top labels."""
     loaded = load_model(path, which)
-    model, _cfg, classes = loaded
+    model, cfg, classes = loaded
+    if not isinstance(model, Query2Label):
+        raise InvalidArgumentError(
+            f"{path}: visualize draws a query2label head's attention maps; this model's head is {cfg.head!r}"
+        )
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -184,23 +240,6 @@ def visualize(path: str, images: Sequence[str], output: str, labels: int = 4, wh
     return written
 
 
-class ExportedModel(nn.Module):
-    """Backbone + the pure-PyTorch twin of the head: what goes into ONNX."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.backbone = model.backbone
-        self.head = (
-            model.head.export()
-            if hasattr(model, "head")
-            else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.fc)
-        )
-        self.channels_last = model.channels_last
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(backbone_features(self.backbone, images, self.channels_last))
-
-
 def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str = "onnx") -> dict[str, Any]:
     """Writes the model as ONNX or as a model folder.
 
@@ -212,9 +251,10 @@ def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str
     loaded = load_model(path, which)
     model, cfg, classes = loaded
     if fmt == "safetensors":
-        if not isinstance(model, Query2Label):
+        if not isinstance(model, BackboneModel):
             raise InvalidArgumentError(
-                f"{path}: a model folder holds a Query2Label model; this checkpoint's head is {cfg.head!r}"
+                f"{path}: a model folder holds a query2label or ml-decoder model; "
+                f"this checkpoint's head is {cfg.head!r}"
             )
         model.save_pretrained(output, classes=classes, img_size=cfg.img_size, mean=loaded.mean, std=loaded.std)
         return {"folder": os.fspath(output), "classes": classes, "input_size": cfg.img_size}
@@ -224,7 +264,7 @@ def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str
 
     # The check session never reaches the network (telemetry is on by default on some platforms).
     ort.disable_telemetry_events()
-    twin = ExportedModel(model).eval()
+    twin = model.export().eval()
     x = torch.randn(batch, 3, cfg.img_size, cfg.img_size)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(twin, (x,), os.fspath(output), input_names=["images"], output_names=["logits"], dynamo=True)

@@ -21,6 +21,16 @@ from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError
 from ..loss.partial import PARTIAL_MODES
 
 DATASETS = ("scenes", "fashion", "coco", "voc", "nuswide", "openimages", "csv", "shards")
+#: The heads ``q2l train`` builds: Query2Label, ML-Decoder, and the paper's baseline
+#: (global average pooling + linear).
+HEADS = ("query2label", "ml-decoder", "linear")
+#: Older names of heads, read from checkpoints written before the rename.
+_HEAD_ALIASES = {"q2l": "query2label"}
+
+
+def canonical_head(name: str) -> str:
+    """The head's name in :data:`HEADS` (``"q2l"`` was ``"query2label"``'s name)."""
+    return _HEAD_ALIASES.get(name, name)
 
 
 @dataclass
@@ -43,7 +53,7 @@ class TrainConfig:
     flip: bool = True
     workers: int = 0
     # Model
-    head: str = "q2l"
+    head: str = "query2label"
     backbone: str = "tiny"
     weights: str | None = None
     pretrained: bool = False
@@ -55,6 +65,7 @@ class TrainConfig:
     dropout: float = 0.1
     pre_norm: bool = False
     num_groups: int | None = None
+    label_embeddings: str | None = None
     freeze_stem: bool = False
     # Optimisation
     epochs: int = 12
@@ -75,6 +86,9 @@ class TrainConfig:
     resume: str | None = None
     attention_images: int = 4
     log_every: int = 20
+
+    def __post_init__(self) -> None:
+        self.head = canonical_head(self.head)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -211,8 +225,18 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.dim_feedforward >= 1, f"dim_feedforward must be positive, got {cfg.dim_feedforward}"),
         (cfg.num_groups is None or cfg.num_groups >= 1, f"num_groups must be at least 1, got {cfg.num_groups}"),
         (
-            cfg.head == "q2l" or cfg.num_groups is None,
-            f"num_groups is for the q2l head; head {cfg.head!r} has no label queries (got num_groups={cfg.num_groups})",
+            cfg.head != "linear" or cfg.num_groups is None,
+            f"num_groups is for the query2label and ml-decoder heads; head 'linear' has no label queries "
+            f"(got num_groups={cfg.num_groups})",
+        ),
+        (
+            cfg.label_embeddings is None or cfg.head == "ml-decoder",
+            f"label_embeddings make a zero-shot ML-Decoder: use --head ml-decoder (got head {cfg.head!r})",
+        ),
+        (
+            cfg.label_embeddings is None or cfg.num_groups is None,
+            "num_groups is for fixed group queries; a zero-shot head (label_embeddings) queries with one embedding "
+            f"per label (got num_groups={cfg.num_groups})",
         ),
         (cfg.early_stop >= 0 and cfg.grad_clip >= 0, "early_stop and grad_clip must be >= 0"),
         (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),
@@ -222,10 +246,7 @@ def validate(cfg: TrainConfig) -> None:
             cfg.partial_labels is None or cfg.partial_labels in PARTIAL_MODES,
             f"partial_labels must be one of {', '.join(PARTIAL_MODES)}, got {cfg.partial_labels!r}",
         ),
-        (
-            cfg.head in ("q2l", "linear"),
-            f"head must be 'q2l' or 'linear' (global average pooling + linear), got {cfg.head!r}",
-        ),
+        (cfg.head in HEADS, f"head must be one of {', '.join(HEADS)}, got {cfg.head!r}"),
         (
             cfg.device in ("auto", "cpu") or cfg.device.startswith("cuda"),
             f"device must be auto, cpu or cuda[:N], got {cfg.device!r}",
@@ -254,12 +275,17 @@ def validate(cfg: TrainConfig) -> None:
 def _check_head(cfg: TrainConfig) -> None:
     """The head's options through the head's own declaration (src/decoder/config.rs), the one
     place they are checked; errors use this command's option names."""
-    from ..heads.query2label import OPTIONS
+    from ..heads import ml_decoder, query2label
 
+    given: dict[str, Any] = {"d_model": cfg.d_model, "nhead": cfg.nhead, "dropout": cfg.dropout}
     ours = {"enc_layers": "num_encoder_layers", "dec_layers": "num_decoder_layers"}
-    given = {"d_model": cfg.d_model, "nhead": cfg.nhead, "dropout": cfg.dropout, "pre_norm": cfg.pre_norm}
+    if cfg.head == "ml-decoder":
+        options, ours = ml_decoder.OPTIONS, {}
+    else:
+        options = query2label.OPTIONS
+        given |= {"pre_norm": cfg.pre_norm} | {theirs: getattr(cfg, mine) for mine, theirs in ours.items()}
     try:
-        OPTIONS.resolve(given | {theirs: getattr(cfg, mine) for mine, theirs in ours.items()})
+        options.resolve(given)
     except (InvalidArgumentError, InvalidTypeError) as err:
         message = str(err)
         for mine, theirs in ours.items():
@@ -267,4 +293,14 @@ def _check_head(cfg: TrainConfig) -> None:
         raise InvalidArgumentError(message) from None
 
 
-__all__ = ["DATASETS", "DEMO", "PAPER", "TrainConfig", "check_values", "resolve", "validate"]
+__all__ = [
+    "DATASETS",
+    "DEMO",
+    "HEADS",
+    "PAPER",
+    "TrainConfig",
+    "canonical_head",
+    "check_values",
+    "resolve",
+    "validate",
+]

@@ -282,7 +282,7 @@ class Trainer:
                 break
         if stop_after is not None and self.epoch < cfg.epochs:
             return self.best
-        if self.is_main and cfg.attention_images > 0 and cfg.head == "q2l":
+        if self.is_main and cfg.attention_images > 0 and cfg.head == "query2label":
             self.attention_overlays(cfg.attention_images)
         self._say(
             f"best mAP {100 * self.best['mAP']:.2f} ({self.best['which']}, epoch {self.best['epoch']}); "

@@ -1,9 +1,10 @@
-"""Full models and their files: :class:`Query2Label` (a backbone plus the head), backbones
-by name, model folders (``save_pretrained`` / ``from_pretrained``) and the official
+"""Full models and their files: :class:`Query2Label` and :class:`MLDecoder` (a backbone plus
+a head), backbones by name, model folders (``save_pretrained`` / ``from_pretrained``) and the official
 Query2Label checkpoints mapped to the head and back."""
 
 from .backbones import TinyBackbone, freeze_resnet_stem, frozen_batchnorm, timm_backbone, torchvision_backbone
-from .model import Query2Label, backbone_features
+from .ml_decoder import MLDecoder
+from .model import BackboneModel, Query2Label, backbone_features, load_pretrained
 from .official import (
     head_config_from_state_dict,
     head_from_official,
@@ -13,6 +14,8 @@ from .official import (
 )
 
 __all__ = [
+    "BackboneModel",
+    "MLDecoder",
     "Query2Label",
     "TinyBackbone",
     "backbone_features",
@@ -20,6 +23,7 @@ __all__ = [
     "frozen_batchnorm",
     "head_config_from_state_dict",
     "head_from_official",
+    "load_pretrained",
     "read_official_checkpoint",
     "split_official_state_dict",
     "timm_backbone",

@@ -5,7 +5,6 @@ safetensors, which stores raw tensors and nothing else: loading a model never ru
 from the file, unlike unpickling.
 """
 
-import inspect
 import json
 import os
 from pathlib import Path
@@ -18,9 +17,7 @@ from .. import _native
 from .._files import load_state_checked, read_json
 from .._validate import class_names
 from ..data.transforms import eval_transform
-from ..errors import InvalidArgumentError, InvalidTypeError, MissingFileError, OutOfMemoryError
-from ..heads import Query2LabelHead
-from ..heads.query2label import check_arguments as check_head_arguments
+from ..errors import InvalidArgumentError, MissingFileError, OutOfMemoryError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -28,7 +25,11 @@ FORMAT = "q2l-rs/query2label"
 FORMAT_VERSION = 1
 
 _MODEL_KEYS = ("backbone", "channels_last", "freeze_stem", "frozen_bn", "head")
-_OPTIONAL_KEYS = ("backbone_weights", "classes", "preprocessing", "q2l_version")
+_OPTIONAL_KEYS = ("backbone_weights", "classes", "head_type", "preprocessing", "q2l_version")
+#: The model class of each ``head_type`` (each subclass of ``BackboneModel`` adds itself).
+MODEL_CLASSES: dict[str, Any] = {}
+#: The ``head_type`` of folders written before there was more than one.
+DEFAULT_HEAD_TYPE = "query2label"
 _PREPROCESSING_KEYS = ("img_size", "mean", "std")
 
 
@@ -120,13 +121,10 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     head = config["head"]
     if not isinstance(head, dict):
         raise InvalidArgumentError(f"{os.fspath(path)}: key 'head' must be an object")
-    allowed = set(inspect.signature(Query2LabelHead.__init__).parameters) - {"self"}
-    bad = sorted(set(head) - allowed)
-    if bad:
-        raise InvalidArgumentError(f"{os.fspath(path)}: unknown key 'head.{bad[0]}'")
-    if "num_classes" not in head:
-        raise InvalidArgumentError(f"{os.fspath(path)}: missing key 'head.num_classes'")
-    _check_head(path, head)
+    try:
+        model_class(config).check_head_config(head)
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(f"{os.fspath(path)}: {err}") from None
     source = config.get("backbone_weights")
     if source is not None and not (
         isinstance(source, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in source.items())
@@ -160,19 +158,16 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
+def model_class(config: dict[str, Any]) -> Any:
+    """The model class of a config's ``head_type``; an unknown one names the known ones."""
+    head_type = config.get("head_type", DEFAULT_HEAD_TYPE)
+    if head_type not in MODEL_CLASSES:
+        raise InvalidArgumentError(f"key 'head_type' must be one of {sorted(MODEL_CLASSES)}, got {head_type!r}")
+    return MODEL_CLASSES[head_type]
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _check_head(path: Path, head: dict[str, Any]) -> None:
-    """The head's keys, checked by the head's own argument check before any tensor is built;
-    errors name the file."""
-    params = inspect.signature(Query2LabelHead.__init__).parameters
-    given = {name: head.get(name, p.default) for name, p in params.items() if name != "self"}
-    try:
-        check_head_arguments(**given)
-    except (InvalidArgumentError, InvalidTypeError) as err:
-        raise InvalidArgumentError(f"{os.fspath(path)}: key 'head': {err}") from None
 
 
 def load_weights(model: nn.Module, path: Path, map_location) -> None:
@@ -221,16 +216,19 @@ def from_pretrained(
         raise InvalidArgumentError(f"{where}: names backbone {name!r}; do not pass backbone= as well")
     if name is not None and not isinstance(name, str):
         raise InvalidArgumentError(f"{where}: key 'backbone' must be a name or null, got {name!r}")
-    head = dict(config["head"])
-    num_classes = head.pop("num_classes")
+    kind = model_class(config)
+    if cls.HEAD_TYPE and cls is not kind:
+        raise InvalidArgumentError(
+            f"{where}: holds a model of head_type {kind.HEAD_TYPE!r} ({kind.__name__}), not a {cls.__name__}; "
+            f"load it with {kind.__name__}.from_pretrained or q2l.load_pretrained"
+        )
     try:
-        model = cls(
+        model = kind.from_config(
             backbone if backbone is not None else name,
-            num_classes,
+            config["head"],
             channels_last=config["channels_last"],
             freeze_stem=config["freeze_stem"],
             frozen_bn=config["frozen_bn"],
-            **head,
         )
     except TypeError as err:
         raise InvalidArgumentError(f"{where}: {err}") from None
