@@ -1,5 +1,11 @@
 """Shared fixtures: every device-aware test runs on CPU and, when present, on CUDA."""
 
+import os
+
+# onnxruntime's telemetry resolves its collector's host when the module is imported (the
+# tests import it to skip without it); the tests reach no network.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 import pytest
 import torch
 

@@ -260,10 +260,13 @@ def export(path: str, output: str, which: str = "best", batch: int = 2, fmt: str
         return {"folder": os.fspath(output), "classes": classes, "input_size": cfg.img_size}
     if fmt != "onnx":
         raise InvalidArgumentError(f"format must be 'onnx' or 'safetensors', got {fmt!r}")
+    # onnxruntime's telemetry, on by default, looks up its collector's host and writes
+    # ~/.cache/Microsoft/DeveloperTools when the module is imported; the variable, read at
+    # import, keeps the check offline and its writes in the output.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
-    # The check session never reaches the network (telemetry is on by default on some platforms).
-    ort.disable_telemetry_events()
+    ort.disable_telemetry_events()  # for a module already imported without the variable
     twin = model.export().eval()
     x = torch.randn(batch, 3, cfg.img_size, cfg.img_size)
     Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,12 +22,34 @@ def append_log(path: Path, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Training loss and validation mAP (raw and EMA) per epoch, as a PNG."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported so that a run writes nothing outside
+    its output folder.
+
+    matplotlib creates ``~/.config/matplotlib`` and ``~/.cache/matplotlib`` when it is
+    imported, and writes its font list into the latter. Where the user has neither folder
+    (a fresh HOME, a sandbox) and ``MPLCONFIGDIR`` is unset, they go to a temporary folder
+    removed at exit instead; a user's existing matplotlib folders are used as they are.
+    """
+    if "matplotlib" not in sys.modules and "MPLCONFIGDIR" not in os.environ:
+        home = Path.home()
+        config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "matplotlib"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "matplotlib"
+        if not config.is_dir() and not cache.is_dir():
+            folder = tempfile.mkdtemp(prefix="q2l-matplotlib-")
+            atexit.register(shutil.rmtree, folder, True)
+            os.environ["MPLCONFIGDIR"] = folder
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    """Training loss and validation mAP (raw and EMA) per epoch, as a PNG."""
+    plt = _pyplot()
 
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -71,11 +98,7 @@ def attention_figure(
     Returns:
         The labels shown.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     shown = torch.argsort(scores, descending=True)[:max_labels].tolist()
     img = image.permute(1, 2, 0).numpy()
     fig, axes = plt.subplots(1, len(shown) + 1, figsize=(2.6 * (len(shown) + 1), 2.8))
