@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from q2l import data
 
@@ -26,7 +27,13 @@ def test_beyond_quick_writes_every_part(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["groups"]["labels"] == 250
     assert set(results["groups"]["heads"]) >= {"GAP + linear", "Query2Label, grouped (G = 25)"}
-    assert set(results["zero_shot"]["runs"]) == {"MiniLM class names", "random embeddings (control)"}
+    assert set(results["zero_shot"]["runs"]) == {
+        "q2l-rs recipe: MiniLM class names",
+        "q2l-rs recipe: MiniLM class names, held-out embeddings shuffled (control)",
+        "official ML-Decoder ZSL recipe: MiniLM class names",
+        "official ML-Decoder ZSL recipe: MiniLM class names, held-out embeddings shuffled (control)",
+        "q2l-rs recipe: random embeddings (control)",
+    }
     assert 0 < results["zero_shot"]["chance_held_out_mAP"] < 100
     runs = results["partial"]["runs"]
     assert set(runs) == {"full annotation"} | {f"50% hidden, {m}" for m in beyond.PARTIAL_RUNS}
@@ -51,6 +58,18 @@ def test_beyond_zero_shot_needs_its_embeddings(tmp_path):
 
     with pytest.raises(MissingFileError, match="run with --embed first"):
         beyond.main(["--quick", "--out", str(tmp_path), "--parts", "zero_shot"])
+
+
+def test_shuffled_embeddings_move_every_held_out_row():
+    import beyond
+
+    emb = torch.arange(10.0)[:, None].expand(10, 4)
+    variants = beyond.shuffled_among(emb, [2, 5, 7])
+    assert len(variants) == 2
+    for moved in variants:
+        assert torch.equal(moved[[0, 1, 3, 4, 6, 8, 9]], emb[[0, 1, 3, 4, 6, 8, 9]])
+        assert sorted(moved[[2, 5, 7], 0].tolist()) == [2, 5, 7]
+        assert all(moved[r, 0] != r for r in (2, 5, 7))
 
 
 def test_the_class_name_embeddings_are_minilm_sized():
