@@ -326,3 +326,29 @@ def test_damaged_checkpoints_name_the_key(tmp_path, trained, capsys):
         assert err.startswith("q2l predict: error: ") and f"{name}.pt" in err, err
         assert re.search(message, err), (message, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_csv_lists_train_without_root(tmp_path, capsys):
+    """Relative image paths of a csv list start at the list's folder when --root is not given;
+    classes absent from validation are named and left out of its mAP, never a NaN."""
+    folder = tmp_path / "data"
+    (folder / "img").mkdir(parents=True)
+    scenes = data.Dataset.scenes(n=24, size=32, split="train")
+    rows = []
+    for i in range(len(scenes)):
+        image, target = scenes[i]
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / "img" / f"{i}.png")
+        names = [scenes.classes[k] for k in target.nonzero().flatten().tolist()]
+        rows.append(f"img/{i}.png,{';'.join(names)}")
+    (folder / "train.csv").write_text("image,labels\n" + "\n".join(rows[:16]) + "\n")
+    (folder / "val.csv").write_text("image,labels\n" + "\n".join(rows[16:]) + "\n")
+    flags = tiny_run.flags({**tiny_run.TINY, "epochs": 1, "batch_size": 8})
+    flags += ["--dataset", "csv", "--train-list", str(folder / "train.csv"), "--val-list", str(folder / "val.csv")]
+    assert main(["train", *flags, "--output", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    # 8 validation scenes lack some classes: they are named, and mAP is over the others.
+    table = data.Dataset.from_list(folder / "train.csv").classes
+    absent = int(((data.Dataset.from_list(folder / "val.csv", classes=table).targets == 1).sum(0) == 0).sum())
+    out = capsys.readouterr().out
+    assert absent > 0 and f"the validation set has no positive of {absent} classes" in out
+    best = ckpt_io.load(str(tmp_path / "run" / "best.pt"))["best"]
+    assert best["epoch"] == 1 and 0 < best["mAP"] <= 1

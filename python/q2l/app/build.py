@@ -68,6 +68,16 @@ def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Da
             beside = Path(data.expand_shards(cfg.train_list)[0]).parent / "classes.txt"
             table = beside if beside.is_file() else None
         return data.Dataset.shards(listed, classes=table)
+    if cfg.dataset == "csv":
+        # Relative image paths start at --root, or at each list's own folder without it.
+        if listed is None:
+            raise InvalidArgumentError(f"dataset 'csv' needs --{split}-list")
+        if train:
+            return data.Dataset.from_list(listed, image_root=root)
+        # The label table is the model's or the training list's, so that logits line up.
+        if classes is None and cfg.train_list is not None:
+            classes = data.Dataset.from_list(cfg.train_list, image_root=root).classes
+        return data.Dataset.from_list(listed, image_root=root, classes=classes)
     if root is None:  # refused by config.validate already; the readers below need a folder
         raise InvalidArgumentError(f"--root is needed for dataset {cfg.dataset!r}")
     if cfg.dataset == "coco":
@@ -84,15 +94,6 @@ def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Da
                 f"dataset 'openimages' needs --{split}-list (a labels CSV); --root is the image folder"
             )
         return data.Dataset.open_images(listed, root, table if table.exists() else None)
-    if cfg.dataset == "csv":
-        if listed is None:
-            raise InvalidArgumentError(f"dataset 'csv' needs --{split}-list")
-        if train:
-            return data.Dataset.from_list(listed, image_root=root)
-        # The label table is the model's or the training list's, so that logits line up.
-        if classes is None and cfg.train_list is not None:
-            classes = data.Dataset.from_list(cfg.train_list, image_root=root).classes
-        return data.Dataset.from_list(listed, image_root=root, classes=classes)
     raise InvalidArgumentError(f"unknown dataset {cfg.dataset!r}")
 
 

@@ -53,7 +53,9 @@ def evaluate(model: nn.Module, loader: data.Loader, device: torch.device, amp: b
     The padding a sharded loader adds (``DistributedSampler``'s repeats) is left out, so the
     result equals a single-process evaluation.
     """
-    metrics = MultilabelMetrics(definition="voc")
+    # A class without a positive in the validation set has no AP; the mean is over the
+    # others (the official code's NaN would stop the best checkpoint from ever being kept).
+    metrics = MultilabelMetrics(definition="voc", empty="skip")
     n, world, r = len(loader.dataset), loader.world_size, loader.rank
     seen = 0
     model.eval()
@@ -93,6 +95,13 @@ class Trainer:
         if self.train_set.classes != self.val_set.classes:
             raise InvalidArgumentError("the training and validation sets have different label tables")
         self.classes = self.train_set.classes
+        absent = [c for c, n in zip(self.classes, (self.val_set.targets == 1).sum(0).tolist(), strict=True) if not n]
+        if absent:
+            shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
+            self._say(
+                f"note: the validation set has no positive of {len(absent)} classes ({shown}); "
+                f"mAP is the mean over the other {len(self.classes) - len(absent)}"
+            )
         train_tf, val_tf = build.transforms(cfg)
         threads = cfg.workers or None
         self.train_loader = data.Loader(
