@@ -249,3 +249,28 @@ def test_ml_decoder_model_every_parameter_gets_a_gradient():
     fixed = MLDecoder("tiny", 4, d_model=32, dim_feedforward=64, nhead=4)
     with pytest.raises(ValueError, match="label_embeddings are for zero-shot models"):
         fixed(torch.randn(1, 3, 32, 32), torch.randn(2, 8))
+
+
+def test_grouped_ml_decoder_on_the_fashion_many_label_demo(tmp_path, files, capsys):
+    """The issue's command: 20 group queries need more than 20 labels; the fashion scenes'
+    cell labels give 40 (a label per class and cell of the 2x2 grid)."""
+    if not data.FASHION_MNIST_ROOT.exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    _, images = files
+    run = tmp_path / "run"
+    sizes = {**tiny_run.TINY, "epochs": 1, "img_size": 64}
+    args = ["--dataset", "fashion", "--cell-labels", "--head", "ml-decoder", "--num-groups", "20"]
+    assert main(["train", *tiny_run.flags(sizes), *args, "--output", str(run)]) == 0
+    loaded = commands.load_model(str(run / "best.pt"))
+    assert loaded.model.head.num_groups == 20 and len(loaded.classes) == 40
+    assert loaded.classes[0].endswith("@ r0c0")
+    capsys.readouterr()
+    folder = tmp_path / "folder"
+    assert main(["export", str(run / "best.pt"), "--format", "safetensors", "--output", str(folder)]) == 0
+    assert len(commands.predict(str(folder), images[:1], threshold=0.0)[0]["scores"]) == 40
+    capsys.readouterr()
+    assert main(["evaluate", str(folder), "--dataset", "fashion", "--cell-labels", "--val-size", "32"]) == 0
+    best = ckpt_io.load(str(run / "best.pt"))["best"]
+    assert abs(json.loads(capsys.readouterr().out)["mAP"] - best["mAP"]) < 1e-9
+    with pytest.raises(ValueError, match="cell_labels makes the fashion scenes' many-label set"):
+        resolve({"cell_labels": True})

@@ -56,7 +56,12 @@ def _dataset(cfg: TrainConfig, split: str, classes: list[str] | None) -> data.Da
     if cfg.dataset == "fashion":
         n = cfg.train_size if train else cfg.val_size
         return data.Dataset.fashion_mnist_scenes(
-            "train" if train else "test", n=n, size=cfg.img_size, seed=cfg.seed, root=root or data.FASHION_MNIST_ROOT
+            "train" if train else "test",
+            n=n,
+            size=cfg.img_size,
+            seed=cfg.seed,
+            root=root or data.FASHION_MNIST_ROOT,
+            cell_labels=cfg.cell_labels,
         )
     listed = cfg.train_list if train else cfg.val_list
     if cfg.dataset == "shards":

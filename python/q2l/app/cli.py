@@ -26,6 +26,8 @@ HELP = {
     "train_size": "number of generated training scenes",
     "val_size": "number of generated validation scenes",
     "img_size": "input side in pixels",
+    "cell_labels": "fashion scenes: a label per class and grid cell (40 labels on the 2x2 grid), a many-label "
+    "set for --num-groups",
     "hide_annotations": "hide this fraction of the training annotations at random (seeded by --seed) to simulate "
     "partial annotation, e.g. with --partial-labels",
     "cutout": "Cutout hole factor (0.5 in the paper); omit for none",
@@ -142,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--which", default="best", choices=["best", "model", "ema"])
     ev.add_argument("--dataset"), ev.add_argument("--root"), ev.add_argument("--val-split", dest="val_split")
     ev.add_argument("--val-list", dest="val_list"), ev.add_argument("--val-size", dest="val_size", type=int)
+    ev.add_argument("--cell-labels", dest="cell_labels", action="store_true", default=None, help=HELP["cell_labels"])
     _add_data_args(ev, train=False)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--output", help="write the JSON report here as well")
@@ -224,7 +227,8 @@ def _run(args: argparse.Namespace) -> int:
             return 3
         return 0
     if args.command == "evaluate":
-        overrides = {k: getattr(args, k) for k in ("dataset", "root", "val_split", "val_list", "val_size")}
+        keys = ("dataset", "root", "val_split", "val_list", "val_size", "cell_labels")
+        overrides = {k: getattr(args, k) for k in keys}
         overrides |= _data_overrides(args)
         report = commands.evaluate(args.checkpoint, args.which, overrides, args.device)
         text = json.dumps(report, indent=2)

@@ -48,6 +48,7 @@ class TrainConfig:
     val_size: int = 1000
     img_size: int = 64
     hide_annotations: float = 0.0
+    cell_labels: bool = False
     cutout: float | None = None
     randaugment: bool = False
     flip: bool = True
@@ -260,6 +261,10 @@ def validate(cfg: TrainConfig) -> None:
             "dataset 'shards' needs --data shards:TRAIN_PATTERN and --val-data shards:VAL_PATTERN",
         ),
         (cfg.dataset != "csv" or cfg.train_list is not None, "--train-list is needed for dataset 'csv'"),
+        (
+            not cfg.cell_labels or cfg.dataset == "fashion",
+            f"cell_labels makes the fashion scenes' many-label set; dataset {cfg.dataset!r} has its own labels",
+        ),
         (
             not cfg.pretrained or cfg.backbone.startswith("timm:"),
             f"--pretrained is for timm backbones; torchvision's {cfg.backbone!r} takes --weights DEFAULT "
