@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import data
 from ..errors import InvalidArgumentError
-from ..heads.ml_decoder import load_label_embeddings
 from ..models import MLDecoder, Query2Label, TinyBackbone, backbone_features  # noqa: F401  (TinyBackbone: an old home)
 from ..models.backbone_weights import record as pretrained_source
+from ..models.ml_decoder import label_embeddings_arg
 from .config import TrainConfig
 
 
@@ -129,7 +130,7 @@ def label_embeddings(cfg: TrainConfig, num_classes: int) -> torch.Tensor | None:
     dataset's class order), or ``None`` without that option."""
     if cfg.label_embeddings is None:
         return None
-    emb = load_label_embeddings(cfg.label_embeddings)
+    emb = label_embeddings_arg(cfg.label_embeddings, f"--label-embeddings {cfg.label_embeddings!r}")
     if len(emb) != num_classes:
         raise InvalidArgumentError(
             f"--label-embeddings {cfg.label_embeddings!r} has {len(emb)} rows but the dataset has {num_classes} "
@@ -150,41 +151,30 @@ def model(
         embeddings: The label embeddings of a zero-shot ML-Decoder, when they come from a
             checkpoint rather than from ``--label-embeddings``.
     """
-    weights = cfg.weights if backbone_weights else None
-    pretrained = cfg.pretrained and backbone_weights
+    # What both decoders take, under the same names.
+    shared: dict[str, Any] = dict(
+        weights=cfg.weights if backbone_weights else None,
+        pretrained=cfg.pretrained and backbone_weights,
+        freeze_stem=cfg.freeze_stem,
+        d_model=cfg.d_model,
+        nhead=cfg.nhead,
+        dim_feedforward=cfg.dim_feedforward,
+        dropout=cfg.dropout,
+        num_groups=cfg.num_groups,
+    )
     full: Query2Label | MLDecoder
     if cfg.head == "ml-decoder":
         if embeddings is None:
             embeddings = label_embeddings(cfg, num_classes)
-        full = MLDecoder(
-            cfg.backbone,
-            num_classes,
-            label_embeddings=embeddings,
-            weights=weights,
-            pretrained=pretrained,
-            freeze_stem=cfg.freeze_stem,
-            d_model=cfg.d_model,
-            nhead=cfg.nhead,
-            num_layers=cfg.dec_layers,
-            dim_feedforward=cfg.dim_feedforward,
-            dropout=cfg.dropout,
-            num_groups=cfg.num_groups,
-        )
+        full = MLDecoder(cfg.backbone, num_classes, label_embeddings=embeddings, num_layers=cfg.dec_layers, **shared)
     else:
         full = Query2Label(
             cfg.backbone,
             num_classes,
-            weights=weights,
-            pretrained=pretrained,
-            freeze_stem=cfg.freeze_stem,
-            d_model=cfg.d_model,
-            nhead=cfg.nhead,
             num_encoder_layers=cfg.enc_layers,
             num_decoder_layers=cfg.dec_layers,
-            dim_feedforward=cfg.dim_feedforward,
-            dropout=cfg.dropout,
             pre_norm=cfg.pre_norm,
-            num_groups=cfg.num_groups,
+            **shared,
         )
     if not backbone_weights:
         source = pretrained_source(cfg.backbone, cfg.weights, cfg.pretrained)

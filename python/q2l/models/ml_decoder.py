@@ -19,13 +19,14 @@ def label_embeddings_arg(value: Any, name: str = "label_embeddings") -> torch.Te
     """``value`` (a tensor, array or a ``.npy`` / ``.safetensors`` / ``.pt`` file) as a
     float32 ``[K, D]`` tensor of finite label embeddings; errors name ``name``."""
     if isinstance(value, (str, os.PathLike)):
-        return load_label_embeddings(value)
-    emb = tensor_of(value, name)
-    if emb.dim() != 2 or 0 in emb.shape or not emb.is_floating_point():
-        raise InvalidArgumentError(
-            f"{name} must be a non-empty float [num_labels, dim] array, got {emb.dtype} {tuple(emb.shape)}"
-        )
-    emb = emb.float()
+        emb = load_label_embeddings(value)  # checks the shape and dtype, naming the file
+    else:
+        emb = tensor_of(value, name)
+        if emb.dim() != 2 or 0 in emb.shape or not emb.is_floating_point():
+            raise InvalidArgumentError(
+                f"{name} must be a non-empty float [num_labels, dim] array, got {emb.dtype} {tuple(emb.shape)}"
+            )
+        emb = emb.float()
     bad = (~torch.isfinite(emb)).nonzero()
     if len(bad):
         row, col = bad[0].tolist()
@@ -140,6 +141,10 @@ class MLDecoder(BackboneModel):
             return self.head(features)
         if label_embeddings is None:
             emb = self.label_embeddings
+        elif isinstance(label_embeddings, torch.Tensor):
+            # The head's Rust forward checks its shape, dtype and values; a second pass here
+            # would repeat that on every call.
+            emb = label_embeddings.to(features.device)
         else:
             emb = label_embeddings_arg(label_embeddings).to(features.device)
         return self.head(features, emb)
