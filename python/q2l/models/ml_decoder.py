@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .._arrays import tensor_of
-from .._validate import check_buildable
+from .._validate import check_buildable, positive_int
 from ..errors import InvalidArgumentError
 from ..heads import MLDecoderHead
 from ..heads.ml_decoder import load_label_embeddings
@@ -167,9 +167,7 @@ class MLDecoder(BackboneModel):
     @classmethod
     def check_head_values(cls, head: dict[str, Any]) -> None:
         head = dict(head)
-        num_classes = head.pop("num_classes")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise InvalidArgumentError(f"num_classes must be a positive int, got {num_classes!r}")
+        num_classes = positive_int("num_classes", head.pop("num_classes"))
         if not head.get("zsl", False):
             head["num_classes"] = num_classes
         with torch.device("meta"):  # the head's own checks, allocating nothing
