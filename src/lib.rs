@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod error;
 pub mod loss;
 pub mod math;
+pub mod memory;
 pub mod metrics;
 pub mod options;
 pub mod parallel;

@@ -1,10 +1,11 @@
 //! The asymmetric loss: argument checks, the choice of implementation, and reductions.
 
 use crate::options::Schema;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
+use crate::memory::empty_cpu;
 use crate::tensor::{
     as_mut_slice, as_slice, check_targets, float_kind, same_device, shape_str, with_float_kind,
     with_target_kind, FloatElement,
@@ -149,12 +150,12 @@ fn kernel_path(inputs: Inputs, opts: &AslOptions, need_grad: bool) -> Result<Los
     let y = targets.f_detach()?.f_contiguous()?;
     let shape = x.size();
     let mut grad = if need_grad {
-        Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?)
+        Some(empty_cpu(&shape, kind)?)
     } else {
         None
     };
     let per_element = if opts.reduction == Reduction::None {
-        Some(Tensor::f_empty(&shape, (compute, Device::Cpu))?)
+        Some(empty_cpu(&shape, compute)?)
     } else {
         None
     };
@@ -210,6 +211,7 @@ fn kernel_path(inputs: Inputs, opts: &AslOptions, need_grad: bool) -> Result<Los
 mod tests {
     use super::*;
     use crate::loss::Backend;
+    use tch::Device;
 
     fn data(rows: i64, cols: i64) -> (Tensor, Tensor) {
         tch::manual_seed(0);

@@ -1,10 +1,11 @@
 //! The single-label (softmax) asymmetric loss with label smoothing (ASL's `ASLSingleLabel`).
 
 use crate::options::Schema;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::bail;
 use crate::error::Result;
+use crate::memory::empty_cpu;
 use crate::tensor::{
     as_mut_slice, as_slice, first_true, float_kind, kind_name, same_device, shape_str,
     with_float_kind, FloatElement,
@@ -91,12 +92,12 @@ fn kernel_path(
     let t = targets.f_contiguous()?;
     let shape = x.size();
     let grad = if need_grad {
-        Some(Tensor::f_empty(&shape, (kind, Device::Cpu))?)
+        Some(empty_cpu(&shape, kind)?)
     } else {
         None
     };
     let per_row = if opts.reduction == Reduction::None {
-        Some(Tensor::f_empty([shape[0]], (compute, Device::Cpu))?)
+        Some(empty_cpu(&[shape[0]], compute)?)
     } else {
         None
     };
