@@ -279,12 +279,12 @@ pub fn ln_f32(x: f32) -> f32 {
 /// `ln(xs) - scale * ln(2)` for a normal, positive, finite `xs`.
 #[inline(always)]
 fn ln_scaled_f32(xs: f32, scale: i32) -> f32 {
-    let bits = xs.to_bits() as i32;
-    let mut e = ((bits >> 23) & 0xff) - 126 - scale;
-    let m0 = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
-    let small = m0 < std::f32::consts::FRAC_1_SQRT_2;
-    e -= small as i32;
-    let m = if small { m0 + m0 - 1.0 } else { m0 - 1.0 };
+    // Offsetting the bits by those of sqrt(1/2) splits `xs = 2^e (1 + m)` with `1 + m` in
+    // [sqrt(1/2), sqrt(2)) by integer arithmetic alone: no compare and select per element.
+    const SQRT_HALF_BITS: i32 = 0x3f35_04f3;
+    let ix = (xs.to_bits() as i32).wrapping_sub(SQRT_HALF_BITS);
+    let e = (ix >> 23) - scale;
+    let m = f32::from_bits(((ix & 0x007f_ffff) + SQRT_HALF_BITS) as u32) - 1.0;
     let z = m * m;
     let ef = e as f32;
     let y = m * z * ln_poly(m) + ef * LN2_LO - 0.5 * z;

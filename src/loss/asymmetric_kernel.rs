@@ -82,16 +82,9 @@ impl<R: Real> Pow<R> {
         }
     }
 
-    /// The exponent when it is one of the integers computed by multiplication.
-    fn integer(self) -> Option<u32> {
-        match self {
-            Pow::Zero => Some(0),
-            Pow::One => Some(1),
-            Pow::Two => Some(2),
-            Pow::Three => Some(3),
-            Pow::Four => Some(4),
-            Pow::Real(_) => None,
-        }
+    /// Whether the exponent is one of the integers computed by multiplication.
+    fn integer(self) -> bool {
+        !matches!(self, Pow::Real(_))
     }
 
     /// `out[i] = base[i] ^ (gamma - 1)` (0 for gamma 0), given `pow[i] = base[i] ^ gamma`:
@@ -125,9 +118,9 @@ struct Consts<R> {
     focal: R,
     /// Multiplies every gradient element: the reduction factor times the loss scale.
     grad_factor: R,
-    /// The integer exponents (positive, negative) when both are and `eps` is a normal
-    /// number: hard targets then take [`hard_targets_one_log`].
-    one_log: Option<(u32, u32)>,
+    /// Both exponents are integers and `eps` is a normal number: hard targets then take
+    /// [`hard_targets_one_log`].
+    one_log: bool,
 }
 
 impl<R: Real> Consts<R> {
@@ -150,13 +143,9 @@ impl<R: Real> Consts<R> {
                 R::ONE
             },
             grad_factor: R::from_f64(grad_factor),
-            one_log: match (
-                Pow::<R>::new(o.gamma_pos).integer(),
-                Pow::<R>::new(o.gamma_neg).integer(),
-            ) {
-                (Some(p), Some(n)) if R::from_f64(o.eps) >= R::MIN_POSITIVE => Some((p, n)),
-                _ => None,
-            },
+            one_log: Pow::<R>::new(o.gamma_pos).integer()
+                && Pow::<R>::new(o.gamma_neg).integer()
+                && R::from_f64(o.eps) >= R::MIN_POSITIVE,
         }
     }
 }
@@ -172,6 +161,8 @@ struct Scratch<R> {
     lsn: [R; BLOCK],
     q: [R; BLOCK],
     lq: [R; BLOCK],
+    /// A negative's shifted probability before its clamp at 1.
+    pm: [R; BLOCK],
     wp: [R; BLOCK],
     wn: [R; BLOCK],
     wn1: [R; BLOCK],
@@ -192,6 +183,7 @@ impl<R: Real> Scratch<R> {
             lsn: z,
             q: z,
             lq: z,
+            pm: z,
             wp: z,
             wn: z,
             wn1: z,
@@ -261,8 +253,18 @@ struct Census {
     nan: u32,
 }
 
+/// The block's census. Most blocks hold only targets 0 and 1 and no NaN logit: one scan
+/// with two comparisons per element says so, and only other blocks count in full.
 #[inline(always)]
 fn census<R: Real>(s: &Scratch<R>, n: usize) -> Census {
+    let mut plain = 0u32;
+    for i in 0..n {
+        let y = s.y[i];
+        plain += ((y == R::ZERO || y == R::ONE) && !s.x[i].is_nan()) as u32;
+    }
+    if plain == n as u32 {
+        return Census::default();
+    }
     let mut c = Census::default();
     for i in 0..n {
         let y = s.y[i];
@@ -341,40 +343,25 @@ fn hard_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n:
     }
 }
 
-/// `(b^k, b^(k-1))` for `k` in 0..=4 (`b^-1` as 0: it is only multiplied by `k = 0`),
-/// branch-free: every power is computed and the loop-invariant `k` selects, so the loop
-/// still vectorises.
-#[inline(always)]
-fn int_pow<R: Real>(b: R, k: u32) -> (R, R) {
-    let b2 = b * b;
-    let b3 = b2 * b;
-    let b4 = b2 * b2;
-    match k {
-        0 => (R::ONE, R::ZERO),
-        1 => (b, R::ONE),
-        2 => (b2, b),
-        3 => (b3, b2),
-        _ => (b4, b3),
-    }
-}
-
 /// Targets 0, 1 and -1 with integer exponents and a normal `eps`: an element needs the log
 /// of one probability only (`p` for a positive, the shifted `1 - p` for a negative), so one
 /// `ln` replaces the two log-sigmoids. It is the official code's log of the probability
 /// clamped at `eps`, so its argument is a normal number; `eps = 0` needs the log-sigmoids,
 /// whose logs stay finite.
 ///
-/// The work is split into short loops (exp; sigmoid; ln; the rest) through the scratch
-/// block: one loop with the whole chain is bound by its latency, as out-of-order execution
-/// overlaps too few of its iterations; short loops overlap many.
+/// The work is split into short loops (exp; sigmoid; ln; focal weights; the rest) through
+/// the scratch block: one loop with the whole chain is bound by its latency, as out-of-order
+/// execution overlaps too few of its iterations; short loops overlap many. The exponents'
+/// `match` is hoisted out of the loops ([`Pow::apply`]), a block without NaN logits skips
+/// their blend (`NAN`), and without `FOCAL` (`disable_torch_grad_focal_loss`, as the ASL
+/// preset) the focal weights' derivatives are not computed.
 #[inline(always)]
-fn hard_targets_one_log<R: Real, const CLIP: bool>(
+fn hard_targets_one_log<R: Real, const CLIP: bool, const NAN: bool, const FOCAL: bool>(
     c: &Consts<R>,
-    (kp, kn): (u32, u32),
     s: &mut Scratch<R>,
     n: usize,
 ) {
-    let (gp, gn, focal) = (c.gp_value, c.gn_value, c.focal);
+    let (gp, gn) = (c.gp_value, c.gn_value);
     for i in 0..n {
         s.lsn[i] = (-s.x[i].abs()).exp_nonpositive();
     }
@@ -393,7 +380,7 @@ fn hard_targets_one_log<R: Real, const CLIP: bool>(
         s.p[i] = p;
         s.sn[i] = sn;
         s.q[i] = q;
-        s.wn1[i] = pm_raw;
+        s.pm[i] = pm_raw;
         s.lq[i] = if s.y[i] == R::ONE {
             p
         } else {
@@ -402,27 +389,37 @@ fn hard_targets_one_log<R: Real, const CLIP: bool>(
     }
     for i in 0..n {
         // `max` also maps a NaN probability (of a NaN logit, reported below) to eps.
-        s.wp[i] = s.lq[i].max(c.eps).ln_normal();
+        s.lsp[i] = s.lq[i].max(c.eps).ln_normal();
+    }
+    // The logs are not read: integer exponents multiply.
+    c.gp.apply(&s.sn[..n], &s.lsn[..n], &mut s.wp[..n]);
+    c.gn.apply(&s.q[..n], &s.lsn[..n], &mut s.wn[..n]);
+    if CLIP && FOCAL {
+        c.gn.apply_lower(&s.q[..n], &s.wn[..n], &mut s.wn1[..n]);
     }
     for i in 0..n {
-        let (x, y, p, sn, q, pm_raw, lc) =
-            (s.x[i], s.y[i], s.p[i], s.sn[i], s.q[i], s.wn1[i], s.wp[i]);
+        let (x, y, p, sn, lc) = (s.x[i], s.y[i], s.p[i], s.sn[i], s.lsp[i]);
+        let (wp, wn) = (s.wp[i], s.wn[i]);
         let psn = p * sn;
         // The clamp passes the gradient where the probability is at least eps.
         let kept = s.lq[i] >= c.eps;
-        let wp = int_pow(sn, kp).0;
-        let (wn, wn1) = int_pow(q, kn);
-        let dwp = focal * (-gp * p * wp);
+        let dwp = if FOCAL { -gp * p * wp } else { R::ZERO };
         let (dwn, dln) = if CLIP {
-            let dq = if p > c.clip { psn } else { R::ZERO };
+            let pm_raw = s.pm[i];
             let dln = if pm_raw < R::ONE && kept {
                 -psn / pm_raw
             } else {
                 R::ZERO
             };
-            (focal * gn * wn1 * dq, dln)
+            let dwn = if FOCAL {
+                gn * s.wn1[i] * if p > c.clip { psn } else { R::ZERO }
+            } else {
+                R::ZERO
+            };
+            (dwn, dln)
         } else {
-            (focal * gn * sn * wn, if kept { -p } else { R::ZERO })
+            let dwn = if FOCAL { gn * sn * wn } else { R::ZERO };
+            (dwn, if kept { -p } else { R::ZERO })
         };
         let dlp = if kept { sn } else { R::ZERO };
         let (l, g) = if y == R::ONE {
@@ -432,7 +429,7 @@ fn hard_targets_one_log<R: Real, const CLIP: bool>(
         } else {
             (R::ZERO, R::ZERO)
         };
-        let (l, g) = if x.is_nan() { (x, x) } else { (l, g) };
+        let (l, g) = if NAN && x.is_nan() { (x, x) } else { (l, g) };
         s.l[i] = l * s.w[i];
         s.g[i] = g * (s.w[i] * c.grad_factor);
     }
@@ -480,8 +477,13 @@ fn soft_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n:
 #[inline(always)]
 fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
     let counts = census(s, n);
-    if let (0, Some(k)) = (counts.soft, c.one_log) {
-        hard_targets_one_log::<R, CLIP>(c, k, s, n);
+    if counts.soft == 0 && c.one_log {
+        match (counts.nan == 0, c.focal == R::ZERO) {
+            (true, true) => hard_targets_one_log::<R, CLIP, false, false>(c, s, n),
+            (true, false) => hard_targets_one_log::<R, CLIP, false, true>(c, s, n),
+            (false, true) => hard_targets_one_log::<R, CLIP, true, false>(c, s, n),
+            (false, false) => hard_targets_one_log::<R, CLIP, true, true>(c, s, n),
+        }
     } else if counts.soft == 0 {
         sigmoids::<R, CLIP>(c, s, n);
         hard_targets::<R, CLIP>(c, s, n);
