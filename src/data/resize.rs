@@ -240,7 +240,17 @@ mod tests {
         if !crate::data::resize_avx2::available() {
             return;
         }
-        for (w, h) in [(1, 3), (2, 2), (5, 4), (17, 6), (40, 9), (641, 3)] {
+        // Rows h/2..h: blocks of 1 to 4 rows, the last of them ending at the image's end.
+        for (w, h) in [
+            (1, 3),
+            (2, 2),
+            (5, 4),
+            (17, 6),
+            (40, 9),
+            (641, 3),
+            (37, 14),
+            (641, 10),
+        ] {
             let data: Vec<u8> = (0..w * h * 3)
                 .map(|v| ((v * 97 + v / 7) % 256) as u8)
                 .collect();

@@ -1,20 +1,26 @@
-//! The horizontal pass of [`resize`](super::resize) on AVX2, bit-equal to the scalar pass.
+//! The passes of [`resize`](super::resize) on AVX2, bit-equal to the scalar passes.
 //!
 //! PIL's 22-bit coefficients do not fit the 16-bit multiplies that make a resize fast, so
 //! each coefficient `c` is split as `c = hi * 2^11 + lo` (both below 2^12; bilinear weights are
 //! never negative): two `vpmaddwd` give `sum(p * hi)` and `sum(p * lo)` for a pair of taps, and
-//! `(sum_hi << 11) + sum_lo` is the exact 32-bit sum the scalar code forms. One 256-bit
-//! register holds two output pixels (one per 128-bit lane); each lane reads 16 bytes, five RGB
-//! pixels, so taps go five at a time. The vertical pass splits the same way and takes 16
-//! columns of two rows per step, the sums kept in registers across all taps.
+//! `(sum_hi << 11) + sum_lo` is the exact 32-bit sum the scalar code forms.
+//!
+//! Horizontal: one 256-bit register holds two output pixels (one per 128-bit lane). Taps go in
+//! pairs, as many as the widest output needs (not the filter's bound, which is up to twice
+//! that), two pairs per 16-byte load of four RGB pixels. Four rows are done at once: they
+//! share each output's coefficients and their sums are independent chains.
+//!
+//! Vertical: 16 columns of two rows per step, the sums kept in registers across all taps.
 
 use std::arch::x86_64::*;
 
 use super::resize_taps::{Taps, PRECISION_BITS};
 
-/// Taps read from one 16-byte load.
-const PER_LOAD: usize = 5;
+/// Pixels a 16-byte load gives the horizontal pass: two tap pairs.
+const PER_LOAD: usize = 4;
 const SPLIT: u32 = 11;
+/// Rows the horizontal pass does at once.
+const ROWS: usize = 4;
 
 /// Whether this CPU has AVX2 (checked once).
 pub(super) fn available() -> bool {
@@ -22,15 +28,12 @@ pub(super) fn available() -> bool {
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2"))
 }
 
-/// `pshufb` masks: for tap pair `p` of a load, the 16-bit lanes `(R_a, R_b, G_a, G_b, B_a, B_b,
-/// 0, 0)` of pixels `a = 2p` and `b = 2p + 1` (`b = 5` is past the load: zero).
-fn masks() -> [[u8; 16]; 3] {
-    let mut out = [[0x80u8; 16]; 3];
-    for (p, mask) in out.iter_mut().enumerate() {
-        for (pixel, slot) in [(2 * p, 0), (2 * p + 1, 1)] {
-            if pixel >= PER_LOAD {
-                continue;
-            }
+/// `pshufb` masks: for tap pair `m` of a load, the 16-bit lanes `(R_a, R_b, G_a, G_b, B_a, B_b,
+/// 0, 0)` of its pixels `a = 2m` and `b = 2m + 1`.
+fn masks() -> [[u8; 16]; 2] {
+    let mut out = [[0x80u8; 16]; 2];
+    for (m, mask) in out.iter_mut().enumerate() {
+        for (pixel, slot) in [(2 * m, 0), (2 * m + 1, 1)] {
             for ch in 0..3 {
                 mask[4 * ch + 2 * slot] = (3 * pixel + ch) as u8;
             }
@@ -39,11 +42,11 @@ fn masks() -> [[u8; 16]; 3] {
     out
 }
 
-/// The coefficient registers: for each pair of outputs, each load and each tap pair, the high
-/// and low halves as 16 lanes of `i16` (the first output's in the low 128 bits).
-fn coefficients(t: &Taps, starts: &[usize], loads: usize) -> Vec<[i16; 16]> {
+/// The coefficient registers: for each pair of outputs and each of `pairs` tap pairs, the
+/// high and low halves as 16 lanes of `i16` (the first output's in the low 128 bits).
+fn coefficients(t: &Taps, starts: &[usize], pairs: usize) -> Vec<[i16; 16]> {
     let out_w = starts.len();
-    let mut regs = Vec::with_capacity(out_w.div_ceil(2) * loads * 3 * 2);
+    let mut regs = Vec::with_capacity(out_w.div_ceil(2) * pairs * 2);
     let coeff = |xx: usize, tap: usize| -> i32 {
         let (xmin, n) = t.bounds[xx];
         // Taps are stored from xmin; a start shifted left moves them right.
@@ -54,27 +57,22 @@ fn coefficients(t: &Taps, starts: &[usize], loads: usize) -> Vec<[i16; 16]> {
         }
     };
     for pair in (0..out_w).step_by(2) {
-        for load in 0..loads {
-            for p in 0..3 {
-                let (mut hi, mut lo) = ([0i16; 16], [0i16; 16]);
-                for (lane, xx) in [pair, pair + 1].into_iter().enumerate() {
-                    if xx >= out_w {
-                        continue;
-                    }
-                    for (slot, tap) in [(0, 2 * p), (1, 2 * p + 1)] {
-                        if tap >= PER_LOAD {
-                            continue;
-                        }
-                        let c = coeff(xx, load * PER_LOAD + tap);
-                        for ch in 0..3 {
-                            hi[8 * lane + 2 * ch + slot] = (c >> SPLIT) as i16;
-                            lo[8 * lane + 2 * ch + slot] = (c & ((1 << SPLIT) - 1)) as i16;
-                        }
+        for q in 0..pairs {
+            let (mut hi, mut lo) = ([0i16; 16], [0i16; 16]);
+            for (lane, xx) in [pair, pair + 1].into_iter().enumerate() {
+                if xx >= out_w {
+                    continue;
+                }
+                for slot in 0..2 {
+                    let c = coeff(xx, 2 * q + slot);
+                    for ch in 0..3 {
+                        hi[8 * lane + 2 * ch + slot] = (c >> SPLIT) as i16;
+                        lo[8 * lane + 2 * ch + slot] = (c & ((1 << SPLIT) - 1)) as i16;
                     }
                 }
-                regs.push(hi);
-                regs.push(lo);
             }
+            regs.push(hi);
+            regs.push(lo);
         }
     }
     regs
@@ -95,58 +93,123 @@ pub(super) unsafe fn horizontal(
     out: &mut [u8],
     out_w: usize,
 ) -> bool {
-    if t.ksize > width {
+    let taps = t.bounds.iter().map(|b| b.1).max().unwrap_or(0);
+    if taps == 0 || taps > width {
         return false;
     }
-    let loads = t.ksize.div_ceil(PER_LOAD);
     // As the scalar pass: taps that would run off the row start further left.
     let starts: Vec<usize> = t
         .bounds
         .iter()
-        .map(|&(xmin, _)| xmin.min(width - t.ksize))
+        .map(|&(xmin, _)| xmin.min(width - taps))
         .collect();
-    let regs = coefficients(t, &starts, loads);
-    let masks = masks().map(|m| _mm256_broadcastsi128_si256(_mm_loadu_si128(m.as_ptr().cast())));
-    let half = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
-    let stride = width * 3;
-    for (oy, y) in rows.enumerate() {
-        let row_start = y * stride;
-        let dst = &mut out[oy * out_w * 3..(oy + 1) * out_w * 3];
-        for pair in (0..out_w).step_by(2) {
+    let pairs = taps.div_ceil(2);
+    let pass = Pass {
+        data,
+        stride: width * 3,
+        t,
+        regs: coefficients(t, &starts, pairs),
+        starts,
+        pairs,
+        out_w,
+    };
+    let row_bytes = out_w * 3;
+    let mut y = rows.start;
+    for block in out[..rows.len() * row_bytes].chunks_mut(ROWS * row_bytes) {
+        let n = block.len() / row_bytes;
+        match n {
+            ROWS => pass.block::<ROWS>(y, block),
+            3 => pass.block::<3>(y, block),
+            2 => pass.block::<2>(y, block),
+            _ => pass.block::<1>(y, block),
+        }
+        y += n;
+    }
+    true
+}
+
+/// What every block of rows of one horizontal pass shares.
+struct Pass<'a> {
+    data: &'a [u8],
+    stride: usize,
+    t: &'a Taps,
+    regs: Vec<[i16; 16]>,
+    starts: Vec<usize>,
+    pairs: usize,
+    out_w: usize,
+}
+
+impl Pass<'_> {
+    /// Rows `y..y + R` into `dst` (`R` output rows).
+    #[inline(always)]
+    unsafe fn block<const R: usize>(&self, y: usize, dst: &mut [u8]) {
+        let (data, starts, pairs, out_w) = (self.data, &self.starts, self.pairs, self.out_w);
+        let masks =
+            masks().map(|m| _mm256_broadcastsi128_si256(_mm_loadu_si128(m.as_ptr().cast())));
+        let half = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+        let row_bytes = out_w * 3;
+        let last_load = (pairs - 1) / 2 * PER_LOAD * 3;
+        // Output pairs whose 16-byte loads stay inside `data` on the block's last row (and so
+        // on every row above it): all but the image's last few pixels.
+        let last_row = (y + R - 1) * self.stride;
+        let fits = |pair: usize| {
             let second = (pair + 1).min(out_w - 1);
-            let last_read =
-                row_start + starts[pair].max(starts[second]) * 3 + (loads - 1) * 15 + 16;
-            if last_read > data.len() {
-                // The last pixels of the image: 16-byte loads would read past its end.
-                scalar(data, row_start, t, pair..out_w, dst);
-                break;
-            }
-            let regs = &regs[(pair / 2) * loads * 6..];
-            let (mut sum_hi, mut sum_lo) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-            for load in 0..loads {
-                let at = |xx: usize| data.as_ptr().add(row_start + starts[xx] * 3 + load * 15);
-                let px = _mm256_loadu2_m128i(at(second).cast(), at(pair).cast());
-                for (p, mask) in masks.iter().enumerate() {
-                    let x = _mm256_shuffle_epi8(px, *mask);
-                    let k = load * 6 + p * 2;
-                    let hi = _mm256_loadu_si256(regs[k].as_ptr().cast());
-                    let lo = _mm256_loadu_si256(regs[k + 1].as_ptr().cast());
-                    sum_hi = _mm256_add_epi32(sum_hi, _mm256_madd_epi16(x, hi));
-                    sum_lo = _mm256_add_epi32(sum_lo, _mm256_madd_epi16(x, lo));
+            last_row + starts[pair].max(starts[second]) * 3 + last_load + 16 <= data.len()
+        };
+        let mut end = out_w.div_ceil(2) * 2;
+        while end > 0 && !fits(end - 2) {
+            end -= 2;
+        }
+        let base = data.as_ptr().add(y * self.stride);
+        for pair in (0..end).step_by(2) {
+            let (a, b) = (starts[pair] * 3, starts[(pair + 1).min(out_w - 1)] * 3);
+            let k = self.regs.as_ptr().add(pair / 2 * pairs * 2);
+            let (mut his, mut los) = ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
+            for r in 0..R {
+                let row = base.add(r * self.stride);
+                let mut px = _mm256_setzero_si256();
+                for q in 0..pairs {
+                    if q % 2 == 0 {
+                        let at = q / 2 * PER_LOAD * 3;
+                        px = _mm256_loadu2_m128i(row.add(b + at).cast(), row.add(a + at).cast());
+                    }
+                    let x = _mm256_shuffle_epi8(px, masks[q % 2]);
+                    let hi = _mm256_loadu_si256(k.add(2 * q).cast());
+                    let lo = _mm256_loadu_si256(k.add(2 * q + 1).cast());
+                    his[r] = _mm256_add_epi32(his[r], _mm256_madd_epi16(x, hi));
+                    los[r] = _mm256_add_epi32(los[r], _mm256_madd_epi16(x, lo));
                 }
             }
-            let sum = _mm256_add_epi32(_mm256_slli_epi32::<{ SPLIT as i32 }>(sum_hi), sum_lo);
-            let sum = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(_mm256_add_epi32(sum, half));
-            let bytes = _mm256_packus_epi16(_mm256_packs_epi32(sum, sum), _mm256_setzero_si256());
-            let first = (_mm256_extract_epi32::<0>(bytes) as u32).to_le_bytes();
-            dst[pair * 3..pair * 3 + 3].copy_from_slice(&first[..3]);
-            if pair + 1 < out_w {
-                let next = (_mm256_extract_epi32::<4>(bytes) as u32).to_le_bytes();
-                dst[pair * 3 + 3..pair * 3 + 6].copy_from_slice(&next[..3]);
+            for r in 0..R {
+                let sum = _mm256_add_epi32(_mm256_slli_epi32::<{ SPLIT as i32 }>(his[r]), los[r]);
+                let sum =
+                    _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(_mm256_add_epi32(sum, half));
+                let bytes =
+                    _mm256_packus_epi16(_mm256_packs_epi32(sum, sum), _mm256_setzero_si256());
+                let first = _mm256_extract_epi32::<0>(bytes);
+                let next = _mm256_extract_epi32::<4>(bytes);
+                let at = dst.as_mut_ptr().add(r * row_bytes + pair * 3);
+                if pair + 2 < out_w {
+                    // Four bytes each: the fourth is the next pixel's, written after.
+                    at.cast::<i32>().write_unaligned(first);
+                    at.add(3).cast::<i32>().write_unaligned(next);
+                } else {
+                    let at = std::slice::from_raw_parts_mut(at, row_bytes - pair * 3);
+                    at[..3].copy_from_slice(&first.to_le_bytes()[..3]);
+                    if pair + 1 < out_w {
+                        at[3..6].copy_from_slice(&next.to_le_bytes()[..3]);
+                    }
+                }
+            }
+        }
+        if end < out_w {
+            for r in 0..R {
+                // The last pixels of the image: 16-byte loads would read past its end.
+                let row = &mut dst[r * row_bytes..(r + 1) * row_bytes];
+                scalar(data, (y + r) * self.stride, self.t, end..out_w, row);
             }
         }
     }
-    true
 }
 
 /// The same arithmetic one pixel at a time, for outputs whose loads would leave the image.
