@@ -12,9 +12,10 @@
 //! one would reach the cdylib too): `.ci/test.sh` runs it with `LD_LIBRARY_PATH` set to the
 //! torch it was built against, as tch-rs documents for Rust programs.
 //!
-//! With the `python` feature it also compiles src/python/tensor_bridge.cpp against the headers
-//! of the libtorch torch-sys found (`DEP_TCH_LIBTORCH_LIB`) and links libtorch_python, which
-//! exports the bridge's `THPVariable_Wrap`.
+//! It compiles src/buffer_pool.cpp (tensors over pooled memory, `at::from_blob` with a
+//! deleter) against the headers of the libtorch torch-sys found (`DEP_TCH_LIBTORCH_LIB`). With
+//! the `python` feature it also compiles src/python/tensor_bridge.cpp and links
+//! libtorch_python, which exports the bridge's `THPVariable_Wrap`.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -24,14 +25,16 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch");
     }
+    compile("src/buffer_pool.cpp", "q2l_buffer_pool");
     if std::env::var_os("CARGO_FEATURE_PYTHON").is_some() {
-        tensor_bridge();
+        compile("src/python/tensor_bridge.cpp", "q2l_tensor_bridge");
+        println!("cargo:rustc-link-lib=torch_python");
     }
 }
 
-fn tensor_bridge() {
-    const SOURCE: &str = "src/python/tensor_bridge.cpp";
-    println!("cargo:rerun-if-changed={SOURCE}");
+/// Compiles `source` against the headers of the libtorch torch-sys found, as library `name`.
+fn compile(source: &str, name: &str) {
+    println!("cargo:rerun-if-changed={source}");
     let lib = std::path::PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib dir"),
     );
@@ -53,8 +56,7 @@ fn tensor_bridge() {
         .flag("-Wextra")
         // Every torch wheel since 2.7 uses the C++11 string ABI.
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
-        .file(SOURCE)
-        .compile("q2l_tensor_bridge");
+        .file(source)
+        .compile(name);
     println!("cargo:rustc-link-search=native={}", lib.display());
-    println!("cargo:rustc-link-lib=torch_python");
 }

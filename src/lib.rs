@@ -5,6 +5,7 @@
 //! a thin layer of `#[pyfunction]` shims over this core.
 
 pub mod array;
+pub mod buffer_pool;
 pub mod data;
 pub mod decoder;
 pub mod error;

@@ -17,8 +17,8 @@ use super::rng::Rng;
 use super::sampler;
 use super::transform::{Output, Pipeline};
 use crate::bail;
+use crate::buffer_pool::BufferPool;
 use crate::error::{panic_message, Error, Result};
-use crate::memory::empty_cpu;
 use crate::parallel::SendPtr;
 
 /// Refuses options whose batches would not fit in this machine's memory: the loader holds
@@ -73,6 +73,7 @@ pub struct Loader {
     opts: LoaderOptions,
     pin_memory: Option<usize>,
     pool: Arc<rayon::ThreadPool>,
+    buffers: Arc<BufferPool>,
 }
 
 const AUGMENT: u64 = 0xa097;
@@ -105,12 +106,16 @@ impl Loader {
                     opts.num_threads
                 ))
             })?;
+        // As many buffers as `check_memory` counts: once the consumer drops a batch, its
+        // buffer holds the next one, without the kernel zeroing and unmapping it in between.
+        let buffers = Arc::new(BufferPool::new(opts.prefetch + 2));
         let loader = Loader {
             dataset,
             pipeline,
             opts,
             pin_memory,
             pool: Arc::new(pool),
+            buffers,
         };
         if loader.is_empty() {
             bail!(
@@ -164,6 +169,7 @@ impl Loader {
             opts: self.opts.clone(),
             pin_memory: self.pin_memory,
             pool: self.pool.clone(),
+            buffers: self.buffers.clone(),
             epoch,
             cancel: cancel.clone(),
         };
@@ -206,6 +212,7 @@ struct Job {
     opts: LoaderOptions,
     pin_memory: Option<usize>,
     pool: Arc<rayon::ThreadPool>,
+    buffers: Arc<BufferPool>,
     epoch: u64,
     cancel: Arc<AtomicBool>,
 }
@@ -283,9 +290,7 @@ impl Job {
             Output::Uint8 => Kind::Uint8,
         };
         let shape = [chunk.len() as i64, c as i64, h as i64, w as i64];
-        // Faulting a batch in 4 KiB pages from several worker threads at once serialises
-        // on the process's memory map: about 40% of validation's time on 2 threads.
-        let images = empty_cpu(&shape, kind)?;
+        let images = self.buffers.tensor(&shape, kind)?;
         let ptr = images.data_ptr();
         let (f32_ptr, u8_ptr) = (SendPtr(ptr as *mut f32), SendPtr(ptr as *mut u8));
         let write_row = |row: usize, position: usize, index: usize| -> Result<Option<String>> {
