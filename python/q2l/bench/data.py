@@ -13,14 +13,16 @@ of workers (q2l threads vs DataLoader worker processes):
 - q2l-rs, handing over float32 batches, and uint8 batches normalised later on the device
   (``q2l.data.transforms.normalize_on_device``), 4x fewer bytes.
 
-Each loader is warmed up with one epoch, then three epochs are timed and the median rate is
-reported; the one-thread decode rates of PIL, ``decode_jpeg`` and q2l come first. The
-640x480 photographs are then also read from WebDataset tar shards (``q2l.data.write_shards``)
-and compared with the folder loader, rounds interleaved.
+Each loader is warmed up with one epoch, then three rounds time one epoch of each of the four
+loaders in turn (the machine's speed drifts between minutes); rates are medians over rounds and
+ratios medians of each round's ratio. The one-thread decode rates of PIL, ``decode_jpeg`` and
+q2l come first. The 640x480 photographs are then also read from WebDataset tar shards
+(``q2l.data.write_shards``) and compared with the folder loader, rounds interleaved.
 """
 
 import os
 import random
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -123,9 +125,10 @@ def _epoch(loader, device: str) -> int:
     return count
 
 
-def _rate(loader, device: str, epochs: int = 3) -> float:
+def _rate(loader, device: str, epochs: int = 3, warm_up: bool = True) -> float:
     """Median images per second over ``epochs`` timed epochs, after one warm-up epoch."""
-    _epoch(loader, device)
+    if warm_up:
+        _epoch(loader, device)
     rates = []
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -209,9 +212,8 @@ def _bench_set(name, paths, targets, classes, folder, recipes, opts) -> None:
         f" {'q2l/official':>12} {'q2l/tv':>7} {'u8/tv':>6}"
     )
     for recipe, (official_tf, tensor_tf, our_tf) in recipes.items():
-        found = []
-        for cls, tf in ((FolderDataset, official_tf), (TensorFolderDataset, tensor_tf)):
-            loader = torch.utils.data.DataLoader(
+        loaders: list[torch.utils.data.DataLoader | data.Loader] = [
+            torch.utils.data.DataLoader(
                 cls(paths, targets, tf),
                 batch_size=batch,
                 shuffle=True,
@@ -219,16 +221,26 @@ def _bench_set(name, paths, targets, classes, folder, recipes, opts) -> None:
                 persistent_workers=True,
                 pin_memory=pin,
             )
-            found.append(_rate(loader, device, epochs))
-            del loader
+            for cls, tf in ((FolderDataset, official_tf), (TensorFolderDataset, tensor_tf))
+        ]
         for output in ("float32", "uint8"):
             tf = data.transforms.Compose(our_tf.ops, output=output)
-            ours_loader = data.Loader(ours_ds, tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
-            found.append(_rate(ours_loader, device, epochs))
-        official, tensor, ours, ours_u8 = found
+            loaders.append(
+                data.Loader(ours_ds, tf, batch_size=batch, shuffle=True, num_threads=workers, pin_memory=pin)
+            )
+        # Rounds of one epoch each, the four loaders in turn: this machine's speed drifts
+        # between minutes, and a ratio is only as good as the two rates it compares.
+        for loader in loaders:
+            _epoch(loader, device)
+        rounds = [[_rate(loader, device, 1, warm_up=False) for loader in loaders] for _ in range(max(3, epochs))]
+        del loaders
+        official, tensor, ours, ours_u8 = (statistics.median([r[k] for r in rounds]) for k in range(4))
+        vs_official, vs_tv, u8_vs_tv = (
+            statistics.median([r[a] / r[b] for r in rounds]) for a, b in ((2, 0), (2, 1), (3, 1))
+        )
         print(
             f"{recipe:<46} {official:9.0f} {tensor:9.0f} {ours:7.0f} {ours_u8:7.0f}"
-            f" {ours / official:11.2f}x {ours / tensor:6.2f}x {ours_u8 / tensor:5.2f}x"
+            f" {vs_official:11.2f}x {vs_tv:6.2f}x {u8_vs_tv:5.2f}x"
         )
 
 
