@@ -141,6 +141,10 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     /// Rows `y..y + R` into `dst` (`R` output rows).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 (the caller, [`horizontal`], is compiled for it); rows
+    /// `y..y + R` lie inside `data`, and `dst` holds `R` rows of `out_w` pixels.
     #[inline(always)]
     unsafe fn block<const R: usize>(&self, y: usize, dst: &mut [u8]) {
         let (data, starts, pairs, out_w) = (self.data, &self.starts, self.pairs, self.out_w);
@@ -171,6 +175,8 @@ impl Pass<'_> {
                 for q in 0..pairs {
                     if q % 2 == 0 {
                         let at = q / 2 * PER_LOAD * 3;
+                        // SAFETY: `pair < end`, so `fits` checked that these 16 bytes lie in
+                        // `data` on the block's last row, and so on this one.
                         px = _mm256_loadu2_m128i(row.add(b + at).cast(), row.add(a + at).cast());
                     }
                     let x = _mm256_shuffle_epi8(px, masks[q % 2]);
@@ -188,6 +194,9 @@ impl Pass<'_> {
                     _mm256_packus_epi16(_mm256_packs_epi32(sum, sum), _mm256_setzero_si256());
                 let first = _mm256_extract_epi32::<0>(bytes);
                 let next = _mm256_extract_epi32::<4>(bytes);
+                // SAFETY: pixel `pair` of row `r` of `dst`; the 4-byte stores below reach at
+                // most the first byte of pixel `pair + 2`, which exists (else the exact copies
+                // run). The tests' blocks of 1 to 4 rows end at every row length they try.
                 let at = dst.as_mut_ptr().add(r * row_bytes + pair * 3);
                 if pair + 2 < out_w {
                     // Four bytes each: the fourth is the next pixel's, written after.
