@@ -17,6 +17,7 @@ pub mod options;
 pub mod parallel;
 pub mod simd;
 pub mod tensor;
+pub mod vector;
 
 #[cfg(feature = "python")]
 mod python;

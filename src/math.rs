@@ -166,8 +166,30 @@ impl Real for f32 {
     }
 }
 
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
+/// ln 2 split in two, `LN2_HI` exact in few bits, for the range reductions (Cody-Waite).
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+/// `exp`'s polynomial: `e^r = 1 + r + r^2 (EXP[0] + EXP[1] r + ... + EXP[5] r^5)`.
+pub(crate) const EXP: [f32; 6] = [
+    5.000_000_1e-1,
+    1.666_666_5e-1,
+    4.166_579_6e-2,
+    8.333_452e-3,
+    1.398_199_9e-3,
+    1.987_569_2e-4,
+];
+/// `ln`'s polynomial: `ln(1 + f) = f - f^2/2 + f^3 (LN[0] + LN[1] f + ... + LN[8] f^8)`.
+pub(crate) const LN: [f32; 9] = [
+    3.333_333_1e-1,
+    -2.499_999_4e-1,
+    2.000_071_4e-1,
+    -1.666_805_8e-1,
+    1.424_932_3e-1,
+    -1.242_014_1e-1,
+    1.167_699_9e-1,
+    -1.151_461e-1,
+    7.037_683_6e-2,
+];
 
 /// `e^x` for `f32`, branch-free.
 #[inline(always)]
@@ -205,9 +227,9 @@ fn exp_clamped_f32(xc: f32) -> f32 {
     // latency of the polynomial's dependency chain, which this halves.
     let r2 = r * r;
     let r4 = r2 * r2;
-    let p01 = 5.000_000_1e-1 + 1.666_666_5e-1 * r;
-    let p23 = 4.166_579_6e-2 + 8.333_452e-3 * r;
-    let p45 = 1.398_199_9e-3 + 1.987_569_2e-4 * r;
+    let p01 = EXP[0] + EXP[1] * r;
+    let p23 = EXP[2] + EXP[3] * r;
+    let p45 = EXP[4] + EXP[5] * r;
     let p = (p01 + p23 * r2) + p45 * r4;
     let y = p * r2 + r + 1.0;
     // 2^n from the bits of n + 127 + 2^23, whose low mantissa bits hold n + 127 (in
@@ -223,13 +245,13 @@ fn ln_poly(f: f32) -> f32 {
     // Estrin's scheme, as in `exp_f32`.
     let f2 = f * f;
     let f4 = f2 * f2;
-    let p01 = 3.333_333_1e-1 - 2.499_999_4e-1 * f;
-    let p23 = 2.000_071_4e-1 - 1.666_805_8e-1 * f;
-    let p45 = 1.424_932_3e-1 - 1.242_014_1e-1 * f;
-    let p67 = 1.167_699_9e-1 - 1.151_461e-1 * f;
+    let p01 = LN[0] + LN[1] * f;
+    let p23 = LN[2] + LN[3] * f;
+    let p45 = LN[4] + LN[5] * f;
+    let p67 = LN[6] + LN[7] * f;
     let lo = p01 + p23 * f2;
     let hi = p45 + p67 * f2;
-    (lo + hi * f4) + 7.037_683_6e-2 * (f4 * f4)
+    (lo + hi * f4) + LN[8] * (f4 * f4)
 }
 
 /// `ln(1 + t)` for `f32` and `t` in [0, 1] (the range of `exp(-|x|)` in log-sigmoid):

@@ -6,14 +6,16 @@
 
 use std::sync::OnceLock;
 
+/// An instruction set the kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
+pub(crate) enum Level {
     Avx512,
     Avx2,
     Baseline,
 }
 
-fn level() -> Level {
+/// The widest instruction set this CPU has, of those [`dispatch`] compiles for.
+pub(crate) fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
     *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]

@@ -10,9 +10,10 @@ use crate::parallel::{map_chunks, SendPtr};
 use crate::simd;
 use crate::tensor::{ComputeIo, Element, FloatElement};
 
+use super::asymmetric_vector;
 use super::options::AslOptions;
 
-const BLOCK: usize = 256;
+pub(super) const BLOCK: usize = 256;
 /// Elements per parallel task; fixed so that sums do not depend on the thread count.
 const CHUNK: usize = 128 * BLOCK;
 
@@ -41,7 +42,7 @@ impl Stats {
 
 /// A focusing exponent, with the common integer cases computed by multiplication.
 #[derive(Clone, Copy)]
-enum Pow<R> {
+pub(super) enum Pow<R> {
     Zero,
     One,
     Two,
@@ -87,6 +88,18 @@ impl<R: Real> Pow<R> {
         !matches!(self, Pow::Real(_))
     }
 
+    /// The exponent if it is one of the integers computed by multiplication.
+    pub(super) fn integer_value(self) -> Option<u8> {
+        match self {
+            Pow::Zero => Some(0),
+            Pow::One => Some(1),
+            Pow::Two => Some(2),
+            Pow::Three => Some(3),
+            Pow::Four => Some(4),
+            Pow::Real(_) => None,
+        }
+    }
+
     /// `out[i] = base[i] ^ (gamma - 1)` (0 for gamma 0), given `pow[i] = base[i] ^ gamma`:
     /// the derivative's factor, by multiplication rather than a division for integer gammas.
     #[inline(always)]
@@ -106,25 +119,26 @@ impl<R: Real> Pow<R> {
     }
 }
 
-struct Consts<R> {
-    gp: Pow<R>,
-    gn: Pow<R>,
-    gp_value: R,
-    gn_value: R,
-    clip: R,
-    eps: R,
+/// The options in the compute type, and the choices they fix for the whole pass.
+pub(super) struct Consts<R> {
+    pub(super) gp: Pow<R>,
+    pub(super) gn: Pow<R>,
+    pub(super) gp_value: R,
+    pub(super) gn_value: R,
+    pub(super) clip: R,
+    pub(super) eps: R,
     log_eps: R,
     /// 1 when the gradient flows through the focal weight, else 0.
-    focal: R,
+    pub(super) focal: R,
     /// Multiplies every gradient element: the reduction factor times the loss scale.
-    grad_factor: R,
+    pub(super) grad_factor: R,
     /// Both exponents are integers and `eps` is a normal number: hard targets then take
     /// [`hard_targets_one_log`].
     one_log: bool,
 }
 
 impl<R: Real> Consts<R> {
-    fn new(o: &AslOptions, grad_factor: f64) -> Self {
+    pub(super) fn new(o: &AslOptions, grad_factor: f64) -> Self {
         Consts {
             gp: Pow::new(o.gamma_pos),
             gn: Pow::new(o.gamma_neg),
@@ -151,10 +165,10 @@ impl<R: Real> Consts<R> {
 }
 
 /// Stack arrays of one block, in the compute type.
-struct Scratch<R> {
-    x: [R; BLOCK],
-    y: [R; BLOCK],
-    w: [R; BLOCK],
+pub(super) struct Scratch<R> {
+    pub(super) x: [R; BLOCK],
+    pub(super) y: [R; BLOCK],
+    pub(super) w: [R; BLOCK],
     p: [R; BLOCK],
     sn: [R; BLOCK],
     lsp: [R; BLOCK],
@@ -166,12 +180,12 @@ struct Scratch<R> {
     wp: [R; BLOCK],
     wn: [R; BLOCK],
     wn1: [R; BLOCK],
-    l: [R; BLOCK],
-    g: [R; BLOCK],
+    pub(super) l: [R; BLOCK],
+    pub(super) g: [R; BLOCK],
 }
 
 impl<R: Real> Scratch<R> {
-    fn new() -> Box<Self> {
+    pub(super) fn new() -> Box<Self> {
         let z = [R::ZERO; BLOCK];
         Box::new(Scratch {
             x: z,
@@ -435,6 +449,23 @@ fn hard_targets_one_log<R: Real, const CLIP: bool, const NAN: bool, const FOCAL:
     }
 }
 
+/// The scalar [`hard_targets_one_log`] with its specialisation chosen at run time, to test
+/// the vector form against.
+#[cfg(test)]
+pub(super) fn scalar_hard_targets_one_log<const CLIP: bool>(
+    c: &Consts<f32>,
+    s: &mut Scratch<f32>,
+    n: usize,
+    nan: bool,
+) {
+    match (nan, c.focal != 0.0) {
+        (false, false) => hard_targets_one_log::<f32, CLIP, false, false>(c, s, n),
+        (false, true) => hard_targets_one_log::<f32, CLIP, false, true>(c, s, n),
+        (true, false) => hard_targets_one_log::<f32, CLIP, true, false>(c, s, n),
+        (true, true) => hard_targets_one_log::<f32, CLIP, true, true>(c, s, n),
+    }
+}
+
 /// Some soft targets in (0, 1): both branches mixed as the official code mixes them, with
 /// the focal weight `b^gamma` computed per element.
 #[inline(always)]
@@ -473,16 +504,55 @@ fn soft_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n:
     }
 }
 
+/// The compute types' route to [`asymmetric_vector`], the explicit-vector form of
+/// [`hard_targets_one_log`] (`f32` only).
+pub(crate) trait Vectorised: Real {
+    /// Runs [`hard_targets_one_log`]'s block in explicit vectors where this type and the
+    /// CPU have them; false (nothing done) otherwise.
+    fn hard_targets_vector<const CLIP: bool>(
+        c: &Consts<Self>,
+        s: &mut Scratch<Self>,
+        n: usize,
+        nan: bool,
+    ) -> bool;
+}
+
+impl Vectorised for f32 {
+    #[inline(always)]
+    fn hard_targets_vector<const CLIP: bool>(
+        c: &Consts<f32>,
+        s: &mut Scratch<f32>,
+        n: usize,
+        nan: bool,
+    ) -> bool {
+        asymmetric_vector::hard_targets_one_log::<CLIP>(c, s, n, nan)
+    }
+}
+
+impl Vectorised for f64 {
+    #[inline(always)]
+    fn hard_targets_vector<const CLIP: bool>(
+        _: &Consts<f64>,
+        _: &mut Scratch<f64>,
+        _: usize,
+        _: bool,
+    ) -> bool {
+        false
+    }
+}
+
 /// Loss and gradient of the first `n` elements of the scratch block.
 #[inline(always)]
-fn block<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
+fn block<R: Vectorised, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
     let counts = census(s, n);
     if counts.soft == 0 && c.one_log {
-        match (counts.nan == 0, c.focal == R::ZERO) {
-            (true, true) => hard_targets_one_log::<R, CLIP, false, false>(c, s, n),
-            (true, false) => hard_targets_one_log::<R, CLIP, false, true>(c, s, n),
-            (false, true) => hard_targets_one_log::<R, CLIP, true, false>(c, s, n),
-            (false, false) => hard_targets_one_log::<R, CLIP, true, true>(c, s, n),
+        if !R::hard_targets_vector::<CLIP>(c, s, n, counts.nan != 0) {
+            match (counts.nan == 0, c.focal == R::ZERO) {
+                (true, true) => hard_targets_one_log::<R, CLIP, false, false>(c, s, n),
+                (true, false) => hard_targets_one_log::<R, CLIP, false, true>(c, s, n),
+                (false, true) => hard_targets_one_log::<R, CLIP, true, false>(c, s, n),
+                (false, false) => hard_targets_one_log::<R, CLIP, true, true>(c, s, n),
+            }
         }
     } else if counts.soft == 0 {
         sigmoids::<R, CLIP>(c, s, n);
@@ -510,7 +580,10 @@ fn span<X: FloatElement, Y: Element, const CLIP: bool>(
     start: usize,
     grad: Option<&mut [X]>,
     mut loss: Option<&mut [X::Compute]>,
-) -> Stats {
+) -> Stats
+where
+    X::Compute: Vectorised,
+{
     let mut s = Scratch::<X::Compute>::new();
     let mut stats = Stats::default();
     let mut grad = grad;
@@ -553,7 +626,10 @@ pub fn run<X: FloatElement, Y: Element>(
     grad_factor: f64,
     grad: Option<&mut [X]>,
     loss: Option<&mut [X::Compute]>,
-) -> Stats {
+) -> Stats
+where
+    X::Compute: Vectorised,
+{
     let c = Consts::<X::Compute>::new(opts, grad_factor);
     let total = x.len();
     let chunks = total.div_ceil(CHUNK);

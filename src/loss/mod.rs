@@ -10,6 +10,7 @@
 mod asymmetric;
 mod asymmetric_kernel;
 mod asymmetric_tensor;
+mod asymmetric_vector;
 mod common;
 mod options;
 mod partial;
