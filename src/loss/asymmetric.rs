@@ -13,7 +13,9 @@ use crate::tensor::{
 
 use super::asymmetric_kernel::{self, Stats};
 use super::asymmetric_tensor;
-use super::common::{kernel_loss, kinds, nan_error, reduction_factor, rows, target_error, Inputs};
+use super::common::{
+    gradient_tensor, kernel_loss, kinds, nan_error, reduction_factor, rows, target_error, Inputs,
+};
 use super::options::{AslOptions, Reduction};
 use super::{compute_kind, LossOutput};
 
@@ -150,7 +152,7 @@ fn kernel_path(inputs: Inputs, opts: &AslOptions, need_grad: bool) -> Result<Los
     let y = targets.f_detach()?.f_contiguous()?;
     let shape = x.size();
     let mut grad = if need_grad {
-        Some(empty_cpu(&shape, kind)?)
+        Some(gradient_tensor(&shape, kind)?)
     } else {
         None
     };

@@ -11,6 +11,7 @@ use crate::tensor::{
     with_float_kind, FloatElement,
 };
 
+use super::common::gradient_tensor;
 use super::options::{Reduction, SingleLabelOptions};
 use super::{compute_kind, single_label_kernel, single_label_tensor, LossOutput};
 
@@ -92,7 +93,7 @@ fn kernel_path(
     let t = targets.f_contiguous()?;
     let shape = x.size();
     let grad = if need_grad {
-        Some(empty_cpu(&shape, kind)?)
+        Some(gradient_tensor(&shape, kind)?)
     } else {
         None
     };
