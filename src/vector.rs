@@ -325,6 +325,13 @@ impl Avx2 {
     pub fn detect() -> Option<Self> {
         (crate::simd::level() == crate::simd::Level::Avx2).then_some(Avx2(()))
     }
+
+    /// The token wherever the CPU has AVX2 and FMA, AVX-512 or not: tests run the AVX2 code
+    /// on AVX-512 machines with it.
+    #[cfg(test)]
+    pub fn detect_any() -> Option<Self> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2(()))
+    }
 }
 
 /// 8 `f32` lanes.
