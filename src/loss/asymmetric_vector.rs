@@ -1,6 +1,6 @@
 //! The asymmetric loss's common case in explicit vectors: hard targets (0, 1, -1), integer
-//! exponents, a normal `eps`, `f32` compute. It is [`super::asymmetric_kernel`]'s
-//! `hard_targets_one_log` with every intermediate in registers.
+//! exponents, a normal `eps`, `f32` compute: the asymmetric kernel's `hard_targets_one_log`
+//! with every intermediate in registers.
 //!
 //! Why not leave it to LLVM: the auto-vectorised loops pass each intermediate through the
 //! stack block and have neither FMA (the baseline build must not change results) nor
@@ -12,7 +12,7 @@ use crate::vector::{exp_nonpositive, ln_normal, F32s, Isa};
 #[cfg(target_arch = "x86_64")]
 use crate::vector::{Avx2, Avx512};
 
-use super::asymmetric_kernel::{Consts, Scratch};
+use super::asymmetric_block::{Consts, Scratch};
 
 /// `K` for an exponent known only at run time.
 const DYNAMIC: u8 = u8::MAX;
@@ -131,7 +131,7 @@ fn hard_targets<
 /// [`hard_targets`] specialised for the exponents of the presets, with a fallback for any
 /// other integers and for blocks with NaN logits (rare).
 #[inline(always)]
-fn on<I: Isa, const CLIP: bool, const FOCAL: bool>(
+fn on_exponents<I: Isa, const CLIP: bool, const FOCAL: bool>(
     isa: I,
     c: &Consts<f32>,
     s: &mut Scratch<f32>,
@@ -149,6 +149,23 @@ fn on<I: Isa, const CLIP: bool, const FOCAL: bool>(
     }
 }
 
+/// [`hard_targets`] with or without the focal weight's gradient.
+#[inline(always)]
+fn on<I: Isa, const CLIP: bool>(
+    isa: I,
+    c: &Consts<f32>,
+    s: &mut Scratch<f32>,
+    n: usize,
+    nan: bool,
+    k: (u8, u8),
+) {
+    if c.focal != 0.0 {
+        on_exponents::<I, CLIP, true>(isa, c, s, n, nan, k)
+    } else {
+        on_exponents::<I, CLIP, false>(isa, c, s, n, nan, k)
+    }
+}
+
 /// # Safety
 /// The CPU must have AVX-512 (F, VL, DQ, BW) and FMA; the token proves it.
 #[cfg(target_arch = "x86_64")]
@@ -161,11 +178,7 @@ unsafe fn avx512<const CLIP: bool>(
     nan: bool,
     k: (u8, u8),
 ) {
-    if c.focal != 0.0 {
-        on::<_, CLIP, true>(isa, c, s, n, nan, k)
-    } else {
-        on::<_, CLIP, false>(isa, c, s, n, nan, k)
-    }
+    on::<_, CLIP>(isa, c, s, n, nan, k)
 }
 
 /// # Safety
@@ -180,11 +193,7 @@ unsafe fn avx2<const CLIP: bool>(
     nan: bool,
     k: (u8, u8),
 ) {
-    if c.focal != 0.0 {
-        on::<_, CLIP, true>(isa, c, s, n, nan, k)
-    } else {
-        on::<_, CLIP, false>(isa, c, s, n, nan, k)
-    }
+    on::<_, CLIP>(isa, c, s, n, nan, k)
 }
 
 /// Runs the block in explicit vectors if the CPU has AVX-512 or AVX2 and both exponents are
@@ -216,105 +225,22 @@ pub(super) fn hard_targets_one_log<const CLIP: bool>(
     false
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::asymmetric_kernel::{self as kernel, Consts, Scratch, BLOCK};
-    use super::super::options::AslOptions;
-
-    /// A block of logits over [-30, 30] (and some beyond the exp's range), targets 0, 1
-    /// and -1, weights in [0, 2]; with `nan`, a few NaN logits.
-    fn block(seed: u32, nan: bool) -> Box<Scratch<f32>> {
-        let mut s = Scratch::<f32>::new();
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 8) as f32 / 16_777_216.0
-        };
-        for i in 0..BLOCK {
-            s.x[i] = (next() - 0.5) * 60.0;
-            let r = next();
-            s.y[i] = if r < 0.3 {
-                1.0
-            } else if r < 0.9 {
-                0.0
-            } else {
-                -1.0
-            };
-            s.w[i] = 2.0 * next();
-        }
-        (s.x[7], s.x[40], s.x[41]) = (120.0, -95.0, 0.0);
-        if nan {
-            (s.x[3], s.x[100]) = (f32::NAN, f32::NAN);
-        }
-        s
-    }
-
-    /// The vector path agrees with the scalar one within a few ulp (relative 2e-6, above 1e-24
-    /// in magnitude) for each specialisation: exponents of the presets and others, clipping or
-    /// not, the focal weight's gradient or not, NaN logits, and a partial last vector.
-    #[test]
-    fn vectors_match_the_scalar_kernel() {
-        for (gp, gn) in [(1.0, 4.0), (0.0, 4.0), (0.0, 2.0), (3.0, 1.0), (2.0, 0.0)] {
-            for clip in [0.0, 0.05] {
-                for disable in [false, true] {
-                    for (n, nan) in [(BLOCK, false), (77, false), (BLOCK, true)] {
-                        let o = AslOptions {
-                            gamma_pos: gp,
-                            gamma_neg: gn,
-                            clip,
-                            disable_torch_grad_focal_loss: disable,
-                            ..AslOptions::default()
-                        };
-                        let c = Consts::<f32>::new(&o, 0.5);
-                        let mut v = block(n as u32, nan);
-                        let mut s = block(n as u32, nan);
-                        let done = if clip > 0.0 {
-                            kernel::scalar_hard_targets_one_log::<true>(&c, &mut s, n, nan);
-                            super::hard_targets_one_log::<true>(&c, &mut v, n, nan)
-                        } else {
-                            kernel::scalar_hard_targets_one_log::<false>(&c, &mut s, n, nan);
-                            super::hard_targets_one_log::<false>(&c, &mut v, n, nan)
-                        };
-                        if !done {
-                            // No AVX2 here: nothing to compare.
-                            return;
-                        }
-                        close(
-                            &v,
-                            &s,
-                            n,
-                            &format!("gp {gp} gn {gn} clip {clip} disable {disable}"),
-                        );
-                        // The AVX2 code too, where the dispatch above chose AVX-512.
-                        if let Some(isa) = super::Avx2::detect_any() {
-                            let mut v2 = block(n as u32, nan);
-                            let k = (gp as u8, gn as u8);
-                            // SAFETY: the token proves AVX2 and FMA.
-                            unsafe {
-                                if clip > 0.0 {
-                                    super::avx2::<true>(isa, &c, &mut v2, n, nan, k);
-                                } else {
-                                    super::avx2::<false>(isa, &c, &mut v2, n, nan, k);
-                                }
-                            }
-                            close(&v2, &s, n, &format!("avx2 gp {gp} gn {gn} clip {clip}"));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn close(v: &Scratch<f32>, s: &Scratch<f32>, n: usize, case: &str) {
-        for i in 0..n {
-            for (what, a, b) in [("loss", v.l[i], s.l[i]), ("grad", v.g[i], s.g[i])] {
-                let ok = (a - b).abs() <= 2e-6 * b.abs().max(1e-24) || (a.is_nan() && b.is_nan());
-                assert!(
-                    ok,
-                    "{what} {i} (x {}, y {}) {case}: {a} vs {b}",
-                    s.x[i], s.y[i]
-                );
-            }
-        }
-    }
+/// [`hard_targets_one_log`] on AVX2 wherever the CPU has it, AVX-512 or not, for tests.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) fn hard_targets_one_log_avx2<const CLIP: bool>(
+    c: &Consts<f32>,
+    s: &mut Scratch<f32>,
+    n: usize,
+    nan: bool,
+) -> bool {
+    let (Some(isa), Some(kp), Some(kn)) = (
+        Avx2::detect_any(),
+        c.gp.integer_value(),
+        c.gn.integer_value(),
+    ) else {
+        return false;
+    };
+    // SAFETY: the token exists only where the CPU has AVX2 and FMA.
+    unsafe { avx2::<CLIP>(isa, c, s, n, nan, (kp, kn)) };
+    true
 }

@@ -8,6 +8,7 @@
 //! backward with `grad_output == 1` can hand it on without touching it.
 
 mod asymmetric;
+mod asymmetric_block;
 mod asymmetric_kernel;
 mod asymmetric_tensor;
 mod asymmetric_vector;
