@@ -282,20 +282,20 @@ fn hard_targets_one_log<R: Real, const CLIP: bool, const NAN: bool, const FOCAL:
     }
 }
 
-/// The scalar [`hard_targets_one_log`] with its specialisation chosen at run time, to test
-/// the vector form against.
-#[cfg(test)]
-pub(super) fn scalar_hard_targets_one_log<const CLIP: bool>(
-    c: &Consts<f32>,
-    s: &mut Scratch<f32>,
+/// The scalar [`hard_targets_one_log`] with its specialisation chosen at run time: for
+/// blocks the vector form does not take, and to test that form against.
+#[inline(always)]
+fn scalar_hard_targets_one_log<R: Real, const CLIP: bool>(
+    c: &Consts<R>,
+    s: &mut Scratch<R>,
     n: usize,
     nan: bool,
 ) {
-    match (nan, c.focal != 0.0) {
-        (false, false) => hard_targets_one_log::<f32, CLIP, false, false>(c, s, n),
-        (false, true) => hard_targets_one_log::<f32, CLIP, false, true>(c, s, n),
-        (true, false) => hard_targets_one_log::<f32, CLIP, true, false>(c, s, n),
-        (true, true) => hard_targets_one_log::<f32, CLIP, true, true>(c, s, n),
+    match (nan, c.focal != R::ZERO) {
+        (false, false) => hard_targets_one_log::<R, CLIP, false, false>(c, s, n),
+        (false, true) => hard_targets_one_log::<R, CLIP, false, true>(c, s, n),
+        (true, false) => hard_targets_one_log::<R, CLIP, true, false>(c, s, n),
+        (true, true) => hard_targets_one_log::<R, CLIP, true, true>(c, s, n),
     }
 }
 
@@ -379,13 +379,9 @@ impl Vectorised for f64 {
 fn block<R: Vectorised, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n: usize) -> Stats {
     let counts = census(s, n);
     if counts.soft == 0 && c.one_log {
-        if !R::hard_targets_vector::<CLIP>(c, s, n, counts.nan != 0) {
-            match (counts.nan == 0, c.focal == R::ZERO) {
-                (true, true) => hard_targets_one_log::<R, CLIP, false, false>(c, s, n),
-                (true, false) => hard_targets_one_log::<R, CLIP, false, true>(c, s, n),
-                (false, true) => hard_targets_one_log::<R, CLIP, true, false>(c, s, n),
-                (false, false) => hard_targets_one_log::<R, CLIP, true, true>(c, s, n),
-            }
+        let nan = counts.nan != 0;
+        if !R::hard_targets_vector::<CLIP>(c, s, n, nan) {
+            scalar_hard_targets_one_log::<R, CLIP>(c, s, n, nan);
         }
     } else if counts.soft == 0 {
         sigmoids::<R, CLIP>(c, s, n);
@@ -545,10 +541,10 @@ mod vector_tests {
                         let mut v = block(n as u32, nan);
                         let mut s = block(n as u32, nan);
                         let done = if clip > 0.0 {
-                            scalar::<true>(&c, &mut s, n, nan);
+                            scalar::<f32, true>(&c, &mut s, n, nan);
                             vector::hard_targets_one_log::<true>(&c, &mut v, n, nan)
                         } else {
-                            scalar::<false>(&c, &mut s, n, nan);
+                            scalar::<f32, false>(&c, &mut s, n, nan);
                             vector::hard_targets_one_log::<false>(&c, &mut v, n, nan)
                         };
                         if !done {
