@@ -1,5 +1,7 @@
 //! Typed views of CPU tensor storage and the argument checks shared by the kernels.
 
+use std::any::TypeId;
+
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use tch::{Device, Kind, Tensor};
 
@@ -12,6 +14,20 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn to_f32_slice(src: &[Self], dst: &mut [f32]);
     /// Converts `src` into `dst` (equal lengths).
     fn to_f64_slice(src: &[Self], dst: &mut [f64]);
+    /// `src` itself if this type is `f32`: kernels read it without a conversion.
+    #[inline(always)]
+    fn as_f32(src: &[Self]) -> Option<&[f32]> {
+        // SAFETY: the types are the same.
+        (TypeId::of::<Self>() == TypeId::of::<f32>())
+            .then(|| unsafe { std::slice::from_raw_parts(src.as_ptr().cast(), src.len()) })
+    }
+    /// `dst` itself if this type is `f32`: kernels write it without a conversion.
+    #[inline(always)]
+    fn as_f32_mut(dst: &mut [Self]) -> Option<&mut [f32]> {
+        // SAFETY: the types are the same.
+        (TypeId::of::<Self>() == TypeId::of::<f32>())
+            .then(|| unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast(), dst.len()) })
+    }
 }
 
 /// A floating element type that a kernel can also write (logits and their gradient).

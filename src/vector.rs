@@ -24,13 +24,26 @@ pub trait Isa: Copy {
     /// `f32` lanes.
     type F: F32s<Mask = Self::M>;
     /// One bit (or lane) per `f32` lane.
-    type M: Copy + BitAnd<Output = Self::M> + BitOr<Output = Self::M> + Not<Output = Self::M>;
+    type M: Lanes;
     /// Lanes per vector.
     const LANES: usize;
     /// Every lane `v`.
     fn splat(self, v: f32) -> Self::F;
     /// The first [`Isa::LANES`] values of `s` (panics if `s` is shorter).
     fn load(self, s: &[f32]) -> Self::F;
+    /// The lanes' sum in `f64`, added in lane order.
+    #[inline(always)]
+    fn sum_f64(self, v: Self::F) -> f64 {
+        let mut lanes = [0.0f32; 16];
+        v.store(&mut lanes);
+        lanes[..Self::LANES].iter().fold(0.0, |t, &l| t + l as f64)
+    }
+}
+
+/// A mask: one truth value per lane of a vector.
+pub trait Lanes: Copy + BitAnd<Output = Self> + BitOr<Output = Self> + Not<Output = Self> {
+    /// The number of true lanes.
+    fn count(self) -> u32;
 }
 
 /// A vector of `f32` lanes; comparisons are ordered (false where a lane is NaN).
@@ -171,6 +184,14 @@ pub struct F32x16(__m512);
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub struct Mask16(__mmask16);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Mask16 {
+    #[inline(always)]
+    fn count(self) -> u32 {
+        self.0.count_ones()
+    }
+}
 
 #[cfg(target_arch = "x86_64")]
 impl BitAnd for Mask16 {
@@ -328,7 +349,6 @@ impl Avx2 {
 
     /// The token wherever the CPU has AVX2 and FMA, AVX-512 or not: tests run the AVX2 code
     /// on AVX-512 machines with it.
-    #[cfg(test)]
     pub fn detect_any() -> Option<Self> {
         (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2(()))
     }
@@ -352,6 +372,15 @@ binary_ops!(
     _mm256_mul_ps,
     _mm256_div_ps
 );
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Mask8 {
+    #[inline(always)]
+    fn count(self) -> u32 {
+        // SAFETY: a value of this type exists only where the CPU has AVX2.
+        unsafe { _mm256_movemask_ps(self.0) }.count_ones()
+    }
+}
 
 #[cfg(target_arch = "x86_64")]
 impl BitAnd for Mask8 {

@@ -285,7 +285,7 @@ fn hard_targets_one_log<R: Real, const CLIP: bool, const NAN: bool, const FOCAL:
 /// The scalar [`hard_targets_one_log`] with its specialisation chosen at run time: for
 /// blocks the vector form does not take, and to test that form against.
 #[inline(always)]
-fn scalar_hard_targets_one_log<R: Real, const CLIP: bool>(
+pub(super) fn scalar_hard_targets_one_log<R: Real, const CLIP: bool>(
     c: &Consts<R>,
     s: &mut Scratch<R>,
     n: usize,
@@ -348,6 +348,17 @@ pub(crate) trait Vectorised: Real {
         n: usize,
         nan: bool,
     ) -> bool;
+
+    /// A block from logits `x` and targets `y` straight to the gradient `g`, unweighted and
+    /// without per-element losses, where the storage types are `f32`, the CPU has vectors and
+    /// the block is plain (targets 0, 1 and -1, no NaN logit): its loss sum and targets -1.
+    /// `None` otherwise, `g` then to be overwritten.
+    fn hard_targets_from_inputs<X: Element, Y: Element, const CLIP: bool>(
+        c: &Consts<Self>,
+        x: &[X],
+        y: &[Y],
+        g: &mut [X],
+    ) -> Option<(f64, u32)>;
 }
 
 impl Vectorised for f32 {
@@ -360,6 +371,18 @@ impl Vectorised for f32 {
     ) -> bool {
         asymmetric_vector::hard_targets_one_log::<CLIP>(c, s, n, nan)
     }
+
+    #[inline(always)]
+    fn hard_targets_from_inputs<X: Element, Y: Element, const CLIP: bool>(
+        c: &Consts<f32>,
+        x: &[X],
+        y: &[Y],
+        g: &mut [X],
+    ) -> Option<(f64, u32)> {
+        let (x, y, g) = (X::as_f32(x)?, Y::as_f32(y)?, X::as_f32_mut(g)?);
+        let d = asymmetric_vector::hard_targets_from_inputs::<CLIP>(c, x, y, g)?;
+        Some((d.sum, d.ignored))
+    }
 }
 
 impl Vectorised for f64 {
@@ -371,6 +394,16 @@ impl Vectorised for f64 {
         _: bool,
     ) -> bool {
         false
+    }
+
+    #[inline(always)]
+    fn hard_targets_from_inputs<X: Element, Y: Element, const CLIP: bool>(
+        _: &Consts<f64>,
+        _: &[X],
+        _: &[Y],
+        _: &mut [X],
+    ) -> Option<(f64, u32)> {
+        None
     }
 }
 
@@ -416,9 +449,27 @@ where
     let mut s = Scratch::<X::Compute>::new();
     let mut stats = Stats::default();
     let mut grad = grad;
+    // Blocks skip the scratch arrays while they are plain; after one that is not, the
+    // span's data are likely not (soft targets, say), and the rest take the scratch path.
+    let mut direct = class_weight.is_none() && loss.is_none() && c.one_log;
     let mut off = 0;
     while off < x.len() {
         let n = BLOCK.min(x.len() - off);
+        if let (true, Some(g)) = (direct, grad.as_deref_mut()) {
+            let (xs, ys, gs) = (&x[off..off + n], &y[off..off + n], &mut g[off..off + n]);
+            if let Some((sum, ignored)) =
+                X::Compute::hard_targets_from_inputs::<X, Y, CLIP>(c, xs, ys, gs)
+            {
+                stats = stats.add(Stats {
+                    sum,
+                    annotated: (n as u32 - ignored) as u64,
+                    ..Stats::default()
+                });
+                off += n;
+                continue;
+            }
+            direct = false;
+        }
         X::Compute::load(&x[off..off + n], &mut s.x[..n]);
         X::Compute::load(&y[off..off + n], &mut s.y[..n]);
         if let Some(w) = class_weight {
@@ -484,105 +535,4 @@ where
         )
     });
     parts.into_iter().fold(Stats::default(), Stats::add)
-}
-
-#[cfg(test)]
-mod vector_tests {
-    use super::super::asymmetric_block::{Consts, Scratch, BLOCK};
-    use super::super::asymmetric_vector as vector;
-    use super::super::options::AslOptions;
-    use super::scalar_hard_targets_one_log as scalar;
-
-    /// A block of logits over [-30, 30] (and some beyond the exp's range), targets 0, 1
-    /// and -1, weights in [0, 2]; with `nan`, a few NaN logits.
-    fn block(seed: u32, nan: bool) -> Box<Scratch<f32>> {
-        let mut s = Scratch::<f32>::new();
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 8) as f32 / 16_777_216.0
-        };
-        for i in 0..BLOCK {
-            s.x[i] = (next() - 0.5) * 60.0;
-            let r = next();
-            s.y[i] = if r < 0.3 {
-                1.0
-            } else if r < 0.9 {
-                0.0
-            } else {
-                -1.0
-            };
-            s.w[i] = 2.0 * next();
-        }
-        (s.x[7], s.x[40], s.x[41]) = (120.0, -95.0, 0.0);
-        if nan {
-            (s.x[3], s.x[100]) = (f32::NAN, f32::NAN);
-        }
-        s
-    }
-
-    /// The vector path agrees with the scalar one within a few ulp (relative 2e-6, above 1e-24
-    /// in magnitude) for each specialisation: exponents of the presets and others, clipping or
-    /// not, the focal weight's gradient or not, NaN logits, and a partial last vector.
-    #[test]
-    fn vectors_match_the_scalar_kernel() {
-        for (gp, gn) in [(1.0, 4.0), (0.0, 4.0), (0.0, 2.0), (3.0, 1.0), (2.0, 0.0)] {
-            for clip in [0.0, 0.05] {
-                for disable in [false, true] {
-                    for (n, nan) in [(BLOCK, false), (77, false), (BLOCK, true)] {
-                        let o = AslOptions {
-                            gamma_pos: gp,
-                            gamma_neg: gn,
-                            clip,
-                            disable_torch_grad_focal_loss: disable,
-                            ..AslOptions::default()
-                        };
-                        let c = Consts::<f32>::new(&o, 0.5);
-                        let mut v = block(n as u32, nan);
-                        let mut s = block(n as u32, nan);
-                        let done = if clip > 0.0 {
-                            scalar::<f32, true>(&c, &mut s, n, nan);
-                            vector::hard_targets_one_log::<true>(&c, &mut v, n, nan)
-                        } else {
-                            scalar::<f32, false>(&c, &mut s, n, nan);
-                            vector::hard_targets_one_log::<false>(&c, &mut v, n, nan)
-                        };
-                        if !done {
-                            // No AVX2 here: nothing to compare.
-                            return;
-                        }
-                        close(
-                            &v,
-                            &s,
-                            n,
-                            &format!("gp {gp} gn {gn} clip {clip} disable {disable}"),
-                        );
-                        // The AVX2 code too, where the dispatch above chose AVX-512.
-                        let mut v2 = block(n as u32, nan);
-                        let avx2 = if clip > 0.0 {
-                            vector::hard_targets_one_log_avx2::<true>(&c, &mut v2, n, nan)
-                        } else {
-                            vector::hard_targets_one_log_avx2::<false>(&c, &mut v2, n, nan)
-                        };
-                        if avx2 {
-                            close(&v2, &s, n, &format!("avx2 gp {gp} gn {gn} clip {clip}"));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn close(v: &Scratch<f32>, s: &Scratch<f32>, n: usize, case: &str) {
-        for i in 0..n {
-            for (what, a, b) in [("loss", v.l[i], s.l[i]), ("grad", v.g[i], s.g[i])] {
-                let ok = (a - b).abs() <= 2e-6 * b.abs().max(1e-24) || (a.is_nan() && b.is_nan());
-                assert!(
-                    ok,
-                    "{what} {i} (x {}, y {}) {case}: {a} vs {b}",
-                    s.x[i], s.y[i]
-                );
-            }
-        }
-    }
 }

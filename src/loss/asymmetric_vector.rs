@@ -1,168 +1,98 @@
-//! The asymmetric loss's common case in explicit vectors: hard targets (0, 1, -1), integer
-//! exponents, a normal `eps`, `f32` compute: the asymmetric kernel's `hard_targets_one_log`
-//! with every intermediate in registers.
-//!
-//! Why not leave it to LLVM: the auto-vectorised loops pass each intermediate through the
-//! stack block and have neither FMA (the baseline build must not change results) nor
-//! `vscalefps`, and the kernel is bound by its instruction count. Here one pass per
-//! vector computes the loss and gradient; results are within a few ulp of the scalar form.
+//! The explicit-vector form of the asymmetric loss's common case (see
+//! [`super::asymmetric_lanes`]): the choice of instruction set and of the specialisation
+//! for the exponents, and the kernel's two ways in, through the scratch block or straight
+//! from `f32` inputs.
 
-use crate::vector::{exp_nonpositive, ln_normal, F32s, Isa};
-
+use crate::vector::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::vector::{Avx2, Avx512};
 
 use super::asymmetric_block::{Consts, Scratch};
+use super::asymmetric_lanes::{hard_targets, hard_targets_direct, Direct, DYNAMIC};
 
-/// `K` for an exponent known only at run time.
-const DYNAMIC: u8 = u8::MAX;
+/// A loop over a block's vectors, to be run with its options fixed at compile time.
+trait Pass {
+    type Out;
+    /// Whether the exponents must stay dynamic: the rare blocks need no specialisation.
+    fn rare(&self) -> bool;
+    fn run<I: Isa, const CLIP: bool, const FOCAL: bool, const KP: u8, const KN: u8>(
+        self,
+        isa: I,
+        c: &Consts<f32>,
+        k: (u8, u8),
+    ) -> Self::Out;
+}
 
-/// `b^K` for `K` in 0..=4, or `b^k` for `K = DYNAMIC`.
-#[inline(always)]
-fn powi<F: F32s, const K: u8>(b: F, k: u8, one: F) -> F {
-    match if K == DYNAMIC { k } else { K } {
-        0 => one,
-        1 => b,
-        2 => b * b,
-        3 => b * b * b,
-        _ => {
-            let b2 = b * b;
-            b2 * b2
+/// [`hard_targets`] over the scratch block's first `n` elements.
+struct InScratch<'a> {
+    s: &'a mut Scratch<f32>,
+    n: usize,
+    nan: bool,
+}
+
+impl Pass for InScratch<'_> {
+    type Out = ();
+    fn rare(&self) -> bool {
+        self.nan
+    }
+    #[inline(always)]
+    fn run<I: Isa, const CLIP: bool, const FOCAL: bool, const KP: u8, const KN: u8>(
+        self,
+        isa: I,
+        c: &Consts<f32>,
+        k: (u8, u8),
+    ) {
+        if self.nan {
+            hard_targets::<I, CLIP, true, FOCAL, KP, KN>(isa, c, self.s, self.n, k)
+        } else {
+            hard_targets::<I, CLIP, false, FOCAL, KP, KN>(isa, c, self.s, self.n, k)
         }
     }
 }
 
-/// The elements `[0, n)` of `s` (loss to `s.l`, gradient to `s.g`), with integer exponents
-/// `kp` (positives) and `kn` (negatives), fixed at compile time as `KP` and `KN` unless
-/// `DYNAMIC`. Lanes past `n` in the last vector compute on whatever the block holds there
-/// and are not read.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn hard_targets<
-    I: Isa,
-    const CLIP: bool,
-    const NAN: bool,
-    const FOCAL: bool,
-    const KP: u8,
-    const KN: u8,
->(
-    isa: I,
-    c: &Consts<f32>,
-    s: &mut Scratch<f32>,
-    n: usize,
-    (kp, kn): (u8, u8),
-) {
-    let (zero, one) = (isa.splat(0.0), isa.splat(1.0));
-    let (eps, clip) = (isa.splat(c.eps), isa.splat(c.clip));
-    let (gp, gn, gf) = (
-        isa.splat(c.gp_value),
-        isa.splat(c.gn_value),
-        isa.splat(c.grad_factor),
-    );
-    let lanes = I::LANES;
-    let inputs = s.x.chunks_exact(lanes).zip(s.y.chunks_exact(lanes));
-    let inputs = inputs.zip(s.w.chunks_exact(lanes));
-    let outputs = s.l.chunks_exact_mut(lanes).zip(s.g.chunks_exact_mut(lanes));
-    for (((xs, ys), ws), (ls, gs)) in inputs.zip(outputs).take(n.div_ceil(lanes)) {
-        let (x, y, w) = (isa.load(xs), isa.load(ys), isa.load(ws));
-        let sel = I::F::select;
-        let t = exp_nonpositive(isa, -x.abs());
-        let inv = one / (one + t);
-        let ti = t * inv;
-        let pos = x.ge(zero);
-        let (p, sn) = (sel(pos, inv, ti), sel(pos, ti, inv));
-        // A negative's probability `pm` and focal base `q`, with the margin when clipping.
-        let (pm, q) = if CLIP {
-            (sn + clip, (p - clip).max(zero))
-        } else {
-            (sn, p)
-        };
-        let positive = y.eq(one);
-        let negative = y.eq(zero);
-        let arg = sel(positive, p, pm.min(one));
-        // `max` also maps a NaN probability (of a NaN logit, blended below) to eps.
-        let lc = ln_normal(isa, arg.max(eps));
-        let (wp, wn) = (powi::<_, KP>(sn, kp, one), powi::<_, KN>(q, kn, one));
-        // Each element takes one branch, so the branches share their factors: the focal
-        // weight `fw`, the log's derivative `d` (along the logit) and the weight's `dw`;
-        // the loss is `-fw * lc`, its derivative `-(dw * lc + fw * d)`.
-        let fw = sel(positive, wp, sel(negative, wn, zero));
-        let psn = p * sn;
-        // The clamp passes the gradient where the probability is at least eps.
-        let kept = arg.ge(eps);
-        let d = if CLIP {
-            let dln = sel(!positive & pm.lt(one) & kept, -(psn / pm), zero);
-            sel(positive & kept, sn, dln)
-        } else {
-            sel(kept, sel(positive, sn, -p), zero)
-        };
-        let g = if FOCAL {
-            let dwp = -(gp * p * wp);
-            let dwn = if CLIP {
-                let kn = if KN == DYNAMIC { kn } else { KN };
-                let lower = if kn == 0 {
-                    zero
-                } else {
-                    powi::<_, DYNAMIC>(q, kn - 1, one)
-                };
-                gn * lower * sel(p.gt(clip), psn, zero)
-            } else {
-                gn * sn * wn
-            };
-            let dw = sel(positive, dwp, sel(negative, dwn, zero));
-            dw.mul_add(lc, fw * d)
-        } else {
-            fw * d
-        };
-        let l = fw * lc;
-        let (l, g) = if NAN {
-            // The negation below keeps a NaN a NaN.
-            let nan = x.is_nan();
-            (sel(nan, x, l), sel(nan, x, g))
-        } else {
-            (l, g)
-        };
-        let nw = -w;
-        (l * nw).store(ls);
-        (g * (nw * gf)).store(gs);
+/// [`hard_targets_direct`] over `f32` inputs and gradient of a whole number of vectors.
+struct FromInputs<'a> {
+    x: &'a [f32],
+    y: &'a [f32],
+    g: &'a mut [f32],
+}
+
+impl Pass for FromInputs<'_> {
+    type Out = Option<Direct>;
+    fn rare(&self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn run<I: Isa, const CLIP: bool, const FOCAL: bool, const KP: u8, const KN: u8>(
+        self,
+        isa: I,
+        c: &Consts<f32>,
+        k: (u8, u8),
+    ) -> Option<Direct> {
+        hard_targets_direct::<I, CLIP, FOCAL, KP, KN>(isa, c, self.x, self.y, self.g, k)
     }
 }
 
-/// [`hard_targets`] specialised for the exponents of the presets, with a fallback for any
-/// other integers and for blocks with NaN logits (rare).
+/// `pass` specialised for the exponents of the presets, with a fallback for any other
+/// integers and for rare blocks, and with or without the focal weight's gradient.
 #[inline(always)]
-fn on_exponents<I: Isa, const CLIP: bool, const FOCAL: bool>(
+fn specialised<I: Isa, P: Pass, const CLIP: bool>(
     isa: I,
     c: &Consts<f32>,
-    s: &mut Scratch<f32>,
-    n: usize,
-    nan: bool,
+    pass: P,
     k: (u8, u8),
-) {
+) -> P::Out {
     const D: u8 = DYNAMIC;
-    match (nan, k) {
-        (false, (1, 4)) => hard_targets::<I, CLIP, false, FOCAL, 1, 4>(isa, c, s, n, k),
-        (false, (0, 4)) => hard_targets::<I, CLIP, false, FOCAL, 0, 4>(isa, c, s, n, k),
-        (false, (0, 2)) => hard_targets::<I, CLIP, false, FOCAL, 0, 2>(isa, c, s, n, k),
-        (false, _) => hard_targets::<I, CLIP, false, FOCAL, D, D>(isa, c, s, n, k),
-        (true, _) => hard_targets::<I, CLIP, true, FOCAL, D, D>(isa, c, s, n, k),
-    }
-}
-
-/// [`hard_targets`] with or without the focal weight's gradient.
-#[inline(always)]
-fn on<I: Isa, const CLIP: bool>(
-    isa: I,
-    c: &Consts<f32>,
-    s: &mut Scratch<f32>,
-    n: usize,
-    nan: bool,
-    k: (u8, u8),
-) {
-    if c.focal != 0.0 {
-        on_exponents::<I, CLIP, true>(isa, c, s, n, nan, k)
-    } else {
-        on_exponents::<I, CLIP, false>(isa, c, s, n, nan, k)
+    let focal = c.focal != 0.0;
+    match (pass.rare(), k, focal) {
+        (false, (1, 4), true) => pass.run::<I, CLIP, true, 1, 4>(isa, c, k),
+        (false, (1, 4), false) => pass.run::<I, CLIP, false, 1, 4>(isa, c, k),
+        (false, (0, 4), true) => pass.run::<I, CLIP, true, 0, 4>(isa, c, k),
+        (false, (0, 4), false) => pass.run::<I, CLIP, false, 0, 4>(isa, c, k),
+        (false, (0, 2), true) => pass.run::<I, CLIP, true, 0, 2>(isa, c, k),
+        (false, (0, 2), false) => pass.run::<I, CLIP, false, 0, 2>(isa, c, k),
+        (_, _, true) => pass.run::<I, CLIP, true, D, D>(isa, c, k),
+        (_, _, false) => pass.run::<I, CLIP, false, D, D>(isa, c, k),
     }
 }
 
@@ -170,77 +100,105 @@ fn on<I: Isa, const CLIP: bool>(
 /// The CPU must have AVX-512 (F, VL, DQ, BW) and FMA; the token proves it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn avx512<const CLIP: bool>(
+unsafe fn avx512<P: Pass, const CLIP: bool>(
     isa: Avx512,
     c: &Consts<f32>,
-    s: &mut Scratch<f32>,
-    n: usize,
-    nan: bool,
+    pass: P,
     k: (u8, u8),
-) {
-    on::<_, CLIP>(isa, c, s, n, nan, k)
+) -> P::Out {
+    specialised::<_, P, CLIP>(isa, c, pass, k)
 }
 
 /// # Safety
 /// The CPU must have AVX2 and FMA; the token proves it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2<const CLIP: bool>(
+unsafe fn avx2<P: Pass, const CLIP: bool>(
     isa: Avx2,
     c: &Consts<f32>,
-    s: &mut Scratch<f32>,
-    n: usize,
-    nan: bool,
+    pass: P,
     k: (u8, u8),
-) {
-    on::<_, CLIP>(isa, c, s, n, nan, k)
+) -> P::Out {
+    specialised::<_, P, CLIP>(isa, c, pass, k)
 }
 
-/// Runs the block in explicit vectors if the CPU has AVX-512 or AVX2 and both exponents are
-/// integers in 0..=4; returns false (having done nothing) otherwise. Not inlined into the
-/// kernel: one copy per instruction set serves every input and target dtype.
+/// Runs `pass` in explicit vectors if the CPU has AVX-512 or AVX2 (AVX2 wherever it has it
+/// with `prefer_avx2`, for tests) and both exponents are integers in 0..=4; `None` (having
+/// done nothing) otherwise. Not inlined into the kernel: one copy per instruction set
+/// serves every input and target dtype.
+fn vectors<P: Pass, const CLIP: bool>(
+    c: &Consts<f32>,
+    pass: P,
+    prefer_avx2: bool,
+) -> Option<P::Out> {
+    let (Some(kp), Some(kn)) = (c.gp.integer_value(), c.gn.integer_value()) else {
+        return None;
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2_token = if prefer_avx2 {
+            Avx2::detect_any()
+        } else {
+            Avx2::detect()
+        };
+        match (Avx512::detect(), avx2_token) {
+            // SAFETY: a token exists only where the CPU has its features.
+            (_, Some(isa)) => return Some(unsafe { avx2::<P, CLIP>(isa, c, pass, (kp, kn)) }),
+            (Some(isa), None) => return Some(unsafe { avx512::<P, CLIP>(isa, c, pass, (kp, kn)) }),
+            (None, None) => {}
+        }
+    }
+    let _ = (c, pass, kp, kn, prefer_avx2);
+    None
+}
+
+/// The scratch block's first `n` elements in explicit vectors where [`vectors`] can; false
+/// (nothing done) otherwise. `nan`: some logits are NaN.
 pub(super) fn hard_targets_one_log<const CLIP: bool>(
     c: &Consts<f32>,
     s: &mut Scratch<f32>,
     n: usize,
     nan: bool,
 ) -> bool {
-    let (Some(kp), Some(kn)) = (c.gp.integer_value(), c.gn.integer_value()) else {
-        return false;
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        if let Some(isa) = Avx512::detect() {
-            // SAFETY: the token exists only where the CPU has the features.
-            unsafe { avx512::<CLIP>(isa, c, s, n, nan, (kp, kn)) };
-            return true;
-        }
-        if let Some(isa) = Avx2::detect() {
-            // SAFETY: as above.
-            unsafe { avx2::<CLIP>(isa, c, s, n, nan, (kp, kn)) };
-            return true;
-        }
+    vectors::<_, CLIP>(c, InScratch { s, n, nan }, false).is_some()
+}
+
+/// A block from `f32` logits `x` and targets `y` straight to the gradient `g` (equal
+/// lengths) where [`vectors`] can and the block is plain (see [`hard_targets_direct`]); `None`
+/// otherwise, `g` then to be overwritten. Its length must be a whole number of vectors of
+/// every instruction set (16 lanes).
+pub(super) fn hard_targets_from_inputs<const CLIP: bool>(
+    c: &Consts<f32>,
+    x: &[f32],
+    y: &[f32],
+    g: &mut [f32],
+) -> Option<Direct> {
+    if !x.len().is_multiple_of(16) || y.len() != x.len() || g.len() != x.len() {
+        return None;
     }
-    let _ = (c, s, n, nan, kp, kn);
-    false
+    vectors::<_, CLIP>(c, FromInputs { x, y, g }, false).flatten()
 }
 
 /// [`hard_targets_one_log`] on AVX2 wherever the CPU has it, AVX-512 or not, for tests.
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 pub(super) fn hard_targets_one_log_avx2<const CLIP: bool>(
     c: &Consts<f32>,
     s: &mut Scratch<f32>,
     n: usize,
     nan: bool,
 ) -> bool {
-    let (Some(isa), Some(kp), Some(kn)) = (
-        Avx2::detect_any(),
-        c.gp.integer_value(),
-        c.gn.integer_value(),
-    ) else {
-        return false;
-    };
-    // SAFETY: the token exists only where the CPU has AVX2 and FMA.
-    unsafe { avx2::<CLIP>(isa, c, s, n, nan, (kp, kn)) };
-    true
+    vectors::<_, CLIP>(c, InScratch { s, n, nan }, true).is_some()
+}
+
+/// [`hard_targets_from_inputs`] on AVX2 wherever the CPU has it, for tests: `None` without
+/// AVX2, else what that returns.
+#[cfg(test)]
+pub(super) fn hard_targets_from_inputs_avx2<const CLIP: bool>(
+    c: &Consts<f32>,
+    x: &[f32],
+    y: &[f32],
+    g: &mut [f32],
+) -> Option<Option<Direct>> {
+    assert!(x.len().is_multiple_of(16) && y.len() == x.len() && g.len() == x.len());
+    vectors::<_, CLIP>(c, FromInputs { x, y, g }, true)
 }

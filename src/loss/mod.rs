@@ -10,8 +10,11 @@
 mod asymmetric;
 mod asymmetric_block;
 mod asymmetric_kernel;
+mod asymmetric_lanes;
 mod asymmetric_tensor;
 mod asymmetric_vector;
+#[cfg(test)]
+mod asymmetric_vector_tests;
 mod common;
 mod options;
 mod partial;
