@@ -11,7 +11,7 @@ use crate::simd;
 use crate::tensor::{ComputeIo, Element, FloatElement};
 
 use super::asymmetric_block::{Consts, Pow, Scratch, BLOCK};
-use super::asymmetric_vector;
+use super::asymmetric_vector::{self, Width};
 use super::options::AslOptions;
 
 /// Elements per parallel task; fixed so that sums do not depend on the thread count.
@@ -369,7 +369,7 @@ impl Vectorised for f32 {
         n: usize,
         nan: bool,
     ) -> bool {
-        asymmetric_vector::hard_targets_one_log::<CLIP>(c, s, n, nan)
+        asymmetric_vector::hard_targets_one_log::<CLIP>(c, s, n, nan, Width::Widest)
     }
 
     #[inline(always)]
@@ -380,7 +380,7 @@ impl Vectorised for f32 {
         g: &mut [X],
     ) -> Option<(f64, u32)> {
         let (x, y, g) = (X::as_f32(x)?, Y::as_f32(y)?, X::as_f32_mut(g)?);
-        let d = asymmetric_vector::hard_targets_from_inputs::<CLIP>(c, x, y, g)?;
+        let d = asymmetric_vector::hard_targets_from_inputs::<CLIP>(c, x, y, g, Width::Widest)?;
         Some((d.sum, d.ignored))
     }
 }

@@ -122,24 +122,28 @@ unsafe fn avx2<P: Pass, const CLIP: bool>(
     specialised::<_, P, CLIP>(isa, c, pass, k)
 }
 
-/// Runs `pass` in explicit vectors if the CPU has AVX-512 or AVX2 (AVX2 wherever it has it
-/// with `prefer_avx2`, for tests) and both exponents are integers in 0..=4; `None` (having
-/// done nothing) otherwise. Not inlined into the kernel: one copy per instruction set
-/// serves every input and target dtype.
-fn vectors<P: Pass, const CLIP: bool>(
-    c: &Consts<f32>,
-    pass: P,
-    prefer_avx2: bool,
-) -> Option<P::Out> {
+/// Which instruction set [`vectors`] runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Width {
+    /// The widest the CPU has, as [`crate::simd::dispatch`] picks it.
+    Widest,
+    /// AVX2 wherever the CPU has it, AVX-512 or not: tests run the AVX2 code with it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Avx2,
+}
+
+/// Runs `pass` in explicit vectors if the CPU has AVX-512 or AVX2 (as `width` says) and both
+/// exponents are integers in 0..=4; `None` (having done nothing) otherwise. Not inlined
+/// into the kernel: one copy per instruction set serves every input and target dtype.
+fn vectors<P: Pass, const CLIP: bool>(c: &Consts<f32>, pass: P, width: Width) -> Option<P::Out> {
     let (Some(kp), Some(kn)) = (c.gp.integer_value(), c.gn.integer_value()) else {
         return None;
     };
     #[cfg(target_arch = "x86_64")]
     {
-        let avx2_token = if prefer_avx2 {
-            Avx2::detect_any()
-        } else {
-            Avx2::detect()
+        let avx2_token = match width {
+            Width::Widest => Avx2::detect(),
+            Width::Avx2 => Avx2::detect_any(),
         };
         match (Avx512::detect(), avx2_token) {
             // SAFETY: a token exists only where the CPU has its features.
@@ -148,7 +152,7 @@ fn vectors<P: Pass, const CLIP: bool>(
             (None, None) => {}
         }
     }
-    let _ = (c, pass, kp, kn, prefer_avx2);
+    let _ = (c, pass, kp, kn, width);
     None
 }
 
@@ -159,8 +163,9 @@ pub(super) fn hard_targets_one_log<const CLIP: bool>(
     s: &mut Scratch<f32>,
     n: usize,
     nan: bool,
+    width: Width,
 ) -> bool {
-    vectors::<_, CLIP>(c, InScratch { s, n, nan }, false).is_some()
+    vectors::<_, CLIP>(c, InScratch { s, n, nan }, width).is_some()
 }
 
 /// A block from `f32` logits `x` and targets `y` straight to the gradient `g` (equal
@@ -172,33 +177,10 @@ pub(super) fn hard_targets_from_inputs<const CLIP: bool>(
     x: &[f32],
     y: &[f32],
     g: &mut [f32],
+    width: Width,
 ) -> Option<Direct> {
     if !x.len().is_multiple_of(16) || y.len() != x.len() || g.len() != x.len() {
         return None;
     }
-    vectors::<_, CLIP>(c, FromInputs { x, y, g }, false).flatten()
-}
-
-/// [`hard_targets_one_log`] on AVX2 wherever the CPU has it, AVX-512 or not, for tests.
-#[cfg(test)]
-pub(super) fn hard_targets_one_log_avx2<const CLIP: bool>(
-    c: &Consts<f32>,
-    s: &mut Scratch<f32>,
-    n: usize,
-    nan: bool,
-) -> bool {
-    vectors::<_, CLIP>(c, InScratch { s, n, nan }, true).is_some()
-}
-
-/// [`hard_targets_from_inputs`] on AVX2 wherever the CPU has it, for tests: `None` without
-/// AVX2, else what that returns.
-#[cfg(test)]
-pub(super) fn hard_targets_from_inputs_avx2<const CLIP: bool>(
-    c: &Consts<f32>,
-    x: &[f32],
-    y: &[f32],
-    g: &mut [f32],
-) -> Option<Option<Direct>> {
-    assert!(x.len().is_multiple_of(16) && y.len() == x.len() && g.len() == x.len());
-    vectors::<_, CLIP>(c, FromInputs { x, y, g }, true)
+    vectors::<_, CLIP>(c, FromInputs { x, y, g }, width).flatten()
 }

@@ -3,8 +3,9 @@
 
 use super::asymmetric_block::{Consts, Scratch, BLOCK};
 use super::asymmetric_kernel::scalar_hard_targets_one_log as scalar;
-use super::asymmetric_vector as vector;
+use super::asymmetric_vector::{self as vector, Width};
 use super::options::AslOptions;
+use crate::simd::{level, Level};
 
 /// A block of logits over [-30, 30] (and some beyond the exp's range), targets 0, 1
 /// and -1, weights in [0, 2]; with `nan`, a few NaN logits.
@@ -34,141 +35,31 @@ fn block(seed: u32, nan: bool) -> Box<Scratch<f32>> {
     s
 }
 
-/// The vector path agrees with the scalar one within a few ulp (relative 2e-6, above 1e-24
-/// in magnitude) for each specialisation: exponents of the presets and others, clipping or
-/// not, the focal weight's gradient or not, NaN logits, and a partial last vector.
-#[test]
-fn vectors_match_the_scalar_kernel() {
-    for (gp, gn) in [(1.0, 4.0), (0.0, 4.0), (0.0, 2.0), (3.0, 1.0), (2.0, 0.0)] {
-        for clip in [0.0, 0.05] {
-            for disable in [false, true] {
-                for (n, nan) in [(BLOCK, false), (77, false), (BLOCK, true)] {
-                    let o = AslOptions {
-                        gamma_pos: gp,
-                        gamma_neg: gn,
-                        clip,
-                        disable_torch_grad_focal_loss: disable,
-                        ..AslOptions::default()
-                    };
-                    let c = Consts::<f32>::new(&o, 0.5);
-                    let mut v = block(n as u32, nan);
-                    let mut s = block(n as u32, nan);
-                    let done = if clip > 0.0 {
-                        scalar::<f32, true>(&c, &mut s, n, nan);
-                        vector::hard_targets_one_log::<true>(&c, &mut v, n, nan)
-                    } else {
-                        scalar::<f32, false>(&c, &mut s, n, nan);
-                        vector::hard_targets_one_log::<false>(&c, &mut v, n, nan)
-                    };
-                    if !done {
-                        // No AVX2 here: nothing to compare.
-                        return;
-                    }
-                    close(
-                        &v,
-                        &s,
-                        n,
-                        &format!("gp {gp} gn {gn} clip {clip} disable {disable}"),
-                    );
-                    // The AVX2 code too, where the dispatch above chose AVX-512.
-                    let mut v2 = block(n as u32, nan);
-                    let avx2 = if clip > 0.0 {
-                        vector::hard_targets_one_log_avx2::<true>(&c, &mut v2, n, nan)
-                    } else {
-                        vector::hard_targets_one_log_avx2::<false>(&c, &mut v2, n, nan)
-                    };
-                    if avx2 {
-                        close(&v2, &s, n, &format!("avx2 gp {gp} gn {gn} clip {clip}"));
-                    }
-                }
-            }
-        }
+/// The instruction sets to test: the widest this CPU has, and AVX2 on AVX-512 machines too.
+fn widths() -> Vec<Width> {
+    match level() {
+        Level::Avx512 => vec![Width::Widest, Width::Avx2],
+        Level::Avx2 => vec![Width::Widest],
+        Level::Baseline => vec![],
     }
 }
 
-/// One case of [`inputs_straight_to_the_gradient_match_the_scratch_path`].
-fn from_inputs_case<const CLIP: bool>(o: &AslOptions, seed: u32) {
-    let c = Consts::<f32>::new(o, 0.5);
-    let mut s = block(seed, false);
-    s.w.fill(1.0);
-    let (x, mut y) = (s.x, s.y);
-    scalar::<f32, CLIP>(&c, &mut s, BLOCK, false);
-    let sum: f64 = s.l.iter().map(|&l| l as f64).sum();
-    let ignored = y.iter().filter(|&&t| t == -1.0).count() as u32;
-    for avx2 in [false, true] {
-        let mut g = [f32::NAN; BLOCK];
-        let got = if avx2 {
-            match vector::hard_targets_from_inputs_avx2::<CLIP>(&c, &x, &y, &mut g) {
-                Some(got) => got,
-                None => continue,
-            }
-        } else {
-            vector::hard_targets_from_inputs::<CLIP>(&c, &x, &y, &mut g)
-        };
-        let Some(d) = got else {
-            assert!(
-                avx2 || !cfg!(target_arch = "x86_64") || !std::is_x86_feature_detected!("avx2")
-            );
-            return;
-        };
-        let case = format!("{o:?} avx2 {avx2}");
-        assert_eq!(d.ignored, ignored, "{case}");
-        assert!(
-            (d.sum - sum).abs() <= 1e-5 * sum.abs(),
-            "{case}: {} vs {sum}",
-            d.sum
-        );
-        for i in 0..BLOCK {
-            let ok = (g[i] - s.g[i]).abs() <= 2e-6 * s.g[i].abs().max(1e-24);
-            assert!(
-                ok,
-                "grad {i} (x {}, y {}) {case}: {} vs {}",
-                x[i], y[i], g[i], s.g[i]
-            );
-        }
-        // A block with a NaN logit or a target outside {0, 1, -1} is left to the
-        // scratch path, which counts them.
-        let mut xn = x;
-        xn[BLOCK - 1] = f32::NAN;
-        for (xs, t) in [(&xn, y[5]), (&x, 0.5), (&x, 2.0)] {
-            let y5 = y[5];
-            y[5] = t;
-            let declined = if avx2 {
-                vector::hard_targets_from_inputs_avx2::<CLIP>(&c, xs, &y, &mut g)
-                    .is_some_and(|r| r.is_none())
-            } else {
-                vector::hard_targets_from_inputs::<CLIP>(&c, xs, &y, &mut g).is_none()
-            };
-            y[5] = y5;
-            assert!(declined, "target {t} {case}");
-        }
-    }
+/// Every specialisation: the presets' exponent pairs and others, clipping or not, the focal
+/// weight's gradient or not.
+fn options() -> impl Iterator<Item = AslOptions> {
+    let pairs = [(1.0, 4.0), (0.0, 4.0), (0.0, 2.0), (3.0, 1.0), (2.0, 0.0)];
+    pairs.into_iter().flat_map(|(gp, gn)| {
+        [(0.0, false), (0.0, true), (0.05, false), (0.05, true)].map(|(clip, disable)| AslOptions {
+            gamma_pos: gp,
+            gamma_neg: gn,
+            clip,
+            disable_torch_grad_focal_loss: disable,
+            ..AslOptions::default()
+        })
+    })
 }
 
-/// Unit-weighted blocks read straight from `f32` inputs give the scratch path's
-/// gradient (within a few ulp), loss sum and count of -1 targets, on AVX-512 and AVX2.
-#[test]
-fn inputs_straight_to_the_gradient_match_the_scratch_path() {
-    for (gp, gn) in [(1.0, 4.0), (0.0, 4.0), (0.0, 2.0), (2.0, 1.0)] {
-        for clip in [0.0, 0.05] {
-            for disable in [false, true] {
-                let o = AslOptions {
-                    gamma_pos: gp,
-                    gamma_neg: gn,
-                    clip,
-                    disable_torch_grad_focal_loss: disable,
-                    ..AslOptions::default()
-                };
-                if clip > 0.0 {
-                    from_inputs_case::<true>(&o, 3);
-                } else {
-                    from_inputs_case::<false>(&o, 5);
-                }
-            }
-        }
-    }
-}
-
+/// Asserts the vector block's losses and gradients within 2e-6 of the scalar block's.
 fn close(v: &Scratch<f32>, s: &Scratch<f32>, n: usize, case: &str) {
     for i in 0..n {
         for (what, a, b) in [("loss", v.l[i], s.l[i]), ("grad", v.g[i], s.g[i])] {
@@ -178,6 +69,82 @@ fn close(v: &Scratch<f32>, s: &Scratch<f32>, n: usize, case: &str) {
                 "{what} {i} (x {}, y {}) {case}: {a} vs {b}",
                 s.x[i], s.y[i]
             );
+        }
+    }
+}
+
+/// One case of [`vectors_match_the_scalar_kernel`].
+fn scratch_case<const CLIP: bool>(o: &AslOptions, n: usize, nan: bool, width: Width) {
+    let c = Consts::<f32>::new(o, 0.5);
+    let (mut v, mut s) = (block(n as u32, nan), block(n as u32, nan));
+    scalar::<f32, CLIP>(&c, &mut s, n, nan);
+    assert!(vector::hard_targets_one_log::<CLIP>(
+        &c, &mut v, n, nan, width
+    ));
+    close(&v, &s, n, &format!("{o:?} n {n} {width:?}"));
+}
+
+/// The vector path agrees with the scalar one within a few ulp (relative 2e-6, above 1e-24
+/// in magnitude) for each specialisation, with NaN logits, and with a partial last vector.
+#[test]
+fn vectors_match_the_scalar_kernel() {
+    for o in options() {
+        for (n, nan) in [(BLOCK, false), (77, false), (BLOCK, true)] {
+            for width in widths() {
+                if o.clip > 0.0 {
+                    scratch_case::<true>(&o, n, nan, width);
+                } else {
+                    scratch_case::<false>(&o, n, nan, width);
+                }
+            }
+        }
+    }
+}
+
+/// One case of [`inputs_straight_to_the_gradient_match_the_scratch_path`].
+fn from_inputs_case<const CLIP: bool>(o: &AslOptions, width: Width) {
+    let c = Consts::<f32>::new(o, 0.5);
+    let mut s = block(3, false);
+    s.w.fill(1.0);
+    let (x, mut y) = (s.x, s.y);
+    scalar::<f32, CLIP>(&c, &mut s, BLOCK, false);
+    let sum: f64 = s.l.iter().map(|&l| l as f64).sum();
+    let ignored = y.iter().filter(|&&t| t == -1.0).count() as u32;
+    let mut g = [f32::NAN; BLOCK];
+    let d = vector::hard_targets_from_inputs::<CLIP>(&c, &x, &y, &mut g, width)
+        .expect("a plain block goes straight through");
+    let case = format!("{o:?} {width:?}");
+    assert_eq!(d.ignored, ignored, "{case}");
+    let close_sum = (d.sum - sum).abs() <= 1e-5 * sum.abs();
+    assert!(close_sum, "{case}: {} vs {sum}", d.sum);
+    for i in 0..BLOCK {
+        let ok = (g[i] - s.g[i]).abs() <= 2e-6 * s.g[i].abs().max(1e-24);
+        let (xi, yi, gi, si) = (x[i], y[i], g[i], s.g[i]);
+        assert!(ok, "grad {i} (x {xi}, y {yi}) {case}: {gi} vs {si}");
+    }
+    // A block with a NaN logit or a target outside {0, 1, -1} is left to the scratch
+    // path, which counts them.
+    let mut xn = x;
+    xn[BLOCK - 1] = f32::NAN;
+    let y5 = y[5];
+    for (xs, t) in [(&xn, y5), (&x, 0.5), (&x, 2.0)] {
+        y[5] = t;
+        let taken = vector::hard_targets_from_inputs::<CLIP>(&c, xs, &y, &mut g, width);
+        assert!(taken.is_none(), "target {t} {case}");
+    }
+}
+
+/// Unit-weighted blocks read straight from `f32` inputs give the scratch path's
+/// gradient (within a few ulp), loss sum and count of -1 targets, on AVX-512 and AVX2.
+#[test]
+fn inputs_straight_to_the_gradient_match_the_scratch_path() {
+    for o in options() {
+        for width in widths() {
+            if o.clip > 0.0 {
+                from_inputs_case::<true>(&o, width);
+            } else {
+                from_inputs_case::<false>(&o, width);
+            }
         }
     }
 }
@@ -210,7 +177,15 @@ fn the_kernel_counts_alike_whichever_path_a_block_takes() {
     let (mut g_direct, mut g_scratch) = (vec![0.0f32; n], vec![0.0f32; n]);
     let mut losses = vec![0.0f32; n];
     let a = run::<f32, f32>(&o, &x, &y, None, 0.5, Some(&mut g_direct), None);
-    let b = run::<f32, f32>(&o, &x, &y, None, 0.5, Some(&mut g_scratch), Some(&mut losses));
+    let b = run::<f32, f32>(
+        &o,
+        &x,
+        &y,
+        None,
+        0.5,
+        Some(&mut g_scratch),
+        Some(&mut losses),
+    );
     assert_eq!(
         (a.annotated, a.nan_logits, a.bad_targets),
         (b.annotated, b.nan_logits, b.bad_targets)
