@@ -25,10 +25,14 @@ pub(crate) fn level() -> Level {
                 && is_x86_feature_detected!("avx512dq")
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
             {
                 return Level::Avx512;
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
                 return Level::Avx2;
             }
         }
@@ -45,19 +49,24 @@ pub fn level_name() -> &'static str {
     }
 }
 
+/// Runs `f` compiled for AVX-512: [`dispatch`]'s AVX-512 arm, and the explicit-vector
+/// kernels' once they hold a [`crate::vector::Avx512`] token.
+///
 /// # Safety
-/// The CPU must have these features: `dispatch` calls it only after detecting them.
+/// The CPU must have these features: callers call it only after detecting them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,f16c")]
-unsafe fn run_avx512<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) unsafe fn run_avx512<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Runs `f` compiled for AVX2 with FMA, as [`run_avx512`].
+///
 /// # Safety
 /// As [`run_avx512`], for these features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run_avx2<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) unsafe fn run_avx2<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 

@@ -14,17 +14,19 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn to_f32_slice(src: &[Self], dst: &mut [f32]);
     /// Converts `src` into `dst` (equal lengths).
     fn to_f64_slice(src: &[Self], dst: &mut [f64]);
-    /// `src` itself if this type is `f32`: kernels read it without a conversion.
+    /// `src` itself if this type is `f32` (`None` for every other type): kernels read it
+    /// without a conversion.
     #[inline(always)]
     fn as_f32(src: &[Self]) -> Option<&[f32]> {
-        // SAFETY: the types are the same.
+        // SAFETY: only where `Self` is `f32`, so the same memory, length and lifetime hold
+        // the same type (test `as_f32_is_the_f32_storage_itself`).
         (TypeId::of::<Self>() == TypeId::of::<f32>())
             .then(|| unsafe { std::slice::from_raw_parts(src.as_ptr().cast(), src.len()) })
     }
-    /// `dst` itself if this type is `f32`: kernels write it without a conversion.
+    /// `dst` itself if this type is `f32`, as [`Element::as_f32`].
     #[inline(always)]
     fn as_f32_mut(dst: &mut [Self]) -> Option<&mut [f32]> {
-        // SAFETY: the types are the same.
+        // SAFETY: as in `as_f32`; the borrow of `dst` moves into the result.
         (TypeId::of::<Self>() == TypeId::of::<f32>())
             .then(|| unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast(), dst.len()) })
     }
@@ -495,6 +497,22 @@ pub unsafe fn as_mut_slice<E>(t: &Tensor) -> &mut [E] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `as_f32` and `as_f32_mut` give an `f32` slice's own memory, every element, and
+    /// nothing for other types, 4-byte `i32` included.
+    #[test]
+    fn as_f32_is_the_f32_storage_itself() {
+        let mut v: Vec<f32> = (0..37).map(|i| i as f32 * 0.5).collect();
+        let whole = f32::as_f32(&v).expect("f32 is f32");
+        assert_eq!((whole.as_ptr(), whole.len()), (v.as_ptr(), v.len()));
+        assert_eq!(whole.iter().sum::<f32>(), v.iter().sum::<f32>());
+        let part = f32::as_f32_mut(&mut v[3..]).expect("f32 is f32");
+        part.iter_mut().for_each(|e| *e = -*e);
+        assert_eq!((v[2], v[3], v[36]), (1.0, -1.5, -18.0));
+        assert!(i32::as_f32(&[1, 2]).is_none());
+        assert!(f64::as_f32_mut(&mut [1.0]).is_none());
+        assert!(u8::as_f32(&[1]).is_none() && bool::as_f32(&[true]).is_none());
+    }
 
     #[test]
     fn the_block_checks_find_the_first_bad_element_in_every_dtype() {

@@ -162,7 +162,7 @@ macro_rules! binary_ops {
     };
 }
 
-/// Proof that the CPU has AVX-512 (F, VL, DQ, BW) and FMA.
+/// Proof that the CPU has AVX-512 (F, VL, DQ, BW), FMA and F16C.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub struct Avx512(());
@@ -335,7 +335,7 @@ impl F32s for F32x16 {
     }
 }
 
-/// Proof that the CPU has AVX2 and FMA.
+/// Proof that the CPU has AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub struct Avx2(());
@@ -347,10 +347,11 @@ impl Avx2 {
         (crate::simd::level() == crate::simd::Level::Avx2).then_some(Avx2(()))
     }
 
-    /// The token wherever the CPU has AVX2 and FMA, AVX-512 or not: tests run the AVX2 code
-    /// on AVX-512 machines with it.
+    /// The token wherever the CPU has AVX2 and FMA (and F16C, which `simd::run_avx2` also
+    /// compiles for), AVX-512 or not: tests run the AVX2 code on AVX-512 machines with it.
     pub fn detect_any() -> Option<Self> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2(()))
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        (avx2 && is_x86_feature_detected!("f16c")).then_some(Avx2(()))
     }
 }
 

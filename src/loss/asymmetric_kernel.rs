@@ -338,27 +338,33 @@ fn soft_targets<R: Real, const CLIP: bool>(c: &Consts<R>, s: &mut Scratch<R>, n:
 }
 
 /// The compute types' route to [`asymmetric_vector`], the explicit-vector form of
-/// [`hard_targets_one_log`] (`f32` only).
+/// [`hard_targets_one_log`]: `f32` takes it, other types keep the defaults (nothing done).
 pub(crate) trait Vectorised: Real {
     /// Runs [`hard_targets_one_log`]'s block in explicit vectors where this type and the
     /// CPU have them; false (nothing done) otherwise.
+    #[inline(always)]
     fn hard_targets_vector<const CLIP: bool>(
-        c: &Consts<Self>,
-        s: &mut Scratch<Self>,
-        n: usize,
-        nan: bool,
-    ) -> bool;
+        _c: &Consts<Self>,
+        _s: &mut Scratch<Self>,
+        _n: usize,
+        _nan: bool,
+    ) -> bool {
+        false
+    }
 
     /// A block from logits `x` and targets `y` straight to the gradient `g`, unweighted and
     /// without per-element losses, where the storage types are `f32`, the CPU has vectors and
     /// the block is plain (targets 0, 1 and -1, no NaN logit): its loss sum and targets -1.
     /// `None` otherwise, `g` then to be overwritten.
+    #[inline(always)]
     fn hard_targets_from_inputs<X: Element, Y: Element, const CLIP: bool>(
-        c: &Consts<Self>,
-        x: &[X],
-        y: &[Y],
-        g: &mut [X],
-    ) -> Option<(f64, u32)>;
+        _c: &Consts<Self>,
+        _x: &[X],
+        _y: &[Y],
+        _g: &mut [X],
+    ) -> Option<(f64, u32)> {
+        None
+    }
 }
 
 impl Vectorised for f32 {
@@ -385,27 +391,8 @@ impl Vectorised for f32 {
     }
 }
 
-impl Vectorised for f64 {
-    #[inline(always)]
-    fn hard_targets_vector<const CLIP: bool>(
-        _: &Consts<f64>,
-        _: &mut Scratch<f64>,
-        _: usize,
-        _: bool,
-    ) -> bool {
-        false
-    }
-
-    #[inline(always)]
-    fn hard_targets_from_inputs<X: Element, Y: Element, const CLIP: bool>(
-        _: &Consts<f64>,
-        _: &[X],
-        _: &[Y],
-        _: &mut [X],
-    ) -> Option<(f64, u32)> {
-        None
-    }
-}
+/// `f64` has no explicit-vector form: its blocks take the scalar kernel.
+impl Vectorised for f64 {}
 
 /// Loss and gradient of the first `n` elements of the scratch block.
 #[inline(always)]

@@ -3,6 +3,8 @@
 //! for the exponents, and the kernel's two ways in, through the scratch block or straight
 //! from `f32` inputs.
 
+#[cfg(target_arch = "x86_64")]
+use crate::simd;
 use crate::vector::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::vector::{Avx2, Avx512};
@@ -96,32 +98,6 @@ fn specialised<I: Isa, P: Pass, const CLIP: bool>(
     }
 }
 
-/// # Safety
-/// The CPU must have AVX-512 (F, VL, DQ, BW) and FMA; the token proves it.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn avx512<P: Pass, const CLIP: bool>(
-    isa: Avx512,
-    c: &Consts<f32>,
-    pass: P,
-    k: (u8, u8),
-) -> P::Out {
-    specialised::<_, P, CLIP>(isa, c, pass, k)
-}
-
-/// # Safety
-/// The CPU must have AVX2 and FMA; the token proves it.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2<P: Pass, const CLIP: bool>(
-    isa: Avx2,
-    c: &Consts<f32>,
-    pass: P,
-    k: (u8, u8),
-) -> P::Out {
-    specialised::<_, P, CLIP>(isa, c, pass, k)
-}
-
 /// Which instruction set [`vectors`] runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Width {
@@ -145,10 +121,26 @@ fn vectors<P: Pass, const CLIP: bool>(c: &Consts<f32>, pass: P, width: Width) ->
             Width::Widest => Avx2::detect(),
             Width::Avx2 => Avx2::detect_any(),
         };
+        let k = (kp, kn);
+        // SAFETY (both arms): a token exists only where the CPU has the features that the
+        // function compiles for (`simd::level` or `Avx2::detect_any` detected them).
         match (Avx512::detect(), avx2_token) {
-            // SAFETY: a token exists only where the CPU has its features.
-            (_, Some(isa)) => return Some(unsafe { avx2::<P, CLIP>(isa, c, pass, (kp, kn)) }),
-            (Some(isa), None) => return Some(unsafe { avx512::<P, CLIP>(isa, c, pass, (kp, kn)) }),
+            (_, Some(isa)) => {
+                return Some(unsafe {
+                    simd::run_avx2(
+                        #[inline(always)]
+                        || specialised::<_, P, CLIP>(isa, c, pass, k),
+                    )
+                });
+            }
+            (Some(isa), None) => {
+                return Some(unsafe {
+                    simd::run_avx512(
+                        #[inline(always)]
+                        || specialised::<_, P, CLIP>(isa, c, pass, k),
+                    )
+                });
+            }
             (None, None) => {}
         }
     }
